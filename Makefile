@@ -1,0 +1,42 @@
+# augbench: `make bench` (set up + the quick benchmark), `make test` (the test suite).
+# Both create .venv on a fresh machine; nothing needs installing by hand.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+BUSI ?= ../shared/datasets/busi
+
+.PHONY: bench test venv lint bench-busi bench-check horovod clean
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# The main job: the `quick` profile of the DVC pipeline on the embedded phantom.
+bench: venv
+	dvc repro
+	@sed -n '/^## Test-set metrics/,/^!\[ROC/p' reports/results.md
+
+# The same pipeline on BUSI (benign vs malignant), into busi-run/ (not tracked by DVC).
+bench-busi: venv
+	augbench run --workdir busi-run --set dataset.source=folder --set dataset.path=$(BUSI) --set dataset.name=busi
+
+test: venv
+	pytest -q
+
+lint: venv
+	ruff check .
+
+# Horovod 0.28.1 with TensorFlow + Gloo, no MPI (ARCHITECTURE.md "Stack"); ~5 min to build.
+horovod: venv
+	HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
+	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 \
+	$(BIN)/pip install --no-build-isolation -c requirements.lock horovod==0.28.1
+
+clean:
+	rm -rf data runs busi-run .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""augbench: benchmark harness for medical-image data augmentation."""
+
+__version__ = "0.1.0"

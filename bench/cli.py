@@ -1,0 +1,125 @@
+"""``augbench``: list and describe plugins, validate datasets, run pipeline stages."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from bench import registry
+from bench.errors import AugbenchError
+from bench.typed import describe_fields
+
+STAGES = {"prepare": "bench.stages.prepare", "augment": "bench.stages.augment", "train": "bench.stages.train",
+          "evaluate": "bench.stages.evaluate", "report": "bench.stages.report", "run": "bench.stages.run_all"}
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for kind in registry.GROUPS:
+        print(f"{kind}s:")
+        for name in registry.list_plugins(kind, args.pattern):
+            plugin = registry.get(kind, name)
+            print(f"  {name:<22} {getattr(plugin, 'summary', '')}")
+    for failure in registry.failures():
+        print(f"broken: {failure}", file=sys.stderr)
+    return 0
+
+
+def _find(name: str) -> tuple[str, type]:
+    hits = [(kind, registry.get(kind, name)) for kind in registry.GROUPS if name in registry.list_plugins(kind)]
+    if not hits:
+        registry.get("augmenter", name)  # raises with a "did you mean" hint
+    return hits[0]
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    kind, plugin = _find(args.name)
+    print(f"{args.name} ({kind}, {plugin.__module__}.{plugin.__qualname__})")
+    if getattr(plugin, "summary", ""):
+        print(f"  {plugin.summary}")
+    if getattr(plugin, "paper", ""):
+        print(f"  source: {plugin.paper}")
+    if kind == "augmenter":
+        print(f"  mode: {getattr(plugin, 'mode', 'append')}")
+    print("  parameters:")
+    for f in describe_fields(plugin.Params):
+        note = f"  [{f['source']}]" if f["source"] else ""
+        print(f"    {f['name']:<24} {f['type']:<28} default {f['default']!r}{note}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bench.data.loader import scan_folder
+    from bench.data.validate import validate_records
+    from bench.io import write_json, write_text
+
+    scan = scan_folder(args.path, args.classes or None)
+    _, report, _ = validate_records(scan, args.near_threshold, not args.keep_conflicts)
+    print(report.to_markdown(max_examples=args.examples))
+    if args.json:
+        write_json(args.json, report.to_dict())
+    if args.markdown:
+        write_text(args.markdown, report.to_markdown(max_examples=args.examples))
+    return 0
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    import yaml
+
+    from bench.config import load_params, params_record
+
+    params = load_params(args.params, args.profile, args.overrides)
+    print(yaml.safe_dump(params_record(params), sort_keys=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="augbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="registered augmentation methods and classifiers")
+    p.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'geometric-*'")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("describe", help="a plugin's parameters, defaults and their sources")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_describe)
+    p = sub.add_parser("validate", help="check a folder-per-class dataset: bad files, duplicates, conflicts")
+    p.add_argument("path")
+    p.add_argument("--classes", nargs="*", help="class folders to use (default: all)")
+    p.add_argument("--near-threshold", type=int, default=4, help="pHash Hamming distance (default 4)")
+    p.add_argument("--keep-conflicts", action="store_true", help="keep images whose duplicates carry another label")
+    p.add_argument("--examples", type=int, default=10, help="example groups to print")
+    p.add_argument("--json", help="also write the full report as JSON here")
+    p.add_argument("--markdown", help="also write the Markdown report here")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("params", help="print the resolved, validated parameters")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--profile", default=None)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_params)
+    for name in STAGES:
+        p = sub.add_parser(name, help=f"pipeline stage '{name}' (see dvc.yaml)", add_help=False)
+        p.set_defaults(stage=name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from bench.stages.common import setup_logging
+
+    setup_logging()
+    try:
+        if argv and argv[0] in STAGES:
+            return importlib.import_module(STAGES[argv[0]]).main(argv[1:])
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except AugbenchError as exc:
+        print(f"augbench: error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"augbench: error: {Path(exc.filename or '')}: file not found ({exc.strerror})", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""params.yaml → typed, validated dataclasses.
+
+params.yaml holds a base configuration, a ``profiles`` mapping of overrides
+(``smoke`` for CI, ``quick`` for a 2-core CPU, ``paper`` for the papers' values)
+and ``profile`` naming the active one. ``load_params`` deep-merges the active
+profile over the base and validates every key: an unknown or mistyped key fails
+here, at load, with its full key path and a hint — never hours later in a stage.
+
+Plugin sections (``augment.methods.<name>``, ``train.classifiers.<name>``) are
+validated against the plugin's own parameter dataclass through the registry.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from bench.errors import ConfigError
+from bench.typed import from_dict, require, suggest
+
+PROFILES = ("smoke", "quick", "paper")
+
+
+@dataclass(frozen=True)
+class MatrixParams:
+    """What the pipeline runs: methods × classifiers × seeds (DVC matrix stages)."""
+
+    methods: list[str] = field(default_factory=lambda: ["none"])
+    classifiers: list[str] = field(default_factory=lambda: ["resnet50"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+
+    def check(self, path: str) -> None:
+        for key in ("methods", "classifiers", "seeds"):
+            values = getattr(self, key)
+            require(len(values) > 0, f"{path}.{key}", "must not be empty")
+            require(len(set(values)) == len(values), f"{path}.{key}", "contains duplicates")
+
+
+@dataclass(frozen=True)
+class PhantomParams:
+    """The embedded synthetic ultrasound phantom (bench/data/phantom.py)."""
+
+    n_per_class: int = 150
+    size: int = 128
+    difficulty: float = 0.5
+    seed: int = 0
+
+    def check(self, path: str) -> None:
+        require(self.n_per_class >= 10, f"{path}.n_per_class", "must be at least 10",
+                "val and test need at least one image per class")
+        require(self.size >= 16, f"{path}.size", "must be at least 16 px")
+        require(0.0 <= self.difficulty <= 1.0, f"{path}.difficulty", "must lie in [0, 1]")
+
+
+@dataclass(frozen=True)
+class DatasetParams:
+    source: Literal["phantom", "folder"] = "phantom"
+    path: str | None = None  # folder-per-class root when source = folder
+    name: str = "phantom"
+    classes: list[str] = field(default_factory=lambda: ["benign", "malignant"])
+    positive: str = "malignant"
+    drop_label_conflicts: bool = True
+    near_duplicate_threshold: int = 4  # Hamming distance between 64-bit pHashes
+
+    def check(self, path: str) -> None:
+        require(len(self.classes) == 2, f"{path}.classes", "exactly two classes are supported",
+                "the metrics are binary (negative vs positive)")
+        require(self.positive in self.classes, f"{path}.positive",
+                f"{self.positive!r} is not one of {self.classes}")
+        require(self.source != "folder" or bool(self.path), f"{path}.path",
+                "source is 'folder' but no path is given")
+        require(0 <= self.near_duplicate_threshold <= 64, f"{path}.near_duplicate_threshold",
+                "must lie in [0, 64]")
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    # 70/15/15: Panigrahi et al. 2024, §Experimental setup.
+    ratios: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    seed: int = 0
+
+    def check(self, path: str) -> None:
+        require(all(r >= 0 for r in self.ratios), f"{path}.ratios", "must be non-negative")
+        require(math.isclose(sum(self.ratios), 1.0, abs_tol=1e-6), f"{path}.ratios",
+                f"must sum to 1, sum is {sum(self.ratios):.6g}")
+        require(self.ratios[1] > 0 and self.ratios[2] > 0, f"{path}.ratios",
+                "validation and test shares must be positive")
+
+
+@dataclass(frozen=True)
+class PreprocessParams:
+    image_size: int = 64
+    srad: bool = False
+    # Panigrahi et al. 2024 §Experimental setup: iteration interval n_t = 10, L = 8 scales.
+    srad_iterations: int = 10
+    srad_scale: int = 8  # which scale of the multi-scale series is kept (1..L)
+    srad_dt: float = 0.05
+
+    def check(self, path: str) -> None:
+        require(self.image_size >= 16, f"{path}.image_size", "must be at least 16 px")
+        require(self.srad_iterations >= 1, f"{path}.srad_iterations", "must be >= 1")
+        require(self.srad_scale >= 1, f"{path}.srad_scale", "must be >= 1")
+        require(0 < self.srad_dt <= 0.25, f"{path}.srad_dt", "must lie in (0, 0.25] for stability")
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    seed: int = 0
+    sample_grid: int = 6  # examples per method in the sample grid PNG
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    classifiers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    bootstrap_resamples: int = 1000
+    confidence: float = 0.95
+    threshold: float = 0.5
+    seed: int = 0
+
+    def check(self, path: str) -> None:
+        require(self.bootstrap_resamples >= 1, f"{path}.bootstrap_resamples", "must be >= 1")
+        require(0 < self.confidence < 1, f"{path}.confidence", "must lie in (0, 1)")
+        require(0 <= self.threshold <= 1, f"{path}.threshold", "must lie in [0, 1]")
+
+
+@dataclass(frozen=True)
+class Params:
+    profile: str
+    matrix: MatrixParams
+    dataset: DatasetParams
+    phantom: PhantomParams
+    split: SplitParams
+    preprocess: PreprocessParams
+    augment: AugmentParams
+    train: TrainParams
+    evaluate: EvaluateParams
+
+    def method_params(self, name: str):
+        """The validated parameter dataclass of augmentation method ``name``."""
+        from bench import registry
+
+        return registry.params_for("augmenter", name, self.augment.methods.get(name, {}),
+                                   path=f"augment.methods.{name}")
+
+    def classifier_params(self, name: str):
+        from bench import registry
+
+        return registry.params_for("classifier", name, self.train.classifiers.get(name, {}),
+                                   path=f"train.classifiers.{name}")
+
+
+def deep_merge(base: dict, override: dict, path: str = "") -> dict:
+    """Recursively merge ``override`` into a copy of ``base``; profile keys must exist in base
+    for the fixed sections, so a typo in a profile is caught like a typo in the base."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value, f"{path}.{key}" if path else key)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve(raw: dict, profile: str | None = None) -> dict:
+    """The merged (base + profile) dict for ``profile`` (default: raw['profile'])."""
+    if not isinstance(raw, dict):
+        raise ConfigError("<root>", "params.yaml must be a mapping")
+    profiles = raw.get("profiles") or {}
+    name = profile or raw.get("profile", "quick")
+    if name not in profiles:
+        raise ConfigError("profile", f"unknown profile {name!r}",
+                          suggest(name, profiles) or f"known: {', '.join(sorted(profiles))}")
+    base = {k: v for k, v in raw.items() if k not in ("profiles", "profile")}
+    merged = deep_merge(base, profiles[name] or {}, f"profiles.{name}")
+    merged["profile"] = name
+    return merged
+
+
+def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(dotted, f"{key} is not a section")
+    node[keys[-1]] = value
+
+
+def parse_overrides(items: list[str] | None) -> dict:
+    """``["train.classifiers.resnet50.epochs=3"]`` → nested dict (values parsed as YAML)."""
+    out: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(item, "an override must look like key.path=value")
+        key, value = item.split("=", 1)
+        _set_dotted(out, key.strip(), yaml.safe_load(value))
+    return out
+
+
+def load_raw(path: str | Path = "params.yaml") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(str(path), "file not found", "run from the project root or pass --params")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), f"not valid YAML: {exc}") from None
+
+
+def build(merged: dict, validate_plugins: bool = True) -> Params:
+    params = from_dict(Params, merged)
+    if validate_plugins:
+        _validate_plugins(params)
+    return params
+
+
+def load_params(path: str | Path = "params.yaml", profile: str | None = None,
+                overrides: list[str] | None = None, validate_plugins: bool = True) -> Params:
+    """Load, merge the profile, apply ``key=value`` overrides, validate everything."""
+    raw = load_raw(path)
+    merged = deep_merge(resolve(raw, profile), parse_overrides(overrides))
+    return build(merged, validate_plugins)
+
+
+def _validate_plugins(params: Params) -> None:
+    from bench import registry
+
+    for kind, section, names in (("augmenter", params.augment.methods, params.matrix.methods),
+                                 ("classifier", params.train.classifiers, params.matrix.classifiers)):
+        for name in names:
+            registry.get(kind, name)  # unknown names fail with a suggestion
+        for name in section:
+            registry.get(kind, name)
+    for name in params.matrix.methods:
+        params.method_params(name)
+    for name in params.matrix.classifiers:
+        params.classifier_params(name)
+
+
+def params_record(params: Params) -> dict:
+    """A plain-dict snapshot of the resolved params for provenance files."""
+    return dataclasses.asdict(params)

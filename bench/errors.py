@@ -1,0 +1,45 @@
+"""The project's own error types: every user-facing failure is one of these.
+
+Each error says *what* is wrong, *where* (a file path or a parameter key path)
+and *what to do*, so a message can be shown to a user without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class AugbenchError(Exception):
+    """Base class for every error augbench raises on purpose."""
+
+
+class ConfigError(AugbenchError):
+    """A parameter in params.yaml (or on the command line) is unknown or invalid."""
+
+    def __init__(self, key: str, problem: str, hint: str = ""):
+        self.key = key
+        self.problem = problem
+        self.hint = hint
+        msg = f"params: {key}: {problem}"
+        if hint:
+            msg += f" ({hint})"
+        super().__init__(msg)
+
+
+class DataError(AugbenchError):
+    """A dataset file or folder cannot be used."""
+
+    def __init__(self, path, problem: str, hint: str = ""):
+        self.path = str(path)
+        self.problem = problem
+        self.hint = hint
+        msg = f"{self.path}: {problem}"
+        if hint:
+            msg += f" ({hint})"
+        super().__init__(msg)
+
+
+class RegistryError(AugbenchError):
+    """A plugin name is unknown, duplicated, or a plugin failed to load."""
+
+
+class NumericalError(AugbenchError):
+    """A loss, a prediction or an image became NaN or infinite."""

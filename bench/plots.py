@@ -1,0 +1,73 @@
+"""Figures for the report: sample grids, ROC curves, confusion matrices, histories."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bench.io import atomic_path  # noqa: E402
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+def sample_grid(path, rows: list[tuple[np.ndarray, ...]], column_titles: list[str],
+                row_titles: list[str], title: str) -> None:
+    """A grid of grey images: one row per example, one column per role (e.g. source | result)."""
+    n_rows, n_cols = max(1, len(rows)), len(column_titles)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.9 * n_cols, 1.9 * n_rows + 0.4), squeeze=False)
+    for r, images in enumerate(rows):
+        for c, image in enumerate(images):
+            axes[r][c].imshow(image, cmap="gray", vmin=0, vmax=1)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for c, name in enumerate(column_titles):
+        axes[0][c].set_title(name, fontsize=9)
+    for r, name in enumerate(row_titles):
+        axes[r][0].set_ylabel(name, fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+
+
+def roc_plot(path, curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str) -> None:
+    """ROC curves, one line per run label, AUC in the legend."""
+    fig, ax = plt.subplots(figsize=(5.2, 5))
+    for label, (fpr, tpr, auc) in sorted(curves.items()):
+        ax.plot(fpr, tpr, lw=1.4, label=f"{label} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8, label="chance")
+    ax.set(xlabel="1 − specificity (FPR)", ylabel="sensitivity (TPR)", xlim=(0, 1), ylim=(0, 1.01), title=title)
+    ax.legend(fontsize=7, loc="lower right")
+    _save(fig, path)
+
+
+def confusion_plot(path, matrix: np.ndarray, classes: list[str], title: str) -> None:
+    fig, ax = plt.subplots(figsize=(3.2, 3))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(j, i, str(int(v)), ha="center", va="center",
+                color="white" if v > matrix.max() / 2 else "black")
+    ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes,
+           yticklabels=classes, xlabel="predicted", ylabel="true", title=title)
+    ax.title.set_fontsize(8)
+    _save(fig, path)
+
+
+def history_plot(path, histories: dict[str, dict[str, list[float]]], title: str) -> None:
+    """Training and validation loss per epoch, one colour per run."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (label, hist) in enumerate(sorted(histories.items())):
+        colour = f"C{i % 10}"
+        ax.plot(hist.get("loss", []), c=colour, lw=1.2, label=f"{label} train")
+        ax.plot(hist.get("val_loss", []), c=colour, lw=1.2, ls="--", label=f"{label} val")
+    ax.set(xlabel="epoch", ylabel="cross-entropy", title=title)
+    ax.legend(fontsize=6, ncol=2)
+    _save(fig, path)

@@ -1,0 +1,95 @@
+"""The two plugin contracts: augmenters and classifiers.
+
+An augmenter has a typed ``Params`` dataclass, a ``mode`` (``append``: synthetic
+images are added to the real training split; ``replace``: they are the whole
+training set), an optional ``fit(train, rng)`` and ``generate(train, n, rng)``.
+It must be deterministic for a given ``rng`` seed and may only read ``train``.
+
+A classifier has a typed ``Params`` dataclass, declares its input size and
+preprocessing, and ``build(input_shape, n_classes)`` returns a compiled Keras
+model whose trainable set follows its transfer mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass
+class ImageSet:
+    """Grey images in [0, 1] with integer labels (1 = positive class) and stable ids."""
+
+    images: np.ndarray  # float32 (N, H, W)
+    labels: np.ndarray  # int64 (N,)
+    ids: list[str]
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 3:
+            raise ValueError(f"images must be (N, H, W), got shape {self.images.shape}")
+        if not len(self.images) == len(self.labels) == len(self.ids):
+            raise ValueError("images, labels and ids differ in length")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class Generated:
+    """Synthetic images with one provenance record per image."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    provenance: list[dict[str, Any]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+class Augmenter:
+    """Base class for augmentation plugins (optional; the contract is duck-typed)."""
+
+    Params: ClassVar[type]
+    mode: ClassVar[str] = "append"
+    paper: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+
+    def __init__(self, params: Any):
+        self.params = params
+
+    def fit(self, train: ImageSet, rng: np.random.Generator) -> None:
+        """Learn what generation needs (GANs, teachers). Default: nothing."""
+
+    def n_synthetic(self, n_train: int) -> int:
+        """How many images ``generate`` makes for a training split of ``n_train``."""
+        factor = getattr(self.params, "factor", 1)
+        return max(0, (factor - 1) * n_train)
+
+    def generate(self, train: ImageSet, n: int, rng: np.random.Generator) -> Generated:
+        raise NotImplementedError
+
+
+class Classifier:
+    """Base class for classifier plugins."""
+
+    Params: ClassVar[type]
+    paper: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+
+    def __init__(self, params: Any):
+        self.params = params
+
+    def input_size(self, image_size: int) -> int:
+        return getattr(self.params, "input_size", None) or image_size
+
+    def preprocess(self, images: np.ndarray) -> np.ndarray:
+        """Grey [0, 1] (N, H, W) → model input (N, H, W, C)."""
+        raise NotImplementedError
+
+    def build(self, input_shape: tuple[int, ...], n_classes: int):
+        raise NotImplementedError
+
+    def weights_source(self) -> str:
+        return str(getattr(self.params, "weights", "none"))

@@ -1,0 +1,64 @@
+"""Helpers shared by the stage entry points: arguments, params, prepared data."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.config import Params, load_params
+from bench.io import load_npz, read_json
+from bench.plugins import ImageSet
+
+log = logging.getLogger("augbench")
+
+
+def add_params_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("--profile", default=None, help="profile to use (default: 'profile' in the params file)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a parameter, e.g. --set train.classifiers.resnet50.epochs=2")
+
+
+def params_from_args(args: argparse.Namespace) -> Params:
+    return load_params(args.params, args.profile, args.overrides)
+
+
+def stable_seed(*parts: object) -> np.random.SeedSequence:
+    """A seed sequence from ints and strings, stable across processes (no ``hash()``)."""
+    ints = [p if isinstance(p, int) else zlib.crc32(str(p).encode()) for p in parts]
+    return np.random.SeedSequence(ints)
+
+
+@dataclass
+class Prepared:
+    """The prepare stage's output, loaded."""
+
+    images: np.ndarray  # float32 (N, S, S) in [0, 1]
+    labels: np.ndarray  # int64, 1 = positive class
+    ids: list[str]
+    splits: np.ndarray  # "train" | "val" | "test"
+    masks: np.ndarray | None
+    meta: dict
+
+    def subset(self, split: str) -> ImageSet:
+        keep = self.splits == split
+        return ImageSet(self.images[keep], self.labels[keep], [i for i, k in zip(self.ids, keep, strict=True) if k])
+
+
+def load_prepared(folder: str | os.PathLike) -> Prepared:
+    folder = Path(folder)
+    arrays = load_npz(folder / "dataset.npz")
+    return Prepared(images=arrays["images"], labels=arrays["labels"].astype(np.int64),
+                    ids=[str(i) for i in arrays["ids"]], splits=arrays["splits"].astype(str),
+                    masks=arrays.get("masks"), meta=read_json(folder / "meta.json"))
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")

@@ -1,0 +1,124 @@
+"""prepare: dataset → validated, split, resized arrays + manifest + validation report.
+
+Reads the embedded phantom (generated into ``<out>/phantom``) or a folder-per-class
+dataset, validates it (unreadable files, duplicates, label conflicts), splits it
+stratified and group-aware (duplicate groups never straddle splits), resizes,
+optionally despeckles with SRAD, and writes:
+
+- ``dataset.npz``: images, labels, ids, splits (and lesion masks for the phantom)
+- ``manifest.csv``: id, label, group, split, content hash, source path
+- ``validation.json`` / ``validation.md``: what validation found and dropped
+- ``meta.json``: dataset name, classes, image size, split sizes, preprocessing
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.config import Params
+from bench.data.loader import Scan, load_images, scan_folder
+from bench.data.phantom import generate_phantom, write_phantom
+from bench.data.splits import split_summary, stratified_group_split
+from bench.data.srad import srad_scales
+from bench.data.validate import content_hash, validate_records
+from bench.errors import DataError
+from bench.io import save_npz, write_json, write_text
+from bench.stages.common import add_params_args, log, params_from_args
+from bench.typed import to_dict
+
+
+def dataset_root(params: Params, out: Path) -> Path:
+    """Where the images come from: a user folder, or the phantom written under ``out``."""
+    if params.dataset.source == "folder":
+        return Path(params.dataset.path).expanduser()
+    root = out / "phantom"
+    if root.exists():  # regenerate from the seed: never mix in files of an earlier run
+        shutil.rmtree(root)
+    ph = params.phantom
+    log.info("generating the phantom: %d per class, %d px, difficulty %.2f, seed %d",
+             ph.n_per_class, ph.size, ph.difficulty, ph.seed)
+    write_phantom(root, generate_phantom({c: ph.n_per_class for c in params.dataset.classes},
+                                         ph.size, ph.seed, ph.difficulty))
+    return root
+
+
+def despeckle(images: np.ndarray, params: Params) -> np.ndarray:
+    """SRAD (Yu & Acton 2002); keep scale ``srad_scale`` of the n_t × L series (Panigrahi 2024)."""
+    pp = params.preprocess
+    out = np.empty_like(images)
+    for i, image in enumerate(images):
+        out[i] = srad_scales(image, n_t=pp.srad_iterations, n_scales=pp.srad_scale, dt=pp.srad_dt)[-1]
+    return out
+
+
+def load_masks(scan: Scan, ids: list[str], size: int) -> np.ndarray | None:
+    """Lesion masks (phantom; BUSI's public release) resized like the images, or None."""
+    if not ids or any(i not in scan.masks for i in ids):
+        return None
+    from bench.data.loader import Record
+
+    records = [Record(id=i, label="", path=scan.masks[i]) for i in ids]
+    return load_images(records, size) >= 0.5
+
+
+def prepare_inputs(params: Params) -> dict:
+    """The parameters this stage's output depends on."""
+    return to_dict({k: getattr(params, k) for k in ("dataset", "phantom", "split", "preprocess")})
+
+
+def prepare(params: Params, out: Path) -> dict:
+    started = time.perf_counter()
+    root = dataset_root(params, out)
+    scan = scan_folder(root, params.dataset.classes)
+    records, report, _ = validate_records(scan, params.dataset.near_duplicate_threshold,
+                                          params.dataset.drop_label_conflicts)
+    if not records:
+        raise DataError(root, "no usable images after validation", "see validation.md")
+    ids = [r.id for r in records]
+    labels = np.array([int(r.label == params.dataset.positive) for r in records], np.int64)
+    groups = [report.groups.get(r.id, r.id) for r in records]
+    splits = stratified_group_split([r.label for r in records], groups, params.split.ratios, params.split.seed)
+    size = params.preprocess.image_size
+    images = load_images(records, size)
+    if params.preprocess.srad:
+        images = despeckle(images, params)
+    masks = load_masks(scan, ids, size)
+    arrays = {"images": images.astype(np.float32), "labels": labels, "ids": np.array(ids), "splits": splits}
+    if masks is not None:
+        arrays["masks"] = masks
+    save_npz(out / "dataset.npz", **arrays)
+    manifest = pd.DataFrame({"id": ids, "label": [r.label for r in records], "group": groups,
+                             "split": splits, "sha256": [content_hash(r.path) for r in records],
+                             "path": [str(Path(r.path).relative_to(root)) for r in records]})
+    write_text(out / "manifest.csv", manifest.to_csv(index=False))
+    write_json(out / "validation.json", report.to_dict())
+    write_text(out / "validation.md", report.to_markdown())
+    meta = {"dataset": params.dataset.name, "source": params.dataset.source,
+            "root": str(root), "classes": params.dataset.classes, "positive": params.dataset.positive,
+            "image_size": size, "srad": params.preprocess.srad, "n_images": len(ids),
+            "split_counts": split_summary([r.label for r in records], splits),
+            "validation": {"n_files": report.n_files, "dropped": len(report.dropped),
+                           "unreadable": len(report.unreadable), "skipped": len(report.skipped),
+                           "exact_duplicate_groups": len(report.exact_duplicate_groups),
+                           "near_duplicate_groups": len(report.near_duplicate_groups),
+                           "label_conflicts": len(report.label_conflicts)},
+            "has_masks": masks is not None, "inputs": prepare_inputs(params),
+            "seconds": round(time.perf_counter() - started, 2)}
+    write_json(out / "meta.json", meta)
+    log.info("prepared %d images (%s) in %.1fs", len(ids), meta["split_counts"], meta["seconds"])
+    return meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="augbench prepare", description=__doc__.splitlines()[0])
+    add_params_args(parser)
+    parser.add_argument("--out", default="data/prepared", help="output folder")
+    args = parser.parse_args(argv)
+    prepare(params_from_args(args), Path(args.out))
+    return 0

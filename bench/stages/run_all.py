@@ -1,0 +1,64 @@
+"""run: the whole pipeline (prepare → augment → train → evaluate → report) in one process.
+
+The same stage functions DVC calls, in the same order, into one work folder —
+for a second dataset (``--set dataset.path=...``) beside the DVC-tracked run,
+and for machines without DVC. Re-running skips stages whose outputs are
+complete and were made with the same parameters (their ``meta.json`` matches).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from bench.config import Params
+from bench.io import read_json
+from bench.stages import augment, evaluate, prepare, report, train
+from bench.stages.common import add_params_args, load_prepared, log, params_from_args
+from bench.typed import to_dict
+
+
+def _done(folder: Path, **expected) -> bool:
+    meta = folder / "meta.json"
+    if not meta.is_file():
+        return False
+    found = read_json(meta)
+    return all(found.get(k) == v for k, v in expected.items())
+
+
+def run_pipeline(params: Params, workdir: Path) -> str:
+    started = time.perf_counter()
+    prepared_dir, augmented, runs, reports = (workdir / d for d in ("prepared", "augmented", "runs", "reports"))
+    if not _done(prepared_dir, inputs=prepare.prepare_inputs(params)):
+        prepare.prepare(params, prepared_dir)
+    prepared = load_prepared(prepared_dir)
+    for method in params.matrix.methods:
+        if not _done(augmented / method, params=to_dict(params.method_params(method)), seed=params.augment.seed,
+                     n_train=int((prepared.splits == "train").sum())):
+            augment.augment(params, prepared, method, augmented / method)
+        for clf in params.matrix.classifiers:
+            for seed in params.matrix.seeds:
+                out = evaluate.run_dir(runs, method, clf, seed)
+                if not _done(out, params=to_dict(params.classifier_params(clf)), seed=seed):
+                    train.run(params, prepared, augmented / method, clf, seed, out)
+                    _clear_keras()
+    evaluate.evaluate(params, runs, reports)
+    text = report.report(params, prepared_dir, augmented, runs, reports)
+    log.info("pipeline finished in %.0fs; report: %s", time.perf_counter() - started, reports / "results.md")
+    return text
+
+
+def _clear_keras() -> None:
+    import tensorflow as tf
+
+    tf.keras.backend.clear_session()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="augbench run", description=__doc__.splitlines()[0])
+    add_params_args(parser)
+    parser.add_argument("--workdir", required=True, help="folder for every output of this run")
+    args = parser.parse_args(argv)
+    run_pipeline(params_from_args(args), Path(args.workdir))
+    return 0

@@ -1,0 +1,35 @@
+"""One affine warp shared by the geometric and classical augmenters."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+
+def affine_matrix(rotation_deg: float = 0.0, shear_deg: float = 0.0,
+                  zoom: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """2×2 output→input matrix in (row, col) coordinates: rotation · shear · zoom.
+
+    Follows the Keras ``ImageDataGenerator`` conventions (angles in degrees,
+    zoom > 1 shows a smaller field of view, i.e. magnifies).
+    """
+    theta, shear = np.deg2rad(rotation_deg), np.deg2rad(shear_deg)
+    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    shr = np.array([[1.0, -np.sin(shear)], [0.0, np.cos(shear)]])
+    zm = np.diag([1.0 / zoom[0], 1.0 / zoom[1]])
+    return rot @ shr @ zm
+
+
+def warp(image: np.ndarray, matrix: np.ndarray, shift: tuple[float, float] = (0.0, 0.0),
+         mode: str = "reflect") -> np.ndarray:
+    """Apply ``matrix`` about the image centre, then translate by ``shift`` pixels (row, col)."""
+    centre = (np.array(image.shape, dtype=np.float64) - 1) / 2
+    offset = centre - matrix @ (centre + np.asarray(shift, dtype=np.float64))
+    out = ndimage.affine_transform(image, matrix, offset=offset, order=1, mode=mode)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def source_plan(n_train: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source index and copy number of each of ``n`` synthetic images (sources in turn)."""
+    j = np.arange(n)
+    return j % n_train, j // n_train

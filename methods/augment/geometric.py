@@ -1,0 +1,123 @@
+"""Geometric augmentation: rotation, scaling, flipping (Panigrahi et al. 2024, Table 2).
+
+Panigrahi et al. grow the dataset ×5 with each transform (800 → 4000 images,
+Table 2) and cite Kalaivani et al. 2023 for the methods, but state no angle or
+scale range. The ranges below are ours, chosen to keep anatomy plausible, and
+are parameters: the paper is silent, so treat them as assumptions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from bench.plugins import Augmenter, Generated, ImageSet
+from bench.typed import require
+from methods.augment._warp import affine_matrix, source_plan, warp
+
+PAPER = "Panigrahi et al. 2024, Table 2 (×5 dataset size) and Table 4 (metrics)"
+
+
+def _provenance(method: str, train: ImageSet, src: np.ndarray, copy: np.ndarray, **per_image):
+    keys = list(per_image)
+    return [{"method": method, "source_id": train.ids[s], "copy": int(c),
+             **{k: _plain(per_image[k][i]) for k in keys}}
+            for i, (s, c) in enumerate(zip(src, copy, strict=True))]
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@dataclass(frozen=True)
+class RotationParams:
+    factor: int = field(default=5, metadata={"source": "Panigrahi 2024 Table 2: 800 → 4000"})
+    max_angle: float = field(default=20.0, metadata={"source": "not stated in the paper (assumption)"})
+    fill: Literal["reflect", "nearest", "constant"] = "reflect"
+
+    def check(self, path: str) -> None:
+        require(self.factor >= 1, f"{path}.factor", "must be >= 1")
+        require(0 < self.max_angle <= 180, f"{path}.max_angle", "must lie in (0, 180]")
+
+
+class GeometricRotation(Augmenter):
+    Params = RotationParams
+    summary = "Random rotation about the image centre, uniform in ±max_angle degrees."
+    paper = PAPER
+
+    def generate(self, train: ImageSet, n: int, rng: np.random.Generator) -> Generated:
+        src, copy = source_plan(len(train), n)
+        angles = rng.uniform(-self.params.max_angle, self.params.max_angle, size=n)
+        images = [warp(train.images[s], affine_matrix(rotation_deg=a), mode=self.params.fill)
+                  for s, a in zip(src, angles, strict=True)]
+        return Generated(_stack(images, train), train.labels[src],
+                         _provenance("geometric-rotation", train, src, copy, angle_deg=angles))
+
+
+@dataclass(frozen=True)
+class ScalingParams:
+    factor: int = field(default=5, metadata={"source": "Panigrahi 2024 Table 2: 800 → 4000"})
+    min_scale: float = field(default=0.8, metadata={"source": "not stated in the paper (assumption)"})
+    max_scale: float = field(default=1.25, metadata={"source": "not stated in the paper (assumption)"})
+    fill: Literal["reflect", "nearest", "constant"] = "reflect"
+
+    def check(self, path: str) -> None:
+        require(self.factor >= 1, f"{path}.factor", "must be >= 1")
+        require(0 < self.min_scale <= self.max_scale, f"{path}.min_scale", "need 0 < min_scale <= max_scale")
+
+
+class GeometricScaling(Augmenter):
+    Params = ScalingParams
+    summary = "Isotropic zoom about the centre (log-uniform scale), cropped/padded to size."
+    paper = PAPER
+
+    def generate(self, train: ImageSet, n: int, rng: np.random.Generator) -> Generated:
+        src, copy = source_plan(len(train), n)
+        lo, hi = np.log(self.params.min_scale), np.log(self.params.max_scale)
+        scales = np.exp(rng.uniform(lo, hi, size=n))
+        images = [warp(train.images[s], affine_matrix(zoom=(z, z)), mode=self.params.fill)
+                  for s, z in zip(src, scales, strict=True)]
+        return Generated(_stack(images, train), train.labels[src],
+                         _provenance("geometric-scaling", train, src, copy, scale=scales))
+
+
+FLIPS = {"horizontal": (slice(None), slice(None, None, -1)),
+         "vertical": (slice(None, None, -1), slice(None)),
+         "both": (slice(None, None, -1), slice(None, None, -1))}
+
+
+@dataclass(frozen=True)
+class FlippingParams:
+    factor: int = field(default=5, metadata={"source": "Panigrahi 2024 Table 2: 800 → 4000"})
+    # Only three non-identity flips exist, so a ×5 dataset repeats one of them:
+    # copy k of a source uses flips[k % len(flips)]. Vertical flips put the skin
+    # line at the bottom, which no real B-mode image shows; they are kept because
+    # the paper's "flipping" does not say which axes it used.
+    flips: list[Literal["horizontal", "vertical", "both"]] = field(
+        default_factory=lambda: ["horizontal", "vertical", "both"],
+        metadata={"source": "axes not stated in the paper (assumption)"})
+
+    def check(self, path: str) -> None:
+        require(self.factor >= 1, f"{path}.factor", "must be >= 1")
+        require(len(self.flips) > 0, f"{path}.flips", "must name at least one flip")
+
+
+class GeometricFlipping(Augmenter):
+    Params = FlippingParams
+    summary = "Mirror images; copy k of each source uses the k-th flip in turn."
+    paper = PAPER
+
+    def generate(self, train: ImageSet, n: int, rng: np.random.Generator) -> Generated:
+        src, copy = source_plan(len(train), n)
+        names = [self.params.flips[c % len(self.params.flips)] for c in copy]
+        images = [np.ascontiguousarray(train.images[s][FLIPS[f]]) for s, f in zip(src, names, strict=True)]
+        return Generated(_stack(images, train), train.labels[src],
+                         _provenance("geometric-flipping", train, src, copy, flip=names))
+
+
+def _stack(images: list[np.ndarray], train: ImageSet) -> np.ndarray:
+    if not images:
+        return np.zeros((0, *train.images.shape[1:]), np.float32)
+    return np.stack(images).astype(np.float32)

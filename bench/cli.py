@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from bench import registry
-from bench.errors import AugbenchError
-from bench.typed import describe_fields
+from bench.errors import AugbenchError, RegistryError
+from bench.typed import describe_fields, suggest
 
 STAGES = {"prepare": "bench.stages.prepare", "augment": "bench.stages.augment", "train": "bench.stages.train",
           "evaluate": "bench.stages.evaluate", "report": "bench.stages.report", "run": "bench.stages.run_all"}
@@ -29,7 +29,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _find(name: str) -> tuple[str, type]:
     hits = [(kind, registry.get(kind, name)) for kind in registry.GROUPS if name in registry.list_plugins(kind)]
     if not hits:
-        registry.get("augmenter", name)  # raises with a "did you mean" hint
+        for kind in registry.GROUPS:  # a plugin that failed to load: say why
+            if any(f.kind == kind and f.name == name for f in registry.failures()):
+                registry.get(kind, name)
+        every = [n for kind in registry.GROUPS for n in registry.list_plugins(kind)]
+        hint = suggest(name, every) or f"known: {', '.join(sorted(every))}"
+        raise RegistryError(f"no augmenter or classifier named {name!r}; {hint}")
     return hits[0]
 
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, RegistryError
 from bench.typed import from_dict, require, suggest
 
 PROFILES = ("smoke", "quick", "paper")
@@ -203,8 +203,15 @@ def parse_overrides(items: list[str] | None) -> dict:
     for item in items or []:
         if "=" not in item:
             raise ConfigError(item, "an override must look like key.path=value")
-        key, value = item.split("=", 1)
-        _set_dotted(out, key.strip(), yaml.safe_load(value))
+        key, value = (part.strip() for part in item.split("=", 1))
+        if not all(key.split(".")):
+            raise ConfigError(item, "an override must look like key.path=value (empty key)")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(key, f"override value {value!r} is not valid YAML: {problem}") from None
+        _set_dotted(out, key, parsed)
     return out
 
 
@@ -236,15 +243,22 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None,
 def _validate_plugins(params: Params) -> None:
     from bench import registry
 
-    for kind, section, names in (("augmenter", params.augment.methods, params.matrix.methods),
-                                 ("classifier", params.train.classifiers, params.matrix.classifiers)):
-        for name in names:
-            registry.get(kind, name)  # unknown names fail with a suggestion
-        for name in section:
-            registry.get(kind, name)
-    for name in params.matrix.methods:
+    for kind, section, names, where in (
+            ("augmenter", params.augment.methods, params.matrix.methods, ("matrix.methods", "augment.methods")),
+            ("classifier", params.train.classifiers, params.matrix.classifiers,
+             ("matrix.classifiers", "train.classifiers"))):
+        keys = [(name, f"{where[0]}.{i}") for i, name in enumerate(names)]
+        keys += [(name, f"{where[1]}.{name}") for name in section]
+        for name, key in keys:
+            try:
+                registry.get(kind, name)  # unknown names fail with a suggestion
+            except RegistryError as exc:
+                raise RegistryError(f"params: {key}: {exc}") from None
+    # Every configured plugin section is validated, not only those in the matrix, so a typo
+    # in a method that is not run yet is not found only when it is added to the matrix.
+    for name in dict.fromkeys([*params.matrix.methods, *params.augment.methods]):
         params.method_params(name)
-    for name in params.matrix.classifiers:
+    for name in dict.fromkeys([*params.matrix.classifiers, *params.train.classifiers]):
         params.classifier_params(name)
 
 

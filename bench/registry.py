@@ -78,9 +78,7 @@ def _load_entry_point(kind: str, ep: md.EntryPoint) -> None:
     package = ep.dist.name if ep.dist is not None else "<unknown>"
     try:
         register(kind, ep.name, ep.load())
-    except RegistryError:
-        raise
-    except Exception as exc:  # a broken plugin must not break the others
+    except Exception as exc:  # a broken plugin (or a RegistryError) must not break the others
         failure = LoadFailure(kind, ep.name, package, f"{type(exc).__name__}: {exc}")
         _failures.append(failure)
         warnings.warn(str(failure), RuntimeWarning, stacklevel=3)
@@ -95,12 +93,12 @@ def discover(force: bool = False) -> None:
     if force:
         _failures.clear()
     for kind, group in GROUPS.items():
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()
         for ep in _entry_points(group):
-            if ep.name in seen:  # the same distribution seen twice on sys.path
+            if (ep.name, ep.value) in seen:  # the same distribution seen twice on sys.path
                 continue
-            seen.add(ep.name)
-            _load_entry_point(kind, ep)
+            seen.add((ep.name, ep.value))
+            _load_entry_point(kind, ep)  # a name taken by another target is reported as a failure
 
 
 def failures() -> list[LoadFailure]:

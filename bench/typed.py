@@ -158,6 +158,8 @@ def describe_fields(cls: type) -> list[dict[str, Any]]:
         else:
             default = "<required>"
         tp = hints[f.name]
-        rows.append({"name": f.name, "type": getattr(tp, "__name__", None) or str(tp).replace("typing.", ""),
+        # Plain classes by name; Literal/Union/generics in full, so allowed values show.
+        name = tp.__name__ if isinstance(tp, type) and not typing.get_args(tp) else None
+        rows.append({"name": f.name, "type": name or str(tp).replace("typing.", ""),
                      "default": default, "source": f.metadata.get("source", "")})
     return rows

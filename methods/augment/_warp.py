@@ -10,11 +10,13 @@ def affine_matrix(rotation_deg: float = 0.0, shear_deg: float = 0.0,
                   zoom: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
     """2×2 output→input matrix in (row, col) coordinates: rotation · shear · zoom.
 
-    Follows the Keras ``ImageDataGenerator`` conventions (angles in degrees,
-    zoom > 1 shows a smaller field of view, i.e. magnifies).
+    Angles in degrees; a positive rotation turns the content counter-clockwise as
+    displayed (row 0 at the top), as Keras ``ImageDataGenerator`` and
+    ``scipy.ndimage.rotate`` do. Zoom > 1 shows a smaller field of view, i.e.
+    magnifies.
     """
     theta, shear = np.deg2rad(rotation_deg), np.deg2rad(shear_deg)
-    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    rot = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
     shr = np.array([[1.0, -np.sin(shear)], [0.0, np.cos(shear)]])
     zm = np.diag([1.0 / zoom[0], 1.0 / zoom[1]])
     return rot @ shr @ zm

@@ -1,0 +1,300 @@
+"""Black-box tests of the ``augbench`` command line, run in-process through ``bench.cli.main``."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from bench import registry
+from bench.cli import main
+
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop anything printed before
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def plugin_lines(out: str) -> dict[str, list[str]]:
+    """``augbench list`` output → {"augmenters": [names], "classifiers": [names]}."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in out.splitlines():
+        if line and not line.startswith(" "):
+            current = line.rstrip(":")
+            sections[current] = []
+        elif line.strip():
+            sections[current].append(line.split()[0])
+    return sections
+
+
+def parameter_lines(out: str) -> dict[str, str]:
+    """``augbench describe`` output → {parameter name: its line}."""
+    lines = out.splitlines()
+    start = lines.index("  parameters:") + 1
+    return {line.split()[0]: line for line in lines[start:] if line.startswith("    ")}
+
+
+# ------------------------------------------------------------------- list
+
+
+def test_list(capsys):
+    code, out, err = run(capsys, "list")
+    assert code == 0
+    sections = plugin_lines(out)
+    assert list(sections) == ["augmenters", "classifiers"]
+    augmenters = sections["augmenters"]
+    assert augmenters == sorted(augmenters)
+    assert {"none", "classical", "geometric-rotation", "geometric-scaling",
+            "geometric-flipping"} <= set(augmenters)
+    assert "resnet50" in sections["classifiers"]
+    # Each plugin is shown with its one-line summary.
+    assert any(line.startswith("  none ") and "Baseline" in line for line in out.splitlines())
+    assert "broken:" not in err
+
+
+def test_list_glob(capsys):
+    code, out, _ = run(capsys, "list", "geometric-*")
+    assert code == 0
+    assert plugin_lines(out) == {
+        "augmenters": ["geometric-flipping", "geometric-rotation", "geometric-scaling"],
+        "classifiers": [],
+    }
+    code, out, _ = run(capsys, "list", "resnet*")
+    assert plugin_lines(out) == {"augmenters": [], "classifiers": ["resnet50"]}
+
+
+@dataclass
+class _Dist:
+    name: str
+
+
+class _BrokenEntryPoint:
+    name = "fancy-gan"
+    value = "augbench_fancy_gan:FancyGAN"
+    dist = _Dist("augbench-gan")
+
+    def load(self):
+        raise ImportError("No module named 'torch'")
+
+
+def test_list_reports_broken_plugin_on_stderr(capsys, monkeypatch):
+    monkeypatch.setattr(registry, "_plugins", {kind: {} for kind in registry.GROUPS})
+    monkeypatch.setattr(registry, "_failures", [])
+    monkeypatch.setattr(registry, "_discovered", False)
+    good = md.EntryPoint("none", "methods.augment.baseline:NoAugmentation", "augbench.augmenters")
+    eps = {"augbench.augmenters": [_BrokenEntryPoint(), good], "augbench.classifiers": []}
+    monkeypatch.setattr(registry, "_entry_points", lambda group: eps[group])
+    with pytest.warns(RuntimeWarning, match="augbench-gan"):
+        code, out, err = run(capsys, "list")
+    assert code == 0
+    assert plugin_lines(out) == {"augmenters": ["none"], "classifiers": []}
+    assert ("broken: augmenter 'fancy-gan' from package 'augbench-gan' failed to load: "
+            "ImportError: No module named 'torch'") in err
+    code, _, err = run(capsys, "describe", "fancy-gan")
+    assert code == 2
+    assert "from package 'augbench-gan' failed to load" in err
+
+
+# --------------------------------------------------------------- describe
+
+
+def test_describe_classical(capsys):
+    code, out, err = run(capsys, "describe", "classical")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == "classical (augmenter, methods.augment.classical.ClassicalAugmentation)"
+    assert "  source: Fedoruk et al. 2022, §Classical augmentation" in lines
+    assert "  mode: append" in lines
+    params = parameter_lines(out)
+    assert list(params) == ["factor", "rotation_range", "width_shift_range", "height_shift_range",
+                            "shear_range", "zoom_range", "horizontal_flip", "brightness_range"]
+    assert "default 5.0" in params["rotation_range"]
+    assert params["rotation_range"].endswith("[Fedoruk et al. 2022, §Classical augmentation]")
+    assert "(degrees, Keras semantics)]" in params["shear_range"]
+    assert "default (0.6, 1.4)" in params["brightness_range"]
+    assert "tuple[float, float]" in params["brightness_range"]
+    assert "default False" in params["horizontal_flip"] and " bool " in params["horizontal_flip"]
+
+
+def test_describe_resnet50_does_not_build_a_model(capsys, monkeypatch):
+    from methods.classify.resnet import ResNet50Classifier
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("describe must not build or run the model")
+
+    for attr in ("build", "backbone", "preprocess"):
+        monkeypatch.setattr(ResNet50Classifier, attr, forbidden)
+    tf_before = "tensorflow" in sys.modules
+    code, out, err = run(capsys, "describe", "resnet50")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == "resnet50 (classifier, methods.classify.resnet.ResNet50Classifier)"
+    assert any(line.startswith("  source: Panigrahi et al. 2024") for line in lines)
+    assert not any(line.startswith("  mode:") for line in lines)  # augmenters only
+    params = parameter_lines(out)
+    assert {"weights", "transfer", "epochs", "batch_size", "learning_rate", "momentum"} <= set(params)
+    assert "default 20" in params["epochs"] and "[Panigrahi et al. 2024" in params["epochs"]
+    assert "default 0.0001" in params["learning_rate"]
+    assert "'finetune-all'" in params["transfer"] and "'feature-extraction'" in params["transfer"]
+    assert "int | None" in params["input_size"]
+    if not tf_before:
+        assert "tensorflow" not in sys.modules
+
+
+@pytest.mark.parametrize("name,hint", [
+    ("nonexistent", "known: classical, geometric-flipping, geometric-rotation, geometric-scaling, none"),
+    ("clasical", "did you mean 'classical'?"),
+    ("resnet5", "did you mean 'resnet50'?"),
+])
+def test_describe_unknown_name(capsys, name, hint):
+    code, out, err = run(capsys, "describe", name)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("augbench: error: ")
+    assert f"'{name}'" in err
+    assert hint in err
+    assert "Traceback" not in err
+
+
+# ----------------------------------------------------------------- params
+
+
+def test_params_profile_smoke(capsys):
+    raw = yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
+    code, out, err = run(capsys, "params", "--params", str(PARAMS), "--profile", "smoke")
+    assert code == 0, err
+    resolved = yaml.safe_load(out)
+    smoke = raw["profiles"]["smoke"]
+    assert resolved["profile"] == "smoke"
+    assert resolved["preprocess"]["image_size"] == smoke["preprocess"]["image_size"]
+    assert resolved["preprocess"]["srad_dt"] == raw["preprocess"]["srad_dt"]
+    resnet = resolved["train"]["classifiers"]["resnet50"]
+    assert resnet["epochs"] == smoke["train"]["classifiers"]["resnet50"]["epochs"]
+    assert resnet["momentum"] == raw["train"]["classifiers"]["resnet50"]["momentum"]
+    assert resolved["split"]["ratios"] == raw["split"]["ratios"]
+    assert resolved["matrix"]["methods"] == raw["matrix"]["methods"]
+
+
+def test_params_set_override(capsys):
+    code, out, _ = run(capsys, "params", "--params", str(PARAMS), "--profile", "smoke",
+                       "--set", "train.classifiers.resnet50.epochs=3", "--set", "preprocess.srad=true")
+    assert code == 0
+    resolved = yaml.safe_load(out)
+    assert resolved["train"]["classifiers"]["resnet50"]["epochs"] == 3
+    assert resolved["preprocess"]["srad"] is True
+
+
+def test_params_set_typo_fails_with_suggestion(capsys):
+    code, out, err = run(capsys, "params", "--params", str(PARAMS),
+                         "--set", "train.classifiers.resnet50.epoch=3")
+    assert code == 2
+    assert out == ""
+    assert "train.classifiers.resnet50.epoch: unknown parameter" in err
+    assert "did you mean 'epochs'?" in err
+
+
+@pytest.mark.parametrize("argv,text", [
+    (["--set", "split.ratios=[0.8, 0.1"], "split.ratios: override value '[0.8, 0.1' is not valid YAML"),
+    (["--set", "epochs3"], "an override must look like key.path=value"),
+    (["--profile", "fast"], "unknown profile 'fast'"),
+    (["--set", "matrix.methods=[none, geometric-rotaton]"], "matrix.methods.1: unknown augmenter"),
+])
+def test_params_errors_exit_2(capsys, argv, text):
+    code, out, err = run(capsys, "params", "--params", str(PARAMS), *argv)
+    assert code == 2 and out == ""
+    assert text in err
+    assert "Traceback" not in err
+
+
+def test_params_missing_file(capsys, tmp_path):
+    code, _, err = run(capsys, "params", "--params", str(tmp_path / "missing.yaml"))
+    assert code == 2
+    assert f"{tmp_path / 'missing.yaml'}: file not found" in err
+
+
+# --------------------------------------------------------------- validate
+
+
+def _image(seed: int) -> Image.Image:
+    pixels = np.random.default_rng(seed).integers(0, 256, (32, 32), dtype=np.uint8)
+    return Image.fromarray(pixels, mode="L")
+
+
+@pytest.fixture
+def dataset(tmp_path) -> dict[str, Path]:
+    """benign: b1, b2, dup; malignant: m1 (same bytes as benign/dup), m2, a truncated PNG."""
+    root = tmp_path / "data"
+    (root / "benign").mkdir(parents=True)
+    (root / "malignant").mkdir()
+    for rel, seed in (("benign/b1.png", 1), ("benign/b2.png", 2), ("malignant/m1.png", 3),
+                      ("malignant/m2.png", 4)):
+        _image(seed).save(root / rel)
+    (root / "benign" / "dup.png").write_bytes((root / "malignant" / "m1.png").read_bytes())
+    buf = io.BytesIO()
+    _image(5).save(buf, format="PNG")
+    bad = root / "malignant" / "broken.png"
+    bad.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    (root / "benign" / "notes.txt").write_text("not an image", encoding="utf-8")
+    return {"root": root, "bad": bad, "notes": root / "benign" / "notes.txt"}
+
+
+def test_validate_reports_conflict_and_unreadable(capsys, tmp_path, dataset):
+    report_json = tmp_path / "out" / "report.json"
+    report_md = tmp_path / "out" / "report.md"
+    code, out, err = run(capsys, "validate", str(dataset["root"]), "--json", str(report_json),
+                         "--markdown", str(report_md))
+    assert code == 0, err
+
+    assert "- Image files found: 6 (benign 3, malignant 3)" in out
+    assert "- Usable images: 3 (benign 2, malignant 1)" in out
+    assert "- Unreadable images: 1" in out
+    assert "- Label conflicts: 1 groups (2 images, dropped; 2 images dropped)" in out
+    assert "- `benign/dup`, `malignant/m1`" in out.split("## Label conflicts")[1]
+    unreadable = out.split("## Unreadable")[1].splitlines()
+    line = next(x for x in unreadable if x.startswith("- "))
+    assert line.startswith(f"- `{dataset['bad']}`: {dataset['bad']}: truncated or corrupt image data")
+    assert f"- `{dataset['notes']}`: not an image file" in out
+
+    report = json.loads(report_json.read_text(encoding="utf-8"))
+    assert report["n_files"] == 6 and report["n_usable"] == 3
+    assert report["label_conflicts"] == [["benign/dup", "malignant/m1"]]
+    assert report["exact_duplicate_groups"] == [["benign/dup", "malignant/m1"]]
+    assert sorted(report["dropped"]) == ["benign/dup", "malignant/m1"]
+    assert report["usable_class_counts"] == {"benign": 2, "malignant": 1}
+    assert [u["path"] for u in report["unreadable"]] == [str(dataset["bad"])]
+    assert str(dataset["bad"]) in report["unreadable"][0]["reason"]
+    assert report["conflicts_dropped"] is True
+    assert report_md.read_text(encoding="utf-8") + "\n" == out  # print adds one newline
+
+
+def test_validate_keep_conflicts_and_classes(capsys, tmp_path, dataset):
+    code, out, _ = run(capsys, "validate", str(dataset["root"]), "--keep-conflicts",
+                       "--json", str(tmp_path / "r.json"))
+    assert code == 0
+    assert "- Label conflicts: 1 groups (2 images, kept; 0 images dropped)" in out
+    assert json.loads((tmp_path / "r.json").read_text())["n_usable"] == 5
+
+    code, out, _ = run(capsys, "validate", str(dataset["root"]), "--classes", "benign")
+    assert code == 0
+    assert "- Image files found: 3 (benign 3)" in out
+    assert "- Label conflicts: 0 groups" in out
+    assert "- Unreadable images: 0" in out
+
+
+def test_validate_missing_folder(capsys, tmp_path):
+    code, out, err = run(capsys, "validate", str(tmp_path / "nowhere"))
+    assert code == 2 and out == ""
+    assert f"augbench: error: {tmp_path / 'nowhere'}: dataset folder not found" in err

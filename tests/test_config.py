@@ -1,0 +1,490 @@
+"""Tests for bench.config and bench.typed: params.yaml loading, profiles, overrides, validation.
+
+Invalid variants are built from the repository's own params.yaml (loaded with yaml,
+edited, written to tmp_path), so the tests follow the real file's structure.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pytest
+import yaml
+
+from bench.config import (
+    PROFILES,
+    Params,
+    deep_merge,
+    load_params,
+    params_record,
+    parse_overrides,
+    resolve,
+)
+from bench.errors import ConfigError, RegistryError
+from bench.typed import describe_fields, from_dict, suggest, to_dict
+
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict:
+    return yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
+
+
+def set_in(data: dict, dotted: str, value) -> None:
+    """Set ``a.b.c`` in nested dicts, creating sections as needed."""
+    *parents, last = dotted.split(".")
+    for key in parents:
+        data = data.setdefault(key, {})
+    data[last] = value
+
+
+def write_variant(tmp_path: Path, raw: dict, changes: dict) -> Path:
+    """params.yaml with ``changes`` ({dotted key: value}) applied, written to tmp_path."""
+    data = copy.deepcopy(raw)
+    for dotted, value in changes.items():
+        set_in(data, dotted, value)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------- the real file
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_repo_params_load_for_every_profile(profile, raw):
+    params = load_params(PARAMS, profile)  # validates every plugin section too
+    assert isinstance(params, Params)
+    assert params.profile == profile
+    assert set(params.matrix.methods) == set(raw["matrix"]["methods"])
+    for name in params.matrix.methods:
+        params.method_params(name)
+    for name in params.matrix.classifiers:
+        assert params.classifier_params(name).epochs >= 1
+
+
+def test_repo_default_profile_is_the_files_profile_key(raw):
+    assert load_params(PARAMS).profile == raw["profile"]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profile_overrides_the_base(profile, raw):
+    params = load_params(PARAMS, profile)
+    over = raw["profiles"][profile]
+    assert params.preprocess.image_size == over["preprocess"]["image_size"]
+    resnet = params.classifier_params("resnet50")
+    assert resnet.epochs == over["train"]["classifiers"]["resnet50"]["epochs"]
+    # Keys the profile does not mention keep the base value (deep merge, not replace).
+    base_resnet = raw["train"]["classifiers"]["resnet50"]
+    assert resnet.momentum == base_resnet["momentum"]
+    assert resnet.batch_size == over["train"]["classifiers"]["resnet50"].get(
+        "batch_size", base_resnet["batch_size"])
+    assert params.split.ratios == tuple(raw["split"]["ratios"])
+
+
+def test_profiles_really_differ(raw):
+    sizes = {p: load_params(PARAMS, p).preprocess.image_size for p in PROFILES}
+    assert sizes["smoke"] != raw["preprocess"]["image_size"]
+    assert len(set(sizes.values())) == 3
+    smoke = load_params(PARAMS, "smoke")
+    assert smoke.phantom.n_per_class == raw["profiles"]["smoke"]["phantom"]["n_per_class"]
+    assert smoke.phantom.difficulty == raw["phantom"]["difficulty"]  # not in the profile
+    assert smoke.method_params("classical").factor == 2
+    assert load_params(PARAMS, "paper").classifier_params("resnet50").weights == "imagenet"
+
+
+def test_params_record_is_plain_yaml_and_json(raw):
+    record = params_record(load_params(PARAMS, "smoke"))
+    assert record["profile"] == "smoke"
+    assert record["preprocess"]["image_size"] == raw["profiles"]["smoke"]["preprocess"]["image_size"]
+    json.dumps(record)
+    assert yaml.safe_load(yaml.safe_dump(record))["matrix"] == record["matrix"]
+
+
+# ---------------------------------------------------------------- merging
+
+
+def test_deep_merge_recurses_replaces_lists_and_does_not_mutate():
+    base = {"a": {"b": 1, "c": {"d": 2, "e": 3}}, "lst": [1, 2, 3], "keep": "x"}
+    over = {"a": {"c": {"d": 20}}, "lst": [9], "new": {"k": 1}}
+    before = copy.deepcopy(base), copy.deepcopy(over)
+    out = deep_merge(base, over)
+    assert out == {"a": {"b": 1, "c": {"d": 20, "e": 3}}, "lst": [9], "keep": "x", "new": {"k": 1}}
+    assert (base, over) == before
+    out["a"]["c"]["e"] = 99
+    assert base["a"]["c"]["e"] == 3  # a deep copy, not shared sections
+    assert deep_merge(base, None) == base
+
+
+def test_resolve_picks_profile_and_drops_profiles_section(raw):
+    merged = resolve(raw, "smoke")
+    assert merged["profile"] == "smoke" and "profiles" not in merged
+    assert merged["preprocess"]["image_size"] == raw["profiles"]["smoke"]["preprocess"]["image_size"]
+    assert merged["preprocess"]["srad_dt"] == raw["preprocess"]["srad_dt"]
+
+
+def test_empty_profile_means_the_base(tmp_path, raw):
+    path = write_variant(tmp_path, raw, {"profiles.bare": None, "profile": "bare"})
+    params = load_params(path)
+    assert params.profile == "bare"
+    assert params.preprocess.image_size == raw["preprocess"]["image_size"]
+    assert params.classifier_params("resnet50").epochs == raw["train"]["classifiers"]["resnet50"]["epochs"]
+
+
+# ----------------------------------------------------------- invalid params
+
+# (changes to params.yaml, profile, expected ConfigError key, text the message must contain)
+CONFIG_ERRORS = {
+    "unknown top-level key": (
+        {"evalute": {"seed": 1}}, None, "evalute", ["unknown parameter", "did you mean 'evaluate'?"]),
+    "unknown key in a section": (
+        {"phantom.sizes": 64}, None, "phantom.sizes", ["unknown parameter", "did you mean 'size'?"]),
+    "unknown key in a profile": (
+        {"profiles.quick.preprocess.imgae_size": 32}, "quick", "preprocess.imgae_size",
+        ["unknown parameter", "did you mean 'image_size'?"]),
+    "unknown plugin key in a profile": (
+        {"profiles.smoke.train.classifiers.resnet50.epoch": 2}, "smoke",
+        "train.classifiers.resnet50.epoch", ["unknown parameter", "did you mean 'epochs'?"]),
+    "unknown key of a method outside the matrix": (
+        {"matrix.methods": ["none"], "augment.methods.classical.factr": 2}, None,
+        "augment.methods.classical.factr", ["did you mean 'factor'?"]),
+    "string for int": (
+        {"phantom.n_per_class": "100"}, None, "phantom.n_per_class", ["expected int, got str '100'"]),
+    "bool for int": (
+        {"phantom.seed": True}, None, "phantom.seed", ["expected int, got bool True"]),
+    "bool for int in a plugin": (
+        {"profiles.quick.train.classifiers.resnet50.batch_size": False}, "quick",
+        "train.classifiers.resnet50.batch_size", ["expected int, got bool False"]),
+    "list for float": (
+        {"evaluate.confidence": [0.9]}, None, "evaluate.confidence", ["expected float, got list [0.9]"]),
+    "string for float in a plugin": (
+        {"augment.methods.geometric-rotation.max_angle": "20"}, None,
+        "augment.methods.geometric-rotation.max_angle", ["expected float, got str '20'"]),
+    "string for bool": (
+        {"preprocess.srad": "yes"}, None, "preprocess.srad", ["expected bool, got str 'yes'"]),
+    "wrong list item": (
+        {"matrix.seeds": [0, "1"]}, None, "matrix.seeds.1", ["expected int, got str '1'"]),
+    "section is not a mapping": (
+        {"phantom": 5}, None, "phantom", ["expected a mapping, got int 5"]),
+    "negative epochs": (
+        {"profiles.quick.train.classifiers.resnet50.epochs": -1}, "quick",
+        "train.classifiers.resnet50.epochs", ["must be >= 1"]),
+    "ratios not summing to 1": (
+        {"split.ratios": [0.7, 0.2, 0.2]}, None, "split.ratios", ["must sum to 1, sum is 1.1"]),
+    "ratios of the wrong length": (
+        {"split.ratios": [0.8, 0.2]}, None, "split.ratios", ["expected 3 items, got 2"]),
+    "negative ratio": (
+        {"split.ratios": [1.2, -0.1, -0.1]}, None, "split.ratios", ["must be non-negative"]),
+    "difficulty above 1": (
+        {"phantom.difficulty": 1.5}, None, "phantom.difficulty", ["must lie in [0, 1]"]),
+    "confidence of 1": (
+        {"evaluate.confidence": 1.0}, None, "evaluate.confidence", ["must lie in (0, 1)"]),
+    "duplicate methods": (
+        {"matrix.methods": ["none", "classical", "none"]}, None, "matrix.methods", ["contains duplicates"]),
+    "empty seeds": (
+        {"matrix.seeds": []}, None, "matrix.seeds", ["must not be empty"]),
+    "positive class missing": (
+        {"dataset.positive": "cancer"}, None, "dataset.positive", ["'cancer' is not one of"]),
+    "folder without path": (
+        {"dataset.source": "folder"}, None, "dataset.path", ["source is 'folder' but no path is given"]),
+    "literal typo": (
+        {"dataset.source": "flder"}, None, "dataset.source",
+        ["'flder' is not one of ['phantom', 'folder']", "did you mean 'folder'?"]),
+    "literal in a plugin": (
+        {"augment.methods.geometric-rotation.fill": "wrap"}, None,
+        "augment.methods.geometric-rotation.fill", ["'wrap' is not one of ['reflect', 'nearest', 'constant']"]),
+    "literal inside a list": (
+        {"augment.methods.geometric-flipping.flips": ["horizontal", "diagonal"]}, None,
+        "augment.methods.geometric-flipping.flips.1", ["'diagonal' is not one of"]),
+    "optional given a wrong type": (
+        {"dataset.path": 3}, None, "dataset.path", ["expected str, got int 3"]),
+    "optional plugin field given a string": (
+        {"profiles.quick.train.classifiers.resnet50.input_size": "64"}, "quick",
+        "train.classifiers.resnet50.input_size", ["expected int, got str '64'"]),
+    "optional plugin field out of range": (
+        {"profiles.quick.train.classifiers.resnet50.input_size": 16}, "quick",
+        "train.classifiers.resnet50.input_size", ["ResNet50 needs at least 32 px"]),
+    "unknown profile": (
+        {"profile": "smok"}, None, "profile", ["unknown profile 'smok'", "did you mean 'smoke'?"]),
+}
+
+
+@pytest.mark.parametrize("changes,profile,key,texts", CONFIG_ERRORS.values(), ids=CONFIG_ERRORS.keys())
+def test_invalid_params_name_the_key(tmp_path, raw, changes, profile, key, texts):
+    path = write_variant(tmp_path, raw, changes)
+    with pytest.raises(ConfigError) as err:
+        load_params(path, profile)
+    assert err.value.key == key
+    msg = str(err.value)
+    assert msg.startswith(f"params: {key}: ")
+    for text in texts:
+        assert text in msg
+
+
+def test_unknown_profile_argument_lists_known(raw, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_params(PARAMS, "fast")
+    assert err.value.key == "profile"
+    assert "unknown profile 'fast'" in str(err.value)
+    assert "known: paper, quick, smoke" in str(err.value)
+
+
+# (changes, text the RegistryError message must contain, in order)
+REGISTRY_ERRORS = {
+    "unknown method in the matrix": (
+        {"matrix.methods": ["none", "geometric-rotaton"]},
+        ["params: matrix.methods.1: ", "unknown augmenter 'geometric-rotaton'",
+         "did you mean 'geometric-rotation'"]),
+    "unknown classifier in the matrix": (
+        {"matrix.classifiers": ["resnet5"]},
+        ["params: matrix.classifiers.0: ", "unknown classifier 'resnet5'", "did you mean 'resnet50'?"]),
+    "unknown method section": (
+        {"augment.methods.clasical": {"factor": 2}},
+        ["params: augment.methods.clasical: ", "unknown augmenter 'clasical'", "did you mean 'classical'?"]),
+    "unknown classifier section": (
+        {"train.classifiers.resnet101": {"epochs": 2}},
+        ["params: train.classifiers.resnet101: ", "unknown classifier 'resnet101'"]),
+}
+
+
+@pytest.mark.parametrize("changes,texts", REGISTRY_ERRORS.values(), ids=REGISTRY_ERRORS.keys())
+def test_unknown_plugin_names_name_the_key(tmp_path, raw, changes, texts):
+    path = write_variant(tmp_path, raw, changes)
+    with pytest.raises(RegistryError) as err:
+        load_params(path)
+    msg = str(err.value)
+    positions = [msg.find(text) for text in texts]
+    assert -1 not in positions, msg
+    assert positions == sorted(positions)
+
+
+def test_plugin_validation_can_be_skipped(tmp_path, raw):
+    path = write_variant(tmp_path, raw, {"matrix.methods": ["not-installed-yet"]})
+    params = load_params(path, validate_plugins=False)
+    assert params.matrix.methods == ["not-installed-yet"]
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_params(tmp_path / "nope.yaml")
+    assert err.value.key == str(tmp_path / "nope.yaml") and "file not found" in str(err.value)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("matrix: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(bad)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- a\n- b\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="<root>"):
+        load_params(listed)
+
+
+# ------------------------------------------------------------------ overrides
+
+
+def test_parse_overrides_reads_yaml_values():
+    out = parse_overrides([
+        "train.classifiers.resnet50.epochs=3",
+        "split.ratios=[0.8, 0.1, 0.1]",
+        "dataset.path=null",
+        "preprocess.srad=true",
+        "dataset.name = busi ",
+        "dataset.classes=[a, b]",
+        "evaluate.threshold=0.25",
+        "augment.methods.classical={factor: 2}",
+        "dataset.positive=x=y",
+        "phantom.seed='7'",
+    ])
+    assert out == {
+        "train": {"classifiers": {"resnet50": {"epochs": 3}}},
+        "split": {"ratios": [0.8, 0.1, 0.1]},
+        "dataset": {"path": None, "name": "busi", "classes": ["a", "b"], "positive": "x=y"},
+        "preprocess": {"srad": True},
+        "evaluate": {"threshold": 0.25},
+        "augment": {"methods": {"classical": {"factor": 2}}},
+        "phantom": {"seed": "7"},
+    }
+    assert parse_overrides(None) == {} and parse_overrides([]) == {}
+
+
+@pytest.mark.parametrize("item,key,text", [
+    ("train.classifiers.resnet50.epochs", "train.classifiers.resnet50.epochs", "key.path=value"),
+    ("=3", "=3", "empty key"),
+    ("a..b=1", "a..b=1", "empty key"),
+    ("split.ratios=[0.8, 0.1", "split.ratios", "is not valid YAML"),
+    ("dataset.name={a: 1", "dataset.name", "is not valid YAML"),
+])
+def test_malformed_override_raises(item, key, text):
+    with pytest.raises(ConfigError) as err:
+        parse_overrides([item])
+    assert err.value.key == key
+    assert text in str(err.value)
+
+
+def test_conflicting_overrides_raise():
+    with pytest.raises(ConfigError, match="is not a section"):
+        parse_overrides(["phantom=1", "phantom.size=64"])
+
+
+def test_overrides_beat_profile_and_base():
+    params = load_params(PARAMS, "smoke", ["train.classifiers.resnet50.epochs=3",
+                                           "preprocess.image_size=40", "split.ratios=[0.8, 0.1, 0.1]"])
+    assert params.classifier_params("resnet50").epochs == 3
+    assert params.preprocess.image_size == 40
+    assert params.split.ratios == (0.8, 0.1, 0.1)
+    assert params.profile == "smoke"
+
+
+@pytest.mark.parametrize("item,key,text", [
+    ("train.classifiers.resnet50.epoch=3", "train.classifiers.resnet50.epoch", "did you mean 'epochs'?"),
+    ("preprocess.image_size=big", "preprocess.image_size", "expected int, got str 'big'"),
+    ("preprocess.image_size='48'", "preprocess.image_size", "expected int, got str '48'"),
+    ("split.ratios=[0.5, 0.1, 0.1]", "split.ratios", "must sum to 1"),
+    ("dataset=3", "dataset", "expected a mapping"),
+])
+def test_invalid_override_value_names_the_key(item, key, text):
+    with pytest.raises(ConfigError) as err:
+        load_params(PARAMS, "smoke", [item])
+    assert err.value.key == key
+    assert text in str(err.value)
+
+
+# ------------------------------------------------------- from_dict / to_dict
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_params_round_trip(profile):
+    params = load_params(PARAMS, profile)
+    plain = to_dict(params)
+    assert plain["split"]["ratios"] == list(params.split.ratios)  # tuples become lists
+    again = from_dict(Params, plain)
+    assert again == params
+    assert to_dict(again) == plain
+    assert from_dict(Params, yaml.safe_load(yaml.safe_dump(plain))) == params
+
+
+def test_plugin_params_round_trip():
+    from methods.augment.classical import ClassicalParams
+    from methods.augment.geometric import FlippingParams
+
+    p = ClassicalParams(factor=3, brightness_range=(0.5, 1.5), horizontal_flip=True)
+    plain = to_dict(p)
+    assert plain["brightness_range"] == [0.5, 1.5]
+    assert from_dict(ClassicalParams, plain) == p
+    f = FlippingParams(flips=["vertical"])
+    assert from_dict(FlippingParams, to_dict(f)) == f
+
+
+@dataclass(frozen=True)
+class Inner:
+    level: int = 1
+
+
+@dataclass(frozen=True)
+class Demo:
+    mode: Literal["a", "b"] = "a"
+    size: int | None = None
+    name: typing.Optional[str] = None  # noqa: UP045 - typing.Optional is handled separately
+    either: typing.Union[int, str] = 0  # noqa: UP007
+    pair: tuple[int, float] = (1, 2.0)
+    tags: list[Literal["x", "y"]] = field(default_factory=list)
+    scale: float = 1.0
+    inner: Inner = field(default_factory=Inner)
+    table: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Required:
+    needed: int
+    other: int = 0
+
+
+def test_literal_values():
+    assert from_dict(Demo, {"mode": "b"}).mode == "b"
+    with pytest.raises(ConfigError) as err:
+        from_dict(Demo, {"mode": "c"}, "demo")
+    assert err.value.key == "demo.mode" and "'c' is not one of ['a', 'b']" in str(err.value)
+    assert from_dict(Demo, {"tags": ["y", "x"]}).tags == ["y", "x"]
+    with pytest.raises(ConfigError) as err:
+        from_dict(Demo, {"tags": ["x", "z"]}, "demo")
+    assert err.value.key == "demo.tags.1"
+
+
+@pytest.mark.parametrize("key", ["size", "name"])
+def test_optional_accepts_none_and_the_type(key):
+    assert getattr(from_dict(Demo, {key: None}), key) is None
+    good = 3 if key == "size" else "three"
+    assert getattr(from_dict(Demo, {key: good}), key) == good
+    bad = "3" if key == "size" else 3
+    with pytest.raises(ConfigError) as err:
+        from_dict(Demo, {key: bad}, "demo")
+    assert err.value.key == f"demo.{key}"
+    want = "int" if key == "size" else "str"
+    assert f"expected {want}, got {type(bad).__name__}" in str(err.value)
+
+
+def test_union_without_none():
+    assert from_dict(Demo, {"either": 5}).either == 5
+    assert from_dict(Demo, {"either": "five"}).either == "five"
+    with pytest.raises(ConfigError) as err:
+        from_dict(Demo, {"either": None}, "demo")
+    assert "expected int" in str(err.value) and "expected str" in str(err.value)
+
+
+def test_scalars_tuples_nested_and_mappings():
+    d = from_dict(Demo, {"pair": [3, 4], "scale": 2, "inner": {"level": 5}, "table": {"a": 1}})
+    assert d.pair == (3, 4.0) and isinstance(d.pair, tuple) and isinstance(d.pair[1], float)
+    assert d.scale == 2.0 and isinstance(d.scale, float)
+    assert d.inner == Inner(5) and d.table == {"a": 1}
+    for raw_value, key, text in ((["1", 2], "demo.pair.0", "expected int"),
+                                 ((1, 2, 3), "demo.pair", "expected 2 items, got 3")):
+        with pytest.raises(ConfigError) as err:
+            from_dict(Demo, {"pair": raw_value}, "demo")
+        assert err.value.key == key and text in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        from_dict(Demo, {"inner": {"levl": 2}}, "demo")
+    assert err.value.key == "demo.inner.levl" and "did you mean 'level'?" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        from_dict(Demo, {"table": {"a": "1"}}, "demo")
+    assert err.value.key == "demo.table.a"
+    with pytest.raises(ConfigError, match="expected float, got bool True"):
+        from_dict(Demo, {"scale": True})
+
+
+def test_from_dict_edge_cases():
+    d = Demo()
+    assert from_dict(Demo, d) is d
+    assert from_dict(Demo, None) == Demo()
+    with pytest.raises(ConfigError) as err:
+        from_dict(Demo, ["mode", "a"], "demo")
+    assert err.value.key == "demo" and "expected a mapping, got list" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        from_dict(Required, {"other": 1}, "req")
+    assert err.value.key == "req.needed" and "required parameter is missing" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        from_dict(Demo, {"zzzzzz": 1}, "demo")
+    assert "known: either, inner, mode, name, pair, scale, size, table, tags" in str(err.value)
+
+
+def test_suggest():
+    assert suggest("epoch", ["epochs", "batch_size"]) == "did you mean 'epochs'?"
+    assert suggest("qqq", ["epochs"]) == ""
+
+
+def test_describe_fields_shows_types_defaults_and_sources():
+    rows = {r["name"]: r for r in describe_fields(Demo)}
+    assert rows["scale"]["type"] == "float" and rows["scale"]["default"] == 1.0
+    assert rows["mode"]["type"] == "Literal['a', 'b']"  # allowed values are shown
+    assert rows["size"]["type"] == "int | None"
+    assert rows["tags"]["default"] == []
+    assert describe_fields(Required)[0]["default"] == "<required>"
+    from methods.augment.classical import FEDORUK, ClassicalParams
+
+    rows = {r["name"]: r for r in describe_fields(ClassicalParams)}
+    assert rows["rotation_range"]["source"] == FEDORUK
+    assert rows["brightness_range"]["type"] == "tuple[float, float]"

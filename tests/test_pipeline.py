@@ -1,0 +1,108 @@
+"""End-to-end: the DVC pipeline on the smoke profile, its idempotence, and determinism.
+
+Runs real stages (phantom → augment → ResNet50 training → metrics → report) in a
+temporary copy of the project, so it is slow (a few minutes) and marked so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+METHODS = ["none", "classical"]
+
+pytestmark = [pytest.mark.slow, pytest.mark.pipeline]
+
+
+def _env() -> dict:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "TF_CPP_MIN_LOG_LEVEL": "2",
+            "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+
+
+def _sh(args: list[str], cwd: Path) -> str:
+    done = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout + done.stderr
+
+
+def _smoke_params(dest: Path) -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["profile"] = "smoke"
+    params["matrix"]["methods"] = METHODS
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A copy of the DVC project (code, dvc.yaml, smoke params) with a finished `dvc repro`."""
+    dest = tmp_path_factory.mktemp("project")
+    for name in ("bench", "methods"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", dest / "dvc.yaml")
+    _smoke_params(dest)
+    _sh(["git", "init", "-q"], dest)
+    _sh([str(BIN / "dvc"), "init", "-q"], dest)
+    _sh([str(BIN / "dvc"), "repro"], dest)
+    return dest
+
+
+def test_repro_writes_report_and_metrics(project: Path):
+    results = pd.read_csv(project / "reports" / "results.csv")
+    assert sorted(results["method"]) == sorted(METHODS)
+    assert results["n_test"].min() > 0
+    for col in ("accuracy", "recall", "specificity", "precision", "f1", "auc"):
+        assert {f"{col}_low", f"{col}_high"} <= set(results.columns)
+        ok = results[col].notna()
+        assert (results.loc[ok, f"{col}_low"] <= results.loc[ok, col] + 1e-12).all()
+    text = (project / "reports" / "results.md").read_text()
+    for needle in ("Table 4", "Weights", "resnet50: none", "Splits", "Commit", "tensorflow 2.15.1", "AMD" if
+                   "AMD" in Path("/proc/cpuinfo").read_text(errors="ignore") else "cores"):
+        assert needle in text
+    for png in ("roc.png", "history.png", "grids/classical.png", "confusion/none__resnet50__seed0.png"):
+        assert (project / "reports" / png).stat().st_size > 1000
+    assert (project / "dvc.lock").is_file()
+
+
+def test_second_repro_is_up_to_date(project: Path):
+    out = _sh([str(BIN / "dvc"), "repro"], project)
+    assert "didn't change" in out or "up to date" in out.lower()
+    assert "Running stage" not in out
+
+
+def test_dvc_metrics_and_plots(project: Path):
+    shown = json.loads(_sh([str(BIN / "dvc"), "metrics", "show", "--json"], project))
+    values = json.dumps(shown)
+    assert "accuracy" in values and "classical" in values
+    _sh([str(BIN / "dvc"), "plots", "show", "-o", "plots_html"], project)
+    assert (project / "plots_html" / "index.html").stat().st_size > 1000
+
+
+def test_same_seed_same_arrays_and_metrics(project: Path, tmp_path: Path):
+    """`augbench run` with the same params reproduces DVC's arrays and predictions exactly."""
+    _sh([str(BIN / "augbench"), "run", "--params", str(project / "params.yaml"), "--workdir", str(tmp_path)], project)
+    a = np.load(project / "data" / "prepared" / "dataset.npz")
+    b = np.load(tmp_path / "prepared" / "dataset.npz")
+    for key in ("images", "labels", "ids", "splits"):
+        np.testing.assert_array_equal(a[key], b[key])
+    sa = np.load(project / "data" / "augmented" / "classical" / "synthetic.npz")
+    sb = np.load(tmp_path / "augmented" / "classical" / "synthetic.npz")
+    np.testing.assert_array_equal(sa["images"], sb["images"])
+    for method in METHODS:
+        pa = pd.read_csv(project / "runs" / method / "resnet50" / "seed0" / "predictions.csv")
+        pb = pd.read_csv(tmp_path / "runs" / method / "resnet50" / "seed0" / "predictions.csv")
+        pd.testing.assert_frame_equal(pa, pb)
+    ra = pd.read_csv(project / "reports" / "results.csv")
+    rb = pd.read_csv(tmp_path / "reports" / "results.csv")
+    pd.testing.assert_frame_equal(ra, rb)

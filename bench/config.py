@@ -237,7 +237,23 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None,
     """Load, merge the profile, apply ``key=value`` overrides, validate everything."""
     raw = load_raw(path)
     merged = deep_merge(resolve(raw, profile), parse_overrides(overrides))
-    return build(merged, validate_plugins)
+    params = build(merged, validate_plugins)
+    check_other_profiles(raw, params.profile)
+    return params
+
+
+def check_other_profiles(raw: dict, active: str) -> None:
+    """A typo in an inactive profile, or in a base value the active profile hides,
+    fails now, not when someone switches profile."""
+    base = {k: v for k, v in raw.items() if k != "profiles"}
+    build({**base, "profile": "base"}, validate_plugins=False)
+    for name in sorted(raw.get("profiles") or {}):
+        if name == active:
+            continue
+        try:
+            build(resolve(raw, name), validate_plugins=False)
+        except ConfigError as exc:
+            raise ConfigError(f"profiles.{name}: {exc.key}", exc.problem, exc.hint) from None
 
 
 def _validate_plugins(params: Params) -> None:

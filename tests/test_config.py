@@ -91,7 +91,9 @@ def test_profile_overrides_the_base(profile, raw):
 def test_profiles_really_differ(raw):
     sizes = {p: load_params(PARAMS, p).preprocess.image_size for p in PROFILES}
     assert sizes["smoke"] != raw["preprocess"]["image_size"]
-    assert len(set(sizes.values())) == 3
+    epochs = {p: load_params(PARAMS, p).classifier_params("resnet50").epochs for p in PROFILES}
+    assert len(set(epochs.values())) == 3
+    assert sizes["paper"] == 224  # Panigrahi et al. 2024 / ImageNet input size
     smoke = load_params(PARAMS, "smoke")
     assert smoke.phantom.n_per_class == raw["profiles"]["smoke"]["phantom"]["n_per_class"]
     assert smoke.phantom.difficulty == raw["phantom"]["difficulty"]  # not in the profile
@@ -488,3 +490,13 @@ def test_describe_fields_shows_types_defaults_and_sources():
     rows = {r["name"]: r for r in describe_fields(ClassicalParams)}
     assert rows["rotation_range"]["source"] == FEDORUK
     assert rows["brightness_range"]["type"] == "tuple[float, float]"
+
+
+def test_typo_in_inactive_profile_fails_at_load(tmp_path):
+    raw = yaml.safe_load(PARAMS.read_text())
+    raw["profiles"]["paper"]["preprocess"]["imgae_size"] = 224
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as err:
+        load_params(path, "smoke")
+    assert "profiles.paper" in str(err.value) and "imgae_size" in str(err.value)

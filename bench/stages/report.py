@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from bench import metrics, plots, provenance
+from bench import plots, provenance
 from bench.config import Params
 from bench.io import atomic_path, read_json, write_json, write_text
 from bench.stages.common import add_params_args, log, params_from_args
@@ -82,17 +82,15 @@ def confusion_section(runs_frame: pd.DataFrame, classes: list[str], out: Path) -
     return "\n".join(parts)
 
 
-def curves(params: Params, runs: Path) -> tuple[dict, dict]:
+def curves(params: Params, results: pd.DataFrame, runs: Path, out: Path) -> tuple[dict, dict]:
+    """ROC points written by evaluate (seed-mean scores) and seed-0 loss histories."""
+    auc = {(r["method"], r["classifier"]): r["auc"] for _, r in results.iterrows()}
     roc, hist = {}, {}
-    for method in params.matrix.methods:
-        for clf in params.matrix.classifiers:
-            frames = [pd.read_csv(run_dir(runs, method, clf, s) / "predictions.csv") for s in params.matrix.seeds]
-            tests = [f[f["split"] == "test"] for f in frames]
-            y, score = tests[0]["label"].to_numpy(), np.mean([t["score"].to_numpy() for t in tests], axis=0)
-            fpr, tpr, _ = metrics.roc_curve_points(y, score)
-            roc[f"{method} / {clf}"] = (fpr, tpr, metrics.binary_metrics(y, score)["auc"])
-            h = pd.read_csv(run_dir(runs, method, clf, params.matrix.seeds[0]) / "history.csv")
-            hist[f"{method} / {clf}"] = {k: h[k].tolist() for k in ("loss", "val_loss") if k in h}
+    for (method, clf), value in auc.items():
+        points = pd.read_csv(out / "plots" / "roc" / f"{method}__{clf}.csv")
+        roc[f"{method} / {clf}"] = (points["fpr"].to_numpy(), points["tpr"].to_numpy(), value)
+        h = pd.read_csv(run_dir(runs, method, clf, params.matrix.seeds[0]) / "history.csv")
+        hist[f"{method} / {clf}"] = {k: h[k].tolist() for k in ("loss", "val_loss") if k in h}
     return roc, hist
 
 
@@ -115,7 +113,7 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
                  for c in params.matrix.classifiers for s in params.matrix.seeds]
     prov = provenance.record()
     table = metrics_table(results)
-    roc, hist = curves(params, runs)
+    roc, hist = curves(params, results, runs, out)
     plots.roc_plot(out / "roc.png", roc, f"ROC on the test split ({prepared_meta['dataset']})")
     plots.history_plot(out / "history.png", hist, f"training curves (seed {params.matrix.seeds[0]})")
     grids = copy_grids(params, augmented, out)

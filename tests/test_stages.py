@@ -1,0 +1,120 @@
+"""Stage functions without TensorFlow training: prepare, augment, evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from bench import metrics
+from bench.config import load_params
+from bench.errors import AugbenchError
+from bench.io import write_json
+from bench.stages import augment, evaluate, prepare
+from bench.stages.common import load_prepared
+
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+def _params(**overrides):
+    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+    return load_params(PARAMS, "smoke", sets)
+
+
+def _folder_dataset(root, n=24, seed=0):
+    """Two classes of random textures; one image copied into the other class (a conflict)
+    and one near-copy within a class (must stay in one split)."""
+    rng = np.random.default_rng(seed)
+    for label in ("benign", "malignant"):
+        (root / label).mkdir(parents=True)
+        for i in range(1, n + 1):
+            arr = (rng.random((40, 40)) * 255).astype(np.uint8)
+            Image.fromarray(arr).save(root / label / f"{label} ({i}).png")
+    (root / "malignant" / "malignant (99).png").write_bytes((root / "benign" / "benign (1).png").read_bytes())
+    near = np.asarray(Image.open(root / "benign" / "benign (2).png")).astype(int) + 2
+    Image.fromarray(np.clip(near, 0, 255).astype(np.uint8)).save(root / "benign" / "benign (98).png")
+
+
+def test_prepare_folder_drops_conflicts_and_keeps_groups_whole(tmp_path):
+    _folder_dataset(tmp_path / "ds")
+    params = _params(**{"dataset.source": "folder", "dataset.path": str(tmp_path / "ds")})
+    meta = prepare.prepare(params, tmp_path / "out")
+    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
+    assert "benign/benign (1)" not in set(manifest["id"])  # conflicting label: dropped
+    assert "malignant/malignant (99)" not in set(manifest["id"])
+    assert meta["validation"]["label_conflicts"] == 1
+    assert manifest.groupby("group")["split"].nunique().max() == 1
+    pair = manifest[manifest["id"].isin(["benign/benign (2)", "benign/benign (98)"])]
+    assert len(pair) == 2 and pair["group"].nunique() == 1
+    prepared = load_prepared(tmp_path / "out")
+    assert prepared.images.shape == (len(manifest), 32, 32)
+    assert set(prepared.splits) == {"train", "val", "test"}
+    assert "Label conflicts: 1" in (tmp_path / "out" / "validation.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def phantom_prepared(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prepared")
+    prepare.prepare(_params(), out)
+    return out
+
+
+def test_prepare_phantom_is_deterministic_and_has_masks(phantom_prepared, tmp_path):
+    prepare.prepare(_params(), tmp_path)
+    a, b = load_prepared(phantom_prepared), load_prepared(tmp_path)
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.splits, b.splits)
+    assert a.masks is not None and a.masks.shape == a.images.shape and a.masks.any()
+
+
+def test_augment_uses_only_training_images(phantom_prepared, tmp_path):
+    prepared = load_prepared(phantom_prepared)
+    meta = augment.augment(_params(), prepared, "classical", tmp_path)
+    train_ids = set(prepared.subset("train").ids)
+    sources = [json.loads(line)["source_id"] for line in (tmp_path / "provenance.jsonl").read_text().splitlines()]
+    assert len(sources) == meta["n_synthetic"] > 0 and set(sources) <= train_ids
+    assert (tmp_path / "grid.png").stat().st_size > 1000
+
+
+def test_leaked_source_is_refused(phantom_prepared):
+    prepared = load_prepared(phantom_prepared)
+    test_id = prepared.subset("test").ids[0]
+    with pytest.raises(AugbenchError, match="not in the training split"):
+        augment.check_sources([{"source_id": test_id}], set(prepared.subset("train").ids), "x")
+    with pytest.raises(AugbenchError, match="leakage"):
+        augment.check_sources([{"source_id": prepared.subset("train").ids[0], "style_ids": [test_id]}],
+                              set(prepared.subset("train").ids), "x")
+
+
+def _fake_run(folder, y, score, seed):
+    folder.mkdir(parents=True)
+    pd.DataFrame({"split": "test", "id": [f"i{k}" for k in range(len(y))], "label": y, "score": score}
+                 ).to_csv(folder / "predictions.csv", index=False)
+    write_json(folder / "meta.json", {"seed": seed, "weights": "none", "epochs_run": 3,
+                                      "training_set": {"n_total": 10}, "trainable_params": 5})
+
+
+def test_evaluate_matches_metrics_and_averages_seeds(tmp_path):
+    params = _params(**{"matrix.methods": ["none"], "matrix.seeds": [0, 1]})
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1] * 20)
+    scores = [np.clip(y * 0.3 + rng.random(40) * 0.7, 0, 1) for _ in range(2)]
+    for seed, s in zip((0, 1), scores, strict=True):
+        _fake_run(evaluate.run_dir(tmp_path / "runs", "none", "resnet50", seed), y, s, seed)
+    table = evaluate.evaluate(params, tmp_path / "runs", tmp_path / "reports")
+    expected = np.mean([metrics.binary_metrics(y, s)["auc"] for s in scores])
+    assert table.loc[0, "auc"] == pytest.approx(expected)
+    assert table.loc[0, "auc_low"] <= expected <= table.loc[0, "auc_high"]
+    assert table.loc[0, "auc_sd"] > 0
+    dvc_metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
+    assert dvc_metrics["none"]["resnet50"]["auc"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_evaluate_names_a_missing_run(tmp_path):
+    params = _params(**{"matrix.methods": ["none"]})
+    with pytest.raises(AugbenchError, match="seed0"):
+        evaluate.evaluate(params, tmp_path / "runs", tmp_path / "reports")

@@ -48,18 +48,25 @@ def header(params: Params, prepared_meta: dict, run_metas: list[dict], prov: dic
     split = prepared_meta["split_counts"]
     val = prepared_meta["validation"]
     weights = sorted({f"{m['classifier']}: {m['weights']}" for m in run_metas})
-    epochs = sorted({f"{m['classifier']}: ≤{m['params'].get('epochs')}" for m in run_metas})
+    epochs = sorted({f"{m['classifier']}: ≤{m['params'].get('epochs')} epochs, batch {m['params'].get('batch_size')}, "
+                     f"lr {m['params'].get('learning_rate')}" for m in run_metas})
+    inputs = prepared_meta.get("inputs", {})
+    ph = inputs.get("phantom", {})
+    source = (f"generated: {ph.get('n_per_class')} per class at {ph.get('size')} px, difficulty "
+              f"{ph.get('difficulty')}, seed {ph.get('seed')}" if prepared_meta["source"] == "phantom"
+              else prepared_meta["root"])
     mach, git = prov["machine"], prov["git"]
     lines = [
-        f"- **Dataset**: {prepared_meta['dataset']} ({prepared_meta['source']}), classes "
+        f"- **Dataset**: {prepared_meta['dataset']} ({source}), classes "
         f"{prepared_meta['classes']} (positive: {prepared_meta['positive']}), {prepared_meta['n_images']} images "
         f"after validation ({val['dropped']} dropped for label conflicts, {val['unreadable']} unreadable, "
         f"{val['exact_duplicate_groups']} exact and {val['near_duplicate_groups']} near-duplicate groups kept "
         "within one split)",
         "- **Splits**: " + "; ".join(f"{s}: {', '.join(f'{c} {n}' for c, n in d.items())}" for s, d in split.items()),
         f"- **Image size**: {prepared_meta['image_size']} px; SRAD: {'on' if prepared_meta['srad'] else 'off'}",
-        f"- **Profile**: `{params.profile}`; seeds {params.matrix.seeds}; epochs {'; '.join(epochs)} "
-        "(early stopping on validation loss)",
+        f"- **Profile**: `{params.profile}`; seeds {params.matrix.seeds}; split seed {params.split.seed}, "
+        f"augmentation seed {params.augment.seed}",
+        f"- **Training**: {'; '.join(epochs)} (early stopping on validation loss)",
         f"- **Weights**: {'; '.join(weights)}",
         f"- **Intervals**: {int(params.evaluate.confidence * 100)}% percentile bootstrap over test cases, "
         f"{params.evaluate.bootstrap_resamples} resamples (mean over seeds; threshold {params.evaluate.threshold})",

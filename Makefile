@@ -32,7 +32,7 @@ test: venv
 lint: venv
 	ruff check .
 
-# Horovod 0.28.1 with TensorFlow + Gloo, no MPI (ARCHITECTURE.md "Stack"); ~5 min to build.
+# Horovod 0.28.1 with TensorFlow + Gloo, no MPI (README "Stack, and why it is pinned"); ~5 min to build.
 horovod: venv
 	HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 \

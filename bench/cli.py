@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from pathlib import Path
 
 from bench import registry
 from bench.errors import AugbenchError, RegistryError
@@ -121,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     except AugbenchError as exc:
         print(f"augbench: error: {exc}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
-        print(f"augbench: error: {Path(exc.filename or '')}: file not found ({exc.strerror})", file=sys.stderr)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"augbench: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
 
 

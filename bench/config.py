@@ -40,6 +40,7 @@ class MatrixParams:
             values = getattr(self, key)
             require(len(values) > 0, f"{path}.{key}", "must not be empty")
             require(len(set(values)) == len(values), f"{path}.{key}", "contains duplicates")
+        require(all(s >= 0 for s in self.seeds), f"{path}.seeds", "seeds must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class PhantomParams:
     seed: int = 0
 
     def check(self, path: str) -> None:
+        require(self.seed >= 0, f"{path}.seed", "must be >= 0")
         require(self.n_per_class >= 10, f"{path}.n_per_class", "must be at least 10",
                 "val and test need at least one image per class")
         require(self.size >= 16, f"{path}.size", "must be at least 16 px")
@@ -73,6 +75,8 @@ class DatasetParams:
                 "the metrics are binary (negative vs positive)")
         require(self.positive in self.classes, f"{path}.positive",
                 f"{self.positive!r} is not one of {self.classes}")
+        require(self.source != "phantom" or set(self.classes) == {"benign", "malignant"}, f"{path}.classes",
+                f"the phantom has the classes benign and malignant, not {self.classes}")
         require(self.source != "folder" or bool(self.path), f"{path}.path",
                 "source is 'folder' but no path is given")
         require(0 <= self.near_duplicate_threshold <= 64, f"{path}.near_duplicate_threshold",
@@ -86,6 +90,7 @@ class SplitParams:
     seed: int = 0
 
     def check(self, path: str) -> None:
+        require(self.seed >= 0, f"{path}.seed", "must be >= 0")
         require(all(r >= 0 for r in self.ratios), f"{path}.ratios", "must be non-negative")
         require(math.isclose(sum(self.ratios), 1.0, abs_tol=1e-6), f"{path}.ratios",
                 f"must sum to 1, sum is {sum(self.ratios):.6g}")
@@ -115,6 +120,10 @@ class AugmentParams:
     sample_grid: int = 6  # examples per method in the sample grid PNG
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def check(self, path: str) -> None:
+        require(self.seed >= 0, f"{path}.seed", "must be >= 0")
+        require(self.sample_grid >= 1, f"{path}.sample_grid", "must be >= 1")
+
 
 @dataclass(frozen=True)
 class TrainParams:
@@ -129,6 +138,7 @@ class EvaluateParams:
     seed: int = 0
 
     def check(self, path: str) -> None:
+        require(self.seed >= 0, f"{path}.seed", "must be >= 0")
         require(self.bootstrap_resamples >= 1, f"{path}.bootstrap_resamples", "must be >= 1")
         require(0 < self.confidence < 1, f"{path}.confidence", "must lie in (0, 1)")
         require(0 <= self.threshold <= 1, f"{path}.threshold", "must lie in [0, 1]")
@@ -238,11 +248,11 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None,
     raw = load_raw(path)
     merged = deep_merge(resolve(raw, profile), parse_overrides(overrides))
     params = build(merged, validate_plugins)
-    check_other_profiles(raw, params.profile)
+    check_other_profiles(raw, params.profile, validate_plugins)
     return params
 
 
-def check_other_profiles(raw: dict, active: str) -> None:
+def check_other_profiles(raw: dict, active: str, validate_plugins: bool = True) -> None:
     """A typo in an inactive profile, or in a base value the active profile hides,
     fails now, not when someone switches profile."""
     base = {k: v for k, v in raw.items() if k != "profiles"}
@@ -251,7 +261,7 @@ def check_other_profiles(raw: dict, active: str) -> None:
         if name == active:
             continue
         try:
-            build(resolve(raw, name), validate_plugins=False)
+            build(resolve(raw, name), validate_plugins=validate_plugins)
         except ConfigError as exc:
             raise ConfigError(f"profiles.{name}: {exc.key}", exc.problem, exc.hint) from None
 

@@ -7,14 +7,24 @@ file, or the complete new one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.errors import DataError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -27,6 +37,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are meant to be shared
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -55,8 +66,11 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"not valid JSON ({exc})", "delete it and re-run the stage that writes it") from None
 
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
@@ -65,6 +79,20 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
         np.savez_compressed(fh, **arrays)
 
 
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (upstream fingerprints in stage metadata)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise DataError(path, f"unreadable array file ({exc})", "delete it and re-run the stage that writes it") from None

@@ -1,4 +1,4 @@
-"""What was run, where: machine, commit, package versions (STYLE.md lesson 8)."""
+"""What was run, where: machine, commit, package versions — every result carries them."""
 
 from __future__ import annotations
 
@@ -52,7 +52,10 @@ def git_commit(cwd: str | None = None) -> dict:
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
     try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+        # dvc.lock and reports/ are rewritten by the pipeline itself before the report is made
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                      ":(exclude)dvc.lock", ":(exclude)reports")
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(changed)}
     except (OSError, subprocess.SubprocessError):
         return {"commit": "unknown", "dirty": None}
 

@@ -84,8 +84,30 @@ class PreciseBatchNorm:
         return _Callback()
 
 
+def restore_best_callback():
+    """Keep the weights of the epoch with the lowest validation loss and put them back at
+    the end of training — whether or not early stopping fired (Keras' own
+    ``restore_best_weights`` only restores when it stops early)."""
+    import tensorflow as tf
+
+    class RestoreBest(tf.keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.best, self.best_weights = np.inf, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            loss = (logs or {}).get("val_loss", np.inf)
+            if np.isfinite(loss) and loss < self.best:
+                self.best, self.best_weights = loss, self.model.get_weights()
+
+        def on_train_end(self, logs=None):
+            if self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
+
+    return RestoreBest()
+
+
 def callbacks_for(p) -> list:
-    """EarlyStopping on validation loss (best weights restored) + ReduceLROnPlateau."""
+    """Best-validation-loss weights kept, EarlyStopping on validation loss, ReduceLROnPlateau."""
     import tensorflow as tf
 
     cbs = [tf.keras.callbacks.TerminateOnNaN(),
@@ -94,7 +116,8 @@ def callbacks_for(p) -> list:
     patience = getattr(p, "early_stopping_patience", None)
     if patience:
         cbs.append(tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
-                                                    restore_best_weights=True, verbose=0))
+                                                    restore_best_weights=False, verbose=0))
+    cbs.append(restore_best_callback())
     return cbs
 
 
@@ -113,7 +136,7 @@ def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: i
                      validation_data=(x_val, tf.keras.utils.to_categorical(y_val, n_classes)),
                      epochs=p.epochs, batch_size=p.batch_size, shuffle=True,
                      callbacks=callbacks, verbose=verbose)
-    if n_bn:  # EarlyStopping restored the best weights: match their statistics again
+    if n_bn:  # the best epoch's weights are back: re-estimate their statistics
         precise.recalibrate(model)
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     if any(not np.isfinite(v) for v in history.get("loss", [])):

@@ -500,3 +500,30 @@ def test_typo_in_inactive_profile_fails_at_load(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_params(path, "smoke")
     assert "profiles.paper" in str(err.value) and "imgae_size" in str(err.value)
+
+
+def test_exponent_without_dot_is_a_float():
+    """YAML 1.1 reads `1e-3` as a string; a float parameter still accepts it."""
+    params = load_params(PARAMS, "smoke", ["train.classifiers.resnet50.learning_rate=1e-3"])
+    assert params.classifier_params("resnet50").learning_rate == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("override", ["augment.seed=-1", "split.seed=-1", "matrix.seeds=[0,-2]",
+                                      "evaluate.seed=-1", "phantom.seed=-1"])
+def test_negative_seeds_are_rejected(override):
+    with pytest.raises(ConfigError, match="seed"):
+        load_params(PARAMS, "smoke", [override])
+
+
+def test_phantom_only_has_benign_and_malignant():
+    with pytest.raises(ConfigError, match="dataset.classes"):
+        load_params(PARAMS, "smoke", ["dataset.classes=[benign, normal]", "dataset.positive=benign"])
+
+
+def test_plugin_typo_in_inactive_profile_fails(tmp_path):
+    raw = yaml.safe_load(PARAMS.read_text())
+    raw["profiles"]["paper"]["train"]["classifiers"]["resnet50"]["epoch"] = 20
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="profiles.paper"):
+        load_params(path, "quick")

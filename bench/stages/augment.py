@@ -89,7 +89,8 @@ def augment(params: Params, prepared: Prepared, method: str, out: Path) -> dict:
     write_text(out / "provenance.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in gen.provenance))
     write_grid(out / "grid.png", gen, train, method, params.augment.sample_grid)
     meta = {"method": method, "mode": plugin.mode, "params": to_dict(plugin.params),
-            "seed": params.augment.seed, "n_train": len(train), "n_synthetic": len(gen.labels),
+            "seed": params.augment.seed, "upstream": prepared.digest,
+            "n_train": len(train), "n_synthetic": len(gen.labels),
             "synthetic_per_class": {str(c): int((gen.labels == c).sum()) for c in (0, 1)},
             "paper": getattr(plugin, "paper", ""), "seconds": round(time.perf_counter() - started, 2)}
     write_json(out / "meta.json", meta)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.config import Params, load_params
-from bench.io import load_npz, read_json
+from bench.io import file_digest, load_npz, read_json
 from bench.plugins import ImageSet
 
 log = logging.getLogger("augbench")
@@ -45,6 +45,7 @@ class Prepared:
     splits: np.ndarray  # "train" | "val" | "test"
     masks: np.ndarray | None
     meta: dict
+    digest: str = ""  # sha256 of dataset.npz: downstream stages record what they were made from
 
     def subset(self, split: str) -> ImageSet:
         keep = self.splits == split
@@ -56,7 +57,8 @@ def load_prepared(folder: str | os.PathLike) -> Prepared:
     arrays = load_npz(folder / "dataset.npz")
     return Prepared(images=arrays["images"], labels=arrays["labels"].astype(np.int64),
                     ids=[str(i) for i in arrays["ids"]], splits=arrays["splits"].astype(str),
-                    masks=arrays.get("masks"), meta=read_json(folder / "meta.json"))
+                    masks=arrays.get("masks"), meta=read_json(folder / "meta.json"),
+                    digest=file_digest(folder / "dataset.npz"))
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -68,7 +68,7 @@ def header(params: Params, prepared_meta: dict, run_metas: list[dict], prov: dic
         f"augmentation seed {params.augment.seed}",
         f"- **Training**: {'; '.join(epochs)} (early stopping on validation loss)",
         f"- **Weights**: {'; '.join(weights)}",
-        f"- **Intervals**: {int(params.evaluate.confidence * 100)}% percentile bootstrap over test cases, "
+        f"- **Intervals**: {params.evaluate.confidence:.0%} percentile bootstrap over test cases, "
         f"{params.evaluate.bootstrap_resamples} resamples (mean over seeds; threshold {params.evaluate.threshold})",
         f"- **Machine**: {mach['cpu']} × {mach['cpu_count']} cores, {mach['memory_gib']} GiB, "
         f"GPUs: {', '.join(mach['gpus']) or 'none'}; {mach['platform']}",
@@ -76,6 +76,12 @@ def header(params: Params, prepared_meta: dict, run_metas: list[dict], prov: dic
         + ", ".join(f"{k} {v}" for k, v in prov["versions"].items() if v != "not installed"),
     ]
     return "\n".join(lines)
+
+
+def negative_positive(prepared_meta: dict) -> list[str]:
+    """Class names in confusion-matrix order: rows/columns are [negative, positive]."""
+    positive = prepared_meta["positive"]
+    return [next(c for c in prepared_meta["classes"] if c != positive), positive]
 
 
 def confusion_section(runs_frame: pd.DataFrame, classes: list[str], out: Path) -> str:
@@ -90,12 +96,13 @@ def confusion_section(runs_frame: pd.DataFrame, classes: list[str], out: Path) -
 
 
 def curves(params: Params, results: pd.DataFrame, runs: Path, out: Path) -> tuple[dict, dict]:
-    """ROC points written by evaluate (seed-mean scores) and seed-0 loss histories."""
-    auc = {(r["method"], r["classifier"]): r["auc"] for _, r in results.iterrows()}
+    """ROC points written by evaluate (seed-mean scores) and first-seed loss histories."""
     roc, hist = {}, {}
-    for (method, clf), value in auc.items():
+    for method, clf in zip(results["method"], results["classifier"], strict=True):
         points = pd.read_csv(out / "plots" / "roc" / f"{method}__{clf}.csv")
-        roc[f"{method} / {clf}"] = (points["fpr"].to_numpy(), points["tpr"].to_numpy(), value)
+        fpr, tpr = points["fpr"].to_numpy(), points["tpr"].to_numpy()
+        # area under the plotted curve (seed-mean scores), so legend and line agree
+        roc[f"{method} / {clf}"] = (fpr, tpr, float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)))
         h = pd.read_csv(run_dir(runs, method, clf, params.matrix.seeds[0]) / "history.csv")
         hist[f"{method} / {clf}"] = {k: h[k].tolist() for k in ("loss", "val_loss") if k in h}
     return roc, hist
@@ -127,12 +134,12 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
     text = "\n\n".join([
         f"# augbench results: {prepared_meta['dataset']}, profile `{params.profile}`", header(params, prepared_meta, run_metas, prov),
         "## Test-set metrics (layout of Panigrahi et al. 2024, Table 4)\n\nPercent, with "
-        f"{int(params.evaluate.confidence * 100)}% bootstrap intervals; AUC as a fraction. "
+        f"{params.evaluate.confidence:.0%} bootstrap intervals; AUC as a fraction. "
         "Recall = sensitivity (positive class: malignant).",
         tabulate(table, headers="keys", tablefmt="github", showindex=False),
         "![ROC curves](roc.png)\n\n![training curves](history.png)",
         "## Confusion matrices (test split, threshold "
-        f"{params.evaluate.threshold})\n\n" + confusion_section(runs_frame, prepared_meta["classes"], out),
+        f"{params.evaluate.threshold})\n\n" + confusion_section(runs_frame, negative_positive(prepared_meta), out),
         "## Augmentation samples\n\n" + "\n".join(f"![{g}](grids/{g}.png)" for g in grids),
     ]) + "\n"
     write_text(out / "results.md", text)

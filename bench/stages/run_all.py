@@ -13,18 +13,24 @@ import time
 from pathlib import Path
 
 from bench.config import Params
-from bench.io import read_json
+from bench.io import file_digest, read_json
 from bench.stages import augment, evaluate, prepare, report, train
 from bench.stages.common import add_params_args, load_prepared, log, params_from_args
 from bench.typed import to_dict
 
 
 def _done(folder: Path, **expected) -> bool:
+    """True when ``folder`` holds complete output made from ``expected``; otherwise its
+    ``meta.json`` (written last by every stage) is removed so that a crash in the re-run
+    can never leave old metadata beside new arrays."""
     meta = folder / "meta.json"
     if not meta.is_file():
         return False
     found = read_json(meta)
-    return all(found.get(k) == v for k, v in expected.items())
+    if all(found.get(k) == v for k, v in expected.items()):
+        return True
+    meta.unlink()
+    return False
 
 
 def run_pipeline(params: Params, workdir: Path) -> str:
@@ -35,12 +41,13 @@ def run_pipeline(params: Params, workdir: Path) -> str:
     prepared = load_prepared(prepared_dir)
     for method in params.matrix.methods:
         if not _done(augmented / method, params=to_dict(params.method_params(method)), seed=params.augment.seed,
-                     n_train=int((prepared.splits == "train").sum())):
+                     upstream=prepared.digest):
             augment.augment(params, prepared, method, augmented / method)
+        upstream = [prepared.digest, file_digest(augmented / method / "synthetic.npz")]
         for clf in params.matrix.classifiers:
             for seed in params.matrix.seeds:
                 out = evaluate.run_dir(runs, method, clf, seed)
-                if not _done(out, params=to_dict(params.classifier_params(clf)), seed=seed):
+                if not _done(out, params=to_dict(params.classifier_params(clf)), seed=seed, upstream=upstream):
                     train.run(params, prepared, augmented / method, clf, seed, out)
                     _clear_keras()
     evaluate.evaluate(params, runs, reports)

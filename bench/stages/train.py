@@ -10,6 +10,7 @@ time, weights source, training-set composition).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -18,7 +19,9 @@ import pandas as pd
 
 from bench import registry, training
 from bench.config import Params
-from bench.io import load_npz, read_json, write_json, write_text
+from bench.errors import AugbenchError
+from bench.io import file_digest, load_npz, read_json, write_json, write_text
+from bench.stages.augment import check_sources
 from bench.stages.common import Prepared, add_params_args, load_prepared, log, params_from_args
 from bench.typed import to_dict
 
@@ -28,6 +31,11 @@ def training_set(prepared: Prepared, augmented: Path) -> tuple[np.ndarray, np.nd
     train = prepared.subset("train")
     meta = read_json(augmented / "meta.json")
     synth = load_npz(augmented / "synthetic.npz")
+    if synth["images"].shape[1:] != train.images.shape[1:]:
+        raise AugbenchError(f"{augmented}: synthetic images are {synth['images'].shape[1:]}, prepared images "
+                            f"{train.images.shape[1:]}; re-run the augment stage (dvc repro)")
+    provenance = [json.loads(line) for line in (augmented / "provenance.jsonl").read_text().splitlines()]
+    check_sources(provenance, set(train.ids), meta["method"])  # made from an older split? refuse
     if meta["mode"] == "replace":
         x, y = synth["images"], synth["labels"]
     else:
@@ -63,6 +71,7 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
     meta = {"method": augmented.name, "classifier": classifier, "seed": seed,
             "params": to_dict(clf.params), "weights": clf.weights_source(), "input_size": size,
             "trainable_params": training.trainable_count(model), "training_set": composition,
+            "upstream": [prepared.digest, file_digest(augmented / "synthetic.npz")],
             "epochs_run": len(result.history.get("loss", [])), "best_epoch": result.best_epoch,
             "fit_seconds": round(result.seconds, 1),
             "seconds": round(time.perf_counter() - started, 1)}

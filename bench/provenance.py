@@ -9,6 +9,7 @@ import platform
 import subprocess
 from functools import lru_cache
 
+RESULT_INPUTS = ("bench", "methods", "params.yaml", "dvc.yaml", "pyproject.toml", "requirements.lock")
 PACKAGES = ("augbench", "tensorflow", "keras", "numpy", "scipy", "scikit-learn",
             "scikit-image", "pandas", "dvc", "horovod")
 
@@ -52,9 +53,9 @@ def git_commit(cwd: str | None = None) -> dict:
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
     try:
-        # dvc.lock and reports/ are rewritten by the pipeline itself before the report is made
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                      ":(exclude)dvc.lock", ":(exclude)reports")
+        # only what changes results counts; dvc.lock and reports/ are rewritten by the
+        # pipeline itself before the report is made
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", *RESULT_INPUTS)
         return {"commit": git("rev-parse", "HEAD"), "dirty": bool(changed)}
     except (OSError, subprocess.SubprocessError):
         return {"commit": "unknown", "dirty": None}

@@ -170,13 +170,13 @@ class Params:
                                    path=f"train.classifiers.{name}")
 
 
-def deep_merge(base: dict, override: dict, path: str = "") -> dict:
-    """Recursively merge ``override`` into a copy of ``base``; profile keys must exist in base
-    for the fixed sections, so a typo in a profile is caught like a typo in the base."""
+def deep_merge(base: dict, override: dict) -> dict:
+    """Recursively merge ``override`` into a copy of ``base`` (mappings merge, anything else
+    replaces). Unknown keys are caught afterwards, when the result is validated."""
     out = copy.deepcopy(base)
     for key, value in (override or {}).items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value, f"{path}.{key}" if path else key)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -192,7 +192,7 @@ def resolve(raw: dict, profile: str | None = None) -> dict:
         raise ConfigError("profile", f"unknown profile {name!r}",
                           suggest(name, profiles) or f"known: {', '.join(sorted(profiles))}")
     base = {k: v for k, v in raw.items() if k not in ("profiles", "profile")}
-    merged = deep_merge(base, profiles[name] or {}, f"profiles.{name}")
+    merged = deep_merge(base, profiles[name] or {})
     merged["profile"] = name
     return merged
 

@@ -52,6 +52,7 @@ __all__ = [
     "Interval",
     "binary_metrics",
     "bootstrap_ci",
+    "bootstrap_ci_seeds",
     "confusion",
     "roc_curve_points",
     "summarize_runs",
@@ -336,22 +337,7 @@ def bootstrap_ci(
     is undefined are left out for that metric; if all are, the ends are ``nan``.
     The same inputs and seed always give the same intervals.
     """
-    y, s = _check_pair(y_true, y_score)
-    t = _check_threshold(threshold)
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)):
-        raise AugbenchError(f"metrics: n_resamples must be an integer, got {n_resamples!r}")
-    if n_resamples < 1:
-        raise AugbenchError(f"metrics: n_resamples must be >= 1, got {n_resamples}")
-    try:
-        conf = float(confidence)
-    except (TypeError, ValueError):
-        raise AugbenchError(f"metrics: confidence must be a number, got {confidence!r}") from None
-    if not 0.0 < conf < 1.0:
-        raise AugbenchError(
-            f"metrics: confidence must be strictly between 0 and 1 (e.g. 0.95), got {confidence!r}"
-        )
-
-    return _bootstrap_mean(y, [s], t, int(n_resamples), conf, seed, stratified)
+    return bootstrap_ci_seeds(y_true, [y_score], n_resamples, confidence, seed, threshold, stratified)
 
 
 def _bootstrap_mean(y, score_rows, t, n_resamples, conf, seed, stratified) -> dict[str, Interval]:
@@ -386,10 +372,20 @@ def bootstrap_ci_seeds(y_true, score_rows, n_resamples: int = 1000, confidence: 
     if not rows:
         raise AugbenchError("metrics: score_rows is empty")
     y = _check_labels(y_true)
-    conf = float(confidence)
+    t = _check_threshold(threshold)
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)):
+        raise AugbenchError(f"metrics: n_resamples must be an integer, got {n_resamples!r}")
+    if n_resamples < 1:
+        raise AugbenchError(f"metrics: n_resamples must be >= 1, got {n_resamples}")
+    try:
+        conf = float(confidence)
+    except (TypeError, ValueError):
+        raise AugbenchError(f"metrics: confidence must be a number, got {confidence!r}") from None
     if not 0.0 < conf < 1.0:
-        raise AugbenchError(f"metrics: confidence must lie in (0, 1), got {confidence!r}")
-    return _bootstrap_mean(y, rows, _check_threshold(threshold), int(n_resamples), conf, seed, stratified)
+        raise AugbenchError(
+            f"metrics: confidence must be strictly between 0 and 1 (e.g. 0.95), got {confidence!r}"
+        )
+    return _bootstrap_mean(y, rows, t, int(n_resamples), conf, seed, stratified)
 
 
 # ---------------------------------------------------------------------------

@@ -66,8 +66,9 @@ def history_plot(path, histories: dict[str, dict[str, list[float]]], title: str)
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, (label, hist) in enumerate(sorted(histories.items())):
         colour = f"C{i % 10}"
-        ax.plot(hist.get("loss", []), c=colour, lw=1.2, label=f"{label} train")
-        ax.plot(hist.get("val_loss", []), c=colour, lw=1.2, ls="--", label=f"{label} val")
+        for key, style, name in (("loss", "-", "train"), ("val_loss", "--", "val")):
+            values = hist.get(key, [])
+            ax.plot(range(1, len(values) + 1), values, c=colour, lw=1.2, ls=style, label=f"{label} {name}")
     ax.set(xlabel="epoch", ylabel="cross-entropy", title=title)
     ax.legend(fontsize=6, ncol=2)
     _save(fig, path)

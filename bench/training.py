@@ -72,7 +72,7 @@ class PreciseBatchNorm:
             for layer, m in zip(layers, saved, strict=True):
                 layer.momentum = m
 
-    def callback(self, model_ref):
+    def callback(self):
         import tensorflow as tf
 
         outer = self
@@ -131,7 +131,7 @@ def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: i
     n_bn = getattr(p, "bn_recalibration_images", 0)
     if n_bn:
         precise = PreciseBatchNorm(x_train, n_bn, 64, seed)
-        callbacks.insert(0, precise.callback(model))
+        callbacks.insert(0, precise.callback())
     hist = model.fit(x_train, tf.keras.utils.to_categorical(y_train, n_classes),
                      validation_data=(x_val, tf.keras.utils.to_categorical(y_val, n_classes)),
                      epochs=p.epochs, batch_size=p.batch_size, shuffle=True,

@@ -433,7 +433,8 @@ def read_grey(path: str | os.PathLike) -> np.ndarray:
     return read_grey_info(path)[0]
 
 
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
+def resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Square ``size`` x ``size`` resize with antialiased Lanczos (float32, clipped to [0, 1])."""
     if image.shape == (size, size):
         return image
     # PIL mode "F" resampling is antialiased when shrinking (the filter support is scaled).
@@ -476,7 +477,7 @@ def load_images(records: Sequence[Record], size: int | None) -> np.ndarray:
                     "set an image size so all images are resized to it",
                 )
         else:
-            img = _resize(img, int(size))
+            img = resize(img, int(size))
         if out is None:
             out = np.empty((len(records), *img.shape), dtype=np.float32)
         out[i] = img

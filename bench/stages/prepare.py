@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from bench.config import Params
-from bench.data.loader import Scan, load_images, scan_folder
+from bench.data.loader import Scan, load_images, resize, scan_folder
 from bench.data.phantom import generate_phantom, write_phantom
 from bench.data.splits import split_summary, stratified_group_split
-from bench.data.srad import srad_scales
+from bench.data.srad import srad
 from bench.data.validate import content_hash, validate_records
 from bench.errors import DataError
 from bench.io import save_npz, write_json, write_text
@@ -49,12 +49,12 @@ def dataset_root(params: Params, out: Path) -> Path:
 
 
 def despeckle(images: np.ndarray, params: Params) -> np.ndarray:
-    """SRAD (Yu & Acton 2002); keep scale ``srad_scale`` of the n_t × L series (Panigrahi 2024)."""
+    """SRAD (Yu & Acton 2002): scale ``srad_scale`` of the multi-scale series with
+    ``srad_iterations`` (n_t) iterations per scale (Panigrahi 2024: n_t = 10, L = 8),
+    i.e. n_t × scale iterations."""
     pp = params.preprocess
-    out = np.empty_like(images)
-    for i, image in enumerate(images):
-        out[i] = srad_scales(image, n_t=pp.srad_iterations, n_scales=pp.srad_scale, dt=pp.srad_dt)[-1]
-    return out
+    n_iter = pp.srad_iterations * pp.srad_scale
+    return np.stack([srad(image, n_iter=n_iter, dt=pp.srad_dt) for image in images]).astype(np.float32)
 
 
 def load_masks(scan: Scan, ids: list[str], size: int) -> np.ndarray | None:
@@ -76,7 +76,7 @@ def prepare(params: Params, out: Path) -> dict:
     started = time.perf_counter()
     root = dataset_root(params, out)
     scan = scan_folder(root, params.dataset.classes)
-    records, report, _ = validate_records(scan, params.dataset.near_duplicate_threshold,
+    records, report, decoded = validate_records(scan, params.dataset.near_duplicate_threshold,
                                           params.dataset.drop_label_conflicts)
     if not records:
         raise DataError(root, "no usable images after validation", "see validation.md")
@@ -85,7 +85,7 @@ def prepare(params: Params, out: Path) -> dict:
     groups = [report.groups.get(r.id, r.id) for r in records]
     splits = stratified_group_split([r.label for r in records], groups, params.split.ratios, params.split.seed)
     size = params.preprocess.image_size
-    images = load_images(records, size)
+    images = np.stack([resize(decoded[r.id], size) for r in records])  # decoded once, by validation
     if params.preprocess.srad:
         images = despeckle(images, params)
     masks = load_masks(scan, ids, size)

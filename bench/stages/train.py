@@ -67,7 +67,7 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
                             "score": training.predict_positive(model, x)})
               for name, s, x in (("val", val, x_val), ("test", test, x_test))]
     write_text(out / "predictions.csv", pd.concat(frames).to_csv(index=False))
-    write_text(out / "history.csv", pd.DataFrame(result.history).rename_axis("epoch").to_csv())
+    write_text(out / "history.csv", pd.DataFrame(result.history, index=pd.RangeIndex(1, len(result.history.get("loss", [])) + 1, name="epoch")).to_csv())
     meta = {"method": augmented.name, "classifier": classifier, "seed": seed,
             "params": to_dict(clf.params), "weights": clf.weights_source(), "input_size": size,
             "trainable_params": training.trainable_count(model), "training_set": composition,

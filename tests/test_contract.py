@@ -25,6 +25,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 AUGMENTERS = registry.list_plugins("augmenter")
 CLASSIFIERS = registry.list_plugins("classifier")
+PLUGINS = [("augmenter", n) for n in AUGMENTERS] + [("classifier", n) for n in CLASSIFIERS]
 SIZE = 32
 
 
@@ -68,21 +69,27 @@ def _run(name: str, train: ImageSet, seed: int) -> tuple[Generated, object]:
 # --------------------------------------------------------------------------- augmenters
 
 
+@pytest.mark.parametrize(("kind", "name"), PLUGINS)
+def test_params_build_with_defaults(kind, name):
+    cls = registry.get(kind, name)
+    assert dataclasses.is_dataclass(cls.Params) and isinstance(cls.Params, type)
+    params = registry.params_for(kind, name)
+    assert isinstance(params, cls.Params)
+    assert params == cls.Params()
+
+
+@pytest.mark.parametrize(("kind", "name"), PLUGINS)
+def test_descriptions(kind, name):
+    cls = registry.get(kind, name)
+    for attr in ("paper", "summary"):
+        text = getattr(cls, attr, None)
+        assert isinstance(text, str) and text.strip(), f"{name}.{attr} is empty"
+
+
 @pytest.mark.parametrize("name", AUGMENTERS)
 class TestAugmenterContract:
-    def test_params_build_with_defaults(self, name):
-        cls = registry.get("augmenter", name)
-        assert dataclasses.is_dataclass(cls.Params) and isinstance(cls.Params, type)
-        params = registry.params_for("augmenter", name)
-        assert isinstance(params, cls.Params)
-        assert params == cls.Params()
-
-    def test_mode_and_descriptions(self, name):
-        cls = registry.get("augmenter", name)
-        assert cls.mode in {"append", "replace"}
-        for attr in ("paper", "summary"):
-            text = getattr(cls, attr, None)
-            assert isinstance(text, str) and text.strip(), f"{name}.{attr} is empty"
+    def test_mode(self, name):
+        assert registry.get("augmenter", name).mode in {"append", "replace"}
 
     @pytest.mark.parametrize("n_train", [0, 1, 12, 800])
     def test_n_synthetic_is_a_non_negative_int(self, name, n_train):
@@ -149,19 +156,6 @@ class TestAugmenterContract:
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
 class TestClassifierParams:
-    def test_params_build_with_defaults(self, name):
-        cls = registry.get("classifier", name)
-        assert dataclasses.is_dataclass(cls.Params) and isinstance(cls.Params, type)
-        params = registry.params_for("classifier", name)
-        assert isinstance(params, cls.Params)
-        assert params == cls.Params()
-
-    def test_descriptions(self, name):
-        cls = registry.get("classifier", name)
-        for attr in ("paper", "summary"):
-            text = getattr(cls, attr, None)
-            assert isinstance(text, str) and text.strip(), f"{name}.{attr} is empty"
-
     def test_preprocess_grey_to_channels(self, name, train):
         clf = registry.create("classifier", name)
         before = train.images.copy()

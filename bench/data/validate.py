@@ -181,6 +181,7 @@ class ValidationReport:
     - ``groups``: record id -> group id (the first record id of its group; a record with
       no duplicate is its own group). Covers every readable record, dropped ones included.
     - ``dropped``: ids removed because of label conflicts.
+    - ``sha256``: record id -> SHA-256 of the file, for every readable record.
     """
 
     n_files: int
@@ -194,6 +195,7 @@ class ValidationReport:
     groups: dict[str, str]
     dropped: list[str]
     usable_class_counts: dict[str, int] = field(default_factory=dict)
+    sha256: dict[str, str] = field(default_factory=dict)  # record id -> file digest (readable records)
     n_usable: int = 0
     near_dup_threshold: int = 4
     conflicts_dropped: bool = True
@@ -394,5 +396,6 @@ def validate_records(
         n_usable=len(usable),
         near_dup_threshold=int(near_dup_threshold),
         conflicts_dropped=bool(drop_conflicts),
+        sha256={r.id: d for r, d in zip(ok, byte_digests, strict=True)},
     )
     return usable, report, images

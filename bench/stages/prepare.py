@@ -26,7 +26,7 @@ from bench.data.loader import Scan, load_images, resize, scan_folder
 from bench.data.phantom import generate_phantom, write_phantom
 from bench.data.splits import split_summary, stratified_group_split
 from bench.data.srad import srad
-from bench.data.validate import content_hash, validate_records
+from bench.data.validate import validate_records
 from bench.errors import DataError
 from bench.io import save_npz, write_json, write_text
 from bench.stages.common import add_params_args, log, params_from_args
@@ -94,7 +94,7 @@ def prepare(params: Params, out: Path) -> dict:
         arrays["masks"] = masks
     save_npz(out / "dataset.npz", **arrays)
     manifest = pd.DataFrame({"id": ids, "label": [r.label for r in records], "group": groups,
-                             "split": splits, "sha256": [content_hash(r.path) for r in records],
+                             "split": splits, "sha256": [report.sha256[r.id] for r in records],
                              "path": [str(Path(r.path).relative_to(root)) for r in records]})
     write_text(out / "manifest.csv", manifest.to_csv(index=False))
     write_json(out / "validation.json", report.to_dict())

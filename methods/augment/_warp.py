@@ -1,4 +1,5 @@
-"""One affine warp shared by the geometric and classical augmenters."""
+"""Shared by the geometric and classical augmenters: the affine warp, which source
+image each synthetic image comes from, and its provenance record."""
 
 from __future__ import annotations
 
@@ -35,3 +36,14 @@ def source_plan(n_train: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Source index and copy number of each of ``n`` synthetic images (sources in turn)."""
     j = np.arange(n)
     return j % n_train, j // n_train
+
+
+def provenance(method: str, ids: list[str], src: np.ndarray, copy: np.ndarray,
+               per_image: dict[str, np.ndarray | list]) -> list[dict]:
+    """One record per synthetic image: method, source id, copy number, drawn parameters."""
+    def plain(value):
+        return value.item() if isinstance(value, np.generic) else value
+
+    return [{"method": method, "source_id": ids[s], "copy": int(c),
+             **{k: plain(v[i]) for k, v in per_image.items()}}
+            for i, (s, c) in enumerate(zip(src, copy, strict=True))]

@@ -18,7 +18,7 @@ import numpy as np
 
 from bench.plugins import Augmenter, Generated, ImageSet
 from bench.typed import require
-from methods.augment._warp import affine_matrix, source_plan, warp
+from methods.augment._warp import affine_matrix, provenance, source_plan, warp
 
 FEDORUK = "Fedoruk et al. 2022, §Classical augmentation"
 
@@ -72,7 +72,4 @@ class ClassicalAugmentation(Augmenter):
         images = np.zeros((n, *train.images.shape[1:]), np.float32)
         for i, s in enumerate(src):
             images[i] = self._one(train.images[s], draws, i)
-        provenance = [{"method": "classical", "source_id": train.ids[s], "copy": int(c),
-                       **{k: v[i].item() for k, v in draws.items()}}
-                      for i, (s, c) in enumerate(zip(src, copy, strict=True))]
-        return Generated(images, train.labels[src], provenance)
+        return Generated(images, train.labels[src], provenance("classical", train.ids, src, copy, draws))

@@ -15,20 +15,9 @@ import numpy as np
 
 from bench.plugins import Augmenter, Generated, ImageSet
 from bench.typed import require
-from methods.augment._warp import affine_matrix, source_plan, warp
+from methods.augment._warp import affine_matrix, provenance, source_plan, warp
 
 PAPER = "Panigrahi et al. 2024, Table 2 (×5 dataset size) and Table 4 (metrics)"
-
-
-def _provenance(method: str, train: ImageSet, src: np.ndarray, copy: np.ndarray, **per_image):
-    keys = list(per_image)
-    return [{"method": method, "source_id": train.ids[s], "copy": int(c),
-             **{k: _plain(per_image[k][i]) for k in keys}}
-            for i, (s, c) in enumerate(zip(src, copy, strict=True))]
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 @dataclass(frozen=True)
@@ -53,7 +42,7 @@ class GeometricRotation(Augmenter):
         images = [warp(train.images[s], affine_matrix(rotation_deg=a), mode=self.params.fill)
                   for s, a in zip(src, angles, strict=True)]
         return Generated(_stack(images, train), train.labels[src],
-                         _provenance("geometric-rotation", train, src, copy, angle_deg=angles))
+                         provenance("geometric-rotation", train.ids, src, copy, {"angle_deg": angles}))
 
 
 @dataclass(frozen=True)
@@ -80,7 +69,7 @@ class GeometricScaling(Augmenter):
         images = [warp(train.images[s], affine_matrix(zoom=(z, z)), mode=self.params.fill)
                   for s, z in zip(src, scales, strict=True)]
         return Generated(_stack(images, train), train.labels[src],
-                         _provenance("geometric-scaling", train, src, copy, scale=scales))
+                         provenance("geometric-scaling", train.ids, src, copy, {"scale": scales}))
 
 
 FLIPS = {"horizontal": (slice(None), slice(None, None, -1)),
@@ -114,7 +103,7 @@ class GeometricFlipping(Augmenter):
         names = [self.params.flips[c % len(self.params.flips)] for c in copy]
         images = [np.ascontiguousarray(train.images[s][FLIPS[f]]) for s, f in zip(src, names, strict=True)]
         return Generated(_stack(images, train), train.labels[src],
-                         _provenance("geometric-flipping", train, src, copy, flip=names))
+                         provenance("geometric-flipping", train.ids, src, copy, {"flip": names}))
 
 
 def _stack(images: list[np.ndarray], train: ImageSet) -> np.ndarray:

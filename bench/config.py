@@ -29,11 +29,19 @@ PROFILES = ("smoke", "quick", "paper")
 
 @dataclass(frozen=True)
 class MatrixParams:
-    """What the pipeline runs: methods × classifiers × seeds (DVC matrix stages)."""
+    """What the pipeline runs (DVC matrix stages).
+
+    ``methods × classifiers × seeds`` is the augmentation comparison (stage
+    ``train``). ``zoo × seeds`` trains further classifiers — typically every
+    transfer mode of every family — on the un-augmented baseline ``none`` only
+    (stage ``zoo``), for the classifier tables (Byra 2021, Tables 1–2). A name in
+    either list is a classifier *variant*: a key of ``train.classifiers``.
+    """
 
     methods: list[str] = field(default_factory=lambda: ["none"])
     classifiers: list[str] = field(default_factory=lambda: ["resnet50"])
     seeds: list[int] = field(default_factory=lambda: [0])
+    zoo: list[str] = field(default_factory=list)
 
     def check(self, path: str) -> None:
         for key in ("methods", "classifiers", "seeds"):
@@ -41,6 +49,16 @@ class MatrixParams:
             require(len(values) > 0, f"{path}.{key}", "must not be empty")
             require(len(set(values)) == len(values), f"{path}.{key}", "contains duplicates")
         require(all(s >= 0 for s in self.seeds), f"{path}.seeds", "seeds must be >= 0")
+        require(len(set(self.zoo)) == len(self.zoo), f"{path}.zoo", "contains duplicates")
+        both = sorted(set(self.zoo) & set(self.classifiers))
+        require(not both, f"{path}.zoo", f"{both} are already in matrix.classifiers",
+                "the method matrix trains them on 'none' already; list each classifier in one place")
+        require(not self.zoo or "none" in self.methods, f"{path}.zoo",
+                "the zoo trains on the baseline 'none', which is not in matrix.methods", "add 'none' to matrix.methods")
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (method, classifier) the pipeline trains, in report order."""
+        return [(m, c) for m in self.methods for c in self.classifiers] + [("none", c) for c in self.zoo]
 
 
 @dataclass(frozen=True)
@@ -127,7 +145,22 @@ class AugmentParams:
 
 @dataclass(frozen=True)
 class TrainParams:
+    """``classifiers``: one section per classifier variant. A section's key is the variant
+    name; ``classifier: PLUGIN`` makes it a variant of another plugin, inheriting that
+    plugin's own section and overriding keys (e.g. ``resnet50-feature-extraction:
+    {classifier: resnet50, transfer: feature-extraction}``)."""
+
     classifiers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def check(self, path: str) -> None:
+        for name, section in self.classifiers.items():
+            require(isinstance(section, dict), f"{path}.classifiers.{name}", "must be a mapping of parameters")
+            plugin = section.get("classifier", name)
+            require(isinstance(plugin, str), f"{path}.classifiers.{name}.classifier", "must be a plugin name")
+            base = self.classifiers.get(plugin, {}) if plugin != name else {}
+            require(plugin == name or "classifier" not in (base or {}),
+                    f"{path}.classifiers.{name}.classifier",
+                    f"{plugin!r} is itself a variant; name the plugin directly")
 
 
 @dataclass(frozen=True)
@@ -163,11 +196,19 @@ class Params:
         return registry.params_for("augmenter", name, self.augment.methods.get(name, {}),
                                    path=f"augment.methods.{name}")
 
+    def classifier_plugin(self, name: str) -> str:
+        """The registered plugin behind classifier variant ``name``."""
+        return self.train.classifiers.get(name, {}).get("classifier", name)
+
     def classifier_params(self, name: str):
+        """The validated parameters of classifier variant ``name``: its plugin's section
+        (when the variant is not the plugin itself) overridden by its own keys."""
         from bench import registry
 
-        return registry.params_for("classifier", name, self.train.classifiers.get(name, {}),
-                                   path=f"train.classifiers.{name}")
+        plugin = self.classifier_plugin(name)
+        own = {k: v for k, v in self.train.classifiers.get(name, {}).items() if k != "classifier"}
+        section = deep_merge(self.train.classifiers.get(plugin, {}), own) if plugin != name else own
+        return registry.params_for("classifier", plugin, section, path=f"train.classifiers.{name}")
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -269,22 +310,24 @@ def check_other_profiles(raw: dict, active: str, validate_plugins: bool = True) 
 def _validate_plugins(params: Params) -> None:
     from bench import registry
 
-    for kind, section, names, where in (
-            ("augmenter", params.augment.methods, params.matrix.methods, ("matrix.methods", "augment.methods")),
-            ("classifier", params.train.classifiers, params.matrix.classifiers,
-             ("matrix.classifiers", "train.classifiers"))):
-        keys = [(name, f"{where[0]}.{i}") for i, name in enumerate(names)]
-        keys += [(name, f"{where[1]}.{name}") for name in section]
-        for name, key in keys:
-            try:
-                registry.get(kind, name)  # unknown names fail with a suggestion
-            except RegistryError as exc:
-                raise RegistryError(f"params: {key}: {exc}") from None
+    m = params.matrix
+    checks = [("augmenter", name, f"matrix.methods.{i}") for i, name in enumerate(m.methods)]
+    checks += [("augmenter", name, f"augment.methods.{name}") for name in params.augment.methods]
+    checks += [("classifier", params.classifier_plugin(name), f"matrix.classifiers.{i}")
+               for i, name in enumerate(m.classifiers)]
+    checks += [("classifier", params.classifier_plugin(name), f"matrix.zoo.{i}") for i, name in enumerate(m.zoo)]
+    checks += [("classifier", params.classifier_plugin(name), f"train.classifiers.{name}")
+               for name in params.train.classifiers]
+    for kind, name, key in checks:
+        try:
+            registry.get(kind, name)  # unknown names fail with a suggestion
+        except RegistryError as exc:
+            raise RegistryError(f"params: {key}: {exc}") from None
     # Every configured plugin section is validated, not only those in the matrix, so a typo
     # in a method that is not run yet is not found only when it is added to the matrix.
-    for name in dict.fromkeys([*params.matrix.methods, *params.augment.methods]):
+    for name in dict.fromkeys([*m.methods, *params.augment.methods]):
         params.method_params(name)
-    for name in dict.fromkeys([*params.matrix.classifiers, *params.train.classifiers]):
+    for name in dict.fromkeys([*m.classifiers, *m.zoo, *params.train.classifiers]):
         params.classifier_params(name)
 
 

@@ -527,3 +527,44 @@ def test_plugin_typo_in_inactive_profile_fails(tmp_path):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match="profiles.paper"):
         load_params(path, "quick")
+
+
+# ------------------------------------------------------------- classifier variants and the zoo
+
+
+def test_variant_inherits_its_plugin_section_and_overrides(tmp_path, raw):
+    path = write_variant(tmp_path, raw, {
+        "train.classifiers.resnet50-fe": {"classifier": "resnet50", "transfer": "feature-extraction"},
+        "train.classifiers.resnet50.batch_size": 7,
+        "profiles.quick.matrix": {"zoo": ["resnet50-fe"]}})
+    params = load_params(path)
+    assert params.classifier_plugin("resnet50-fe") == "resnet50"
+    assert params.classifier_plugin("resnet50") == "resnet50"
+    fe, base = params.classifier_params("resnet50-fe"), params.classifier_params("resnet50")
+    assert fe.transfer == "feature-extraction" and base.transfer == "finetune-all"
+    assert fe.batch_size == base.batch_size == 7  # inherited
+    assert fe.epochs == base.epochs  # the quick profile's value reaches the variant too
+    assert ("none", "resnet50-fe") in params.matrix.pairs()
+
+
+@pytest.mark.parametrize(("changes", "key", "text"), [
+    ({"train.classifiers.r50x": {"classifier": "resnet5O"}}, "train.classifiers.r50x", "resnet50"),
+    ({"train.classifiers.r50x": {"classifier": "resnet50", "transfr": "feature-extraction"}},
+     "train.classifiers.r50x", "transfer"),
+    ({"train.classifiers.r50x": {"classifier": "resnet50", "transfer": "fine-tune"}},
+     "train.classifiers.r50x.transfer", "finetune-all"),
+    ({"matrix.zoo": ["resnet50"]}, "matrix.zoo", "already in matrix.classifiers"),
+    ({"matrix.zoo": ["inceptionv9"]}, "matrix.zoo.0", "inceptionv9"),
+    ({"matrix.zoo": ["r50x"], "matrix.methods": ["classical"],
+      "train.classifiers.r50x": {"classifier": "resnet50"}}, "matrix.zoo", "'none'"),
+    ({"train.classifiers.a": {"classifier": "resnet50"}, "train.classifiers.b": {"classifier": "a"}},
+     "train.classifiers.b.classifier", "itself a variant"),
+])
+def test_bad_variants_name_the_key(tmp_path, raw, changes, key, text):
+    data = copy.deepcopy(raw)
+    data["profiles"] = {name: {k: v for k, v in (prof or {}).items() if k != "matrix"}
+                        for name, prof in raw["profiles"].items()}  # the base matrix decides here
+    path = write_variant(tmp_path, data, changes)
+    with pytest.raises((ConfigError, RegistryError)) as info:
+        load_params(path)
+    assert key in str(info.value) and text in str(info.value)

@@ -118,3 +118,56 @@ def test_evaluate_names_a_missing_run(tmp_path):
     params = _params(**{"matrix.methods": ["none"]})
     with pytest.raises(AugbenchError, match="seed0"):
         evaluate.evaluate(params, tmp_path / "runs", tmp_path / "reports")
+
+
+def _fake_run_with_val(folder, y, score, y_val, s_val, seed=0, meta=None):
+    folder.mkdir(parents=True)
+    frame = pd.concat([
+        pd.DataFrame({"split": "val", "id": [f"v{k}" for k in range(len(y_val))], "label": y_val, "score": s_val}),
+        pd.DataFrame({"split": "test", "id": [f"i{k}" for k in range(len(y))], "label": y, "score": score})])
+    frame.to_csv(folder / "predictions.csv", index=False)
+    write_json(folder / "meta.json", {"seed": seed, "weights": "none", "epochs_run": 3, "mode": "finetune-all",
+                                      "training_set": {"n_total": 10}, "trainable_params": 5, **(meta or {})})
+
+
+def test_evaluate_val_threshold_and_paired_comparisons(tmp_path):
+    from bench import stats
+
+    params = _params(**{"matrix.methods": ["none", "classical"], "matrix.seeds": [0],
+                        "matrix.classifiers": ["resnet50"], "matrix.zoo": []})
+    rng = np.random.default_rng(1)
+    y, y_val = np.array([0, 1] * 30), np.array([0, 1] * 15)
+    runs = {}
+    for k, method in enumerate(("none", "classical")):
+        s = np.clip(y * (0.2 + 0.2 * k) + rng.random(60) * 0.8, 0, 1)
+        s_val = np.clip(y_val * 0.3 + rng.random(30) * 0.7, 0, 1)
+        runs[method] = (s, s_val)
+        _fake_run_with_val(evaluate.run_dir(tmp_path / "runs", method, "resnet50", 0), y, s, y_val, s_val)
+    table = evaluate.evaluate(params, tmp_path / "runs", tmp_path / "reports").set_index("method")
+    t = stats.closest_to_corner_threshold(y_val, runs["none"][1])
+    assert table.loc["none", "threshold_val"] == pytest.approx(t)
+    at_t = metrics.binary_metrics(y, runs["none"][0], threshold=t)
+    assert table.loc["none", "accuracy_at_val"] == pytest.approx(at_t["accuracy"])
+    assert table.loc["none", "recall_at_val"] == pytest.approx(at_t["recall"])
+    assert table.loc["none", "auc_bootstrap_sd"] > 0
+    compared = pd.read_csv(tmp_path / "reports" / "comparisons.csv")
+    assert len(compared) == 1 and compared.loc[0, "method"] == "classical"
+    assert compared.loc[0, "baseline_method"] == "none"
+    expected = stats.delong_test(y, runs["classical"][0], runs["none"][0])
+    assert compared.loc[0, "delong_p"] == pytest.approx(expected.p_value)
+    assert compared.loc[0, "delong_p_holm"] == pytest.approx(expected.p_value)  # one comparison: unchanged
+    assert compared.loc[0, "auc_diff"] == pytest.approx(expected.diff)
+
+
+def test_evaluate_refuses_comparisons_on_different_test_sets(tmp_path):
+    params = _params(**{"matrix.methods": ["none", "classical"], "matrix.seeds": [0], "matrix.zoo": []})
+    y = np.array([0, 1] * 10)
+    for method in ("none", "classical"):
+        _fake_run_with_val(evaluate.run_dir(tmp_path / "runs", method, "resnet50", 0), y,
+                           np.linspace(0, 1, 20), y, np.linspace(0, 1, 20))
+    pred = evaluate.run_dir(tmp_path / "runs", "classical", "resnet50", 0) / "predictions.csv"
+    frame = pd.read_csv(pred)
+    frame.loc[frame["split"] == "test", "id"] = [f"other{k}" for k in range(20)]
+    frame.to_csv(pred, index=False)
+    with pytest.raises(AugbenchError, match="different test sets"):
+        evaluate.evaluate(params, tmp_path / "runs", tmp_path / "reports")

@@ -1,14 +1,25 @@
-"""evaluate: test-set metrics with bootstrap confidence intervals for every run.
+"""evaluate: test-set metrics with bootstrap confidence intervals and paired tests.
 
-For each method × classifier, the six metrics (accuracy, recall, specificity,
-precision, F1, AUC) are the mean over training seeds; the 95% interval is a
-percentile bootstrap over test cases of that seed mean (bench.metrics); the
-seed-to-seed standard deviation is reported beside it. Only the test split is
-scored here; nothing is tuned on it.
+For each method × classifier (and each zoo classifier on ``none``), the six
+metrics (accuracy, recall, specificity, precision, F1, AUC) are the mean over
+training seeds; the 95% interval is a percentile bootstrap over test cases of
+that seed mean (bench.metrics); the seed-to-seed standard deviation and the
+bootstrap standard deviation (Byra 2021, Table 2 reports ± std) are reported
+beside it. Accuracy, sensitivity and specificity are also given at the ROC point
+closest to (0, 1) — a threshold chosen on each run's VALIDATION scores and then
+applied to its test scores (Byra 2021 does not say where the threshold was
+chosen; choosing it on test would be optimistic). Nothing is tuned on test.
+
+Comparisons (``comparisons.csv``): every method against ``none`` with the same
+classifier, and every zoo classifier against the first classifier of the matrix
+on ``none``, on the same test cases with seed-mean scores: DeLong's paired AUC
+test (Holm-adjusted across the comparisons) and, for comparison with Byra 2021,
+the Wilcoxon rank-sum test on bootstrapped AUCs (bench.stats explains why the
+latter is not a valid test).
 
 Writes ``metrics.json`` (DVC metrics), ``results.csv`` (one row per method ×
-classifier), ``runs.csv`` (one row per seed), and per-run ROC points for
-``dvc plots`` under ``plots/roc/``.
+classifier), ``runs.csv`` (one row per seed), ``comparisons.csv``, and per-run
+ROC points for ``dvc plots`` under ``plots/roc/``.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import metrics
+from bench import metrics, stats
 from bench.config import Params
 from bench.errors import AugbenchError
 from bench.io import read_json, write_json, write_text
@@ -30,18 +41,33 @@ def run_dir(runs: Path, method: str, classifier: str, seed: int) -> Path:
     return runs / method / classifier / f"seed{seed}"
 
 
-def load_run(folder: Path) -> tuple[pd.DataFrame, dict]:
+VAL_THRESHOLD_METRICS = ("accuracy", "recall", "specificity")
+
+
+def load_run(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(test predictions, validation predictions, meta) of one training run."""
     pred, meta = folder / "predictions.csv", folder / "meta.json"
     if not (pred.is_file() and meta.is_file()):
         raise AugbenchError(f"{folder}: run is missing or incomplete (no predictions.csv/meta.json); "
                             "run the train stage for it (dvc repro)")
     frame = pd.read_csv(pred)
-    return frame[frame["split"] == "test"].reset_index(drop=True), read_json(meta)
+    split = lambda name: frame[frame["split"] == name].reset_index(drop=True)  # noqa: E731
+    return split("test"), split("val"), read_json(meta)
+
+
+def val_threshold_metrics(test: pd.DataFrame, val: pd.DataFrame) -> dict[str, float]:
+    """Accuracy/sensitivity/specificity on test at the closest-to-(0, 1) threshold of val."""
+    if val.empty or val["label"].nunique() < 2:
+        return {"threshold_val": float("nan"), **{f"{m}_at_val": float("nan") for m in VAL_THRESHOLD_METRICS}}
+    t = stats.closest_to_corner_threshold(val["label"].to_numpy(), val["score"].to_numpy())
+    found = metrics.binary_metrics(test["label"].to_numpy(), test["score"].to_numpy(), threshold=t)
+    return {"threshold_val": t, **{f"{m}_at_val": found[m] for m in VAL_THRESHOLD_METRICS}}
 
 
 def evaluate_pair(params: Params, runs: Path, method: str, classifier: str) -> tuple[dict, list[dict], dict]:
     ev = params.evaluate
-    tests, metas = zip(*(load_run(run_dir(runs, method, classifier, s)) for s in params.matrix.seeds), strict=True)
+    tests, vals, metas = zip(*(load_run(run_dir(runs, method, classifier, s)) for s in params.matrix.seeds),
+                             strict=True)
     y = tests[0]["label"].to_numpy()
     for t in tests[1:]:
         if not np.array_equal(t["id"], tests[0]["id"]):
@@ -49,17 +75,23 @@ def evaluate_pair(params: Params, runs: Path, method: str, classifier: str) -> t
     scores = [t["score"].to_numpy() for t in tests]
     ci = metrics.bootstrap_ci_seeds(y, scores, ev.bootstrap_resamples, ev.confidence, ev.seed, ev.threshold)
     per_seed = [metrics.binary_metrics(y, s, ev.threshold) for s in scores]
+    at_val = [val_threshold_metrics(t, v) for t, v in zip(tests, vals, strict=True)]
     spread = metrics.summarize_runs(per_seed)
-    row = {"method": method, "classifier": classifier, "n_seeds": len(scores), "n_test": len(y),
+    boot_sd = stats.bootstrap_sd(y, np.mean(scores, axis=0), ev.bootstrap_resamples, ev.seed, ev.threshold)
+    row = {"method": method, "classifier": classifier, "plugin": params.classifier_plugin(classifier),
+           "mode": metas[0].get("mode") or metas[0].get("params", {}).get("transfer", ""),
+           "n_seeds": len(scores), "n_test": len(y),
            "weights": metas[0]["weights"], "epochs_run": "/".join(str(m["epochs_run"]) for m in metas),
            "n_train": metas[0]["training_set"]["n_total"], "trainable_params": metas[0]["trainable_params"]}
     for name in metrics.METRIC_NAMES:
         row.update({name: ci[name].value, f"{name}_low": ci[name].low, f"{name}_high": ci[name].high,
-                    f"{name}_sd": spread[name][1]})
-    seed_rows = [{"method": method, "classifier": classifier, "seed": m["seed"], **r,
+                    f"{name}_sd": spread[name][1], f"{name}_bootstrap_sd": boot_sd[name]})
+    for key in at_val[0]:
+        row[key] = float(np.mean([a[key] for a in at_val]))
+    seed_rows = [{"method": method, "classifier": classifier, "seed": m["seed"], **r, **a,
                   "confusion": metrics.confusion(y, s >= ev.threshold).tolist()}
-                 for m, r, s in zip(metas, per_seed, scores, strict=True)]
-    return row, seed_rows, {"y": y, "scores": scores}
+                 for m, r, a, s in zip(metas, per_seed, at_val, scores, strict=True)]
+    return row, seed_rows, {"y": y, "ids": tests[0]["id"].to_numpy(), "scores": scores}
 
 
 def write_roc_points(out: Path, method: str, classifier: str, y: np.ndarray, scores: list) -> None:
@@ -68,19 +100,47 @@ def write_roc_points(out: Path, method: str, classifier: str, y: np.ndarray, sco
                pd.DataFrame({"fpr": fpr, "tpr": tpr}).to_csv(index=False))
 
 
+def comparisons(params: Params, raw: dict[tuple[str, str], dict]) -> pd.DataFrame:
+    """Paired tests on the same test cases: each method vs ``none`` (same classifier), and each
+    zoo classifier vs the first matrix classifier on ``none``. DeLong p-values are Holm-adjusted
+    over all comparisons of the table."""
+    ev, m = params.evaluate, params.matrix
+    pairs = []
+    if "none" in m.methods:
+        pairs += [((method, c), ("none", c)) for c in m.classifiers for method in m.methods if method != "none"]
+        pairs += [(("none", c), ("none", m.classifiers[0])) for c in m.zoo]
+    rows = []
+    for (a, b) in pairs:
+        ya, yb = raw[a]["y"], raw[b]["y"]
+        if not np.array_equal(raw[a]["ids"], raw[b]["ids"]):
+            raise AugbenchError(f"{a} and {b} were scored on different test sets; re-run them (dvc repro)")
+        sa, sb = np.mean(raw[a]["scores"], axis=0), np.mean(raw[b]["scores"], axis=0)
+        d = stats.delong_test(ya, sa, sb)
+        _, p_rank = stats.bootstrap_auc_ranksum(yb, sa, sb, ev.bootstrap_resamples, ev.seed)
+        rows.append({"method": a[0], "classifier": a[1], "baseline_method": b[0], "baseline_classifier": b[1],
+                     "auc": d.auc_a, "auc_baseline": d.auc_b, "auc_diff": d.diff, "delong_z": d.z,
+                     "delong_p": d.p_value, "ranksum_bootstrap_p": p_rank})
+    table = pd.DataFrame(rows, columns=["method", "classifier", "baseline_method", "baseline_classifier", "auc",
+                                        "auc_baseline", "auc_diff", "delong_z", "delong_p",
+                                        "ranksum_bootstrap_p"])
+    table["delong_p_holm"] = stats.holm_adjust(table["delong_p"].to_numpy()) if len(table) else []
+    return table
+
+
 def evaluate(params: Params, runs: Path, out: Path) -> pd.DataFrame:
-    rows, seed_rows, dvc_metrics = [], [], {}
-    for method in params.matrix.methods:
-        for classifier in params.matrix.classifiers:
-            row, per_seed, raw = evaluate_pair(params, runs, method, classifier)
-            rows.append(row)
-            seed_rows.extend(per_seed)
-            write_roc_points(out, method, classifier, raw["y"], raw["scores"])
-            dvc_metrics.setdefault(method, {})[classifier] = {
-                m: round(row[m], 4) for m in metrics.METRIC_NAMES if np.isfinite(row[m])}
+    rows, seed_rows, dvc_metrics, raw = [], [], {}, {}
+    for method, classifier in params.matrix.pairs():
+        row, per_seed, found = evaluate_pair(params, runs, method, classifier)
+        rows.append(row)
+        seed_rows.extend(per_seed)
+        raw[(method, classifier)] = found
+        write_roc_points(out, method, classifier, found["y"], found["scores"])
+        dvc_metrics.setdefault(method, {})[classifier] = {
+            m: round(row[m], 4) for m in metrics.METRIC_NAMES if np.isfinite(row[m])}
     table = pd.DataFrame(rows)
     write_text(out / "results.csv", table.to_csv(index=False))
     write_text(out / "runs.csv", pd.DataFrame(seed_rows).to_csv(index=False))
+    write_text(out / "comparisons.csv", comparisons(params, raw).to_csv(index=False))
     write_json(out / "metrics.json", dvc_metrics)
     log.info("evaluated %d method × classifier pairs over %d seeds", len(rows), len(params.matrix.seeds))
     return table

@@ -1,9 +1,13 @@
 """report: the tables, plots and provenance header people read (``reports/``).
 
 Writes ``results.md`` (provenance header, the Table-4-style metrics table of
-Panigrahi et al. 2024 with 95% CIs, per-run confusion matrices), ``table.csv``,
-``roc.png``, ``history.png``, ``confusion/*.png``, ``grids/*.png`` (a sample
-grid per augmentation method) and ``provenance.json``.
+Panigrahi et al. 2024 with 95% CIs, the classifier table in the layout of Byra
+2021 Table 2, the trainable-parameter table in the layout of Byra Table 1,
+paired comparisons, activation rates of the DRS models, per-run confusion
+matrices), ``table.csv``, ``classifiers.csv``, ``parameters.csv``, ``roc.png``,
+``history.png``, ``figures/`` (ROC of every classifier, activation rates),
+``confusion/*.png``, ``grids/*.png`` (a
+sample grid per augmentation method) and ``provenance.json``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,80 @@ def metrics_table(results: pd.DataFrame) -> pd.DataFrame:
              "Seeds": r["n_seeds"], "n train": r["n_train"], "Epochs": r["epochs_run"]}
             for _, r in results.iterrows()]
     return pd.DataFrame(rows)
+
+
+def pm(row: pd.Series, name: str, sd: str = "bootstrap_sd", percent: bool = True) -> str:
+    """'83.1 ± 4.2' (percent) or '0.912 ± 0.031' (AUC)."""
+    value, spread = row[name], row.get(f"{name}_{sd}", np.nan)
+    if not np.isfinite(value):
+        return "n/a"
+    if name == "auc" or not percent:
+        return f"{value:.3f} ± {spread:.3f}" if np.isfinite(spread) else f"{value:.3f}"
+    return f"{100 * value:.1f} ± {100 * spread:.1f}" if np.isfinite(spread) else f"{100 * value:.1f}"
+
+
+def classifier_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Byra 2021 Table 2 layout for every classifier trained on the baseline ``none``: AUC,
+    accuracy, sensitivity, specificity ± bootstrap std at threshold 0.5, and the same three at
+    the validation-chosen closest-to-(0, 1) threshold; seed std when there are several seeds."""
+    rows = []
+    for _, r in results[results["method"] == "none"].iterrows():
+        row = {"Classifier": r["classifier"], "Family": r.get("plugin", r["classifier"]),
+               "Mode": r.get("mode", ""), "Weights": str(r["weights"]).split(" (")[0],
+               "AUC": pm(r, "auc"), "Acc": pm(r, "accuracy"), "Sens": pm(r, "recall"),
+               "Spec": pm(r, "specificity")}
+        if "accuracy_at_val" in r:
+            row.update({"Acc @val-thr": f"{100 * r['accuracy_at_val']:.1f}",
+                        "Sens @val-thr": f"{100 * r['recall_at_val']:.1f}",
+                        "Spec @val-thr": f"{100 * r['specificity_at_val']:.1f}",
+                        "thr (val)": f"{r['threshold_val']:.3f}"})
+        if r["n_seeds"] > 1:
+            row["AUC seeds (mean ± sd)"] = pm(r, "auc", sd="sd")
+        row.update({"Trainable": f"{int(r['trainable_params']):,}", "Epochs": r["epochs_run"]})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def parameter_table(params: Params, results: pd.DataFrame) -> pd.DataFrame:
+    """Byra 2021 Table 1 layout: trainable parameters of every classifier variant and mode, at the
+    input size of this run (from the run) and at 224 × 224 (built here with random weights)."""
+    from methods.classify import parameter_counts
+
+    rows = []
+    seen = set()
+    for _, r in results.iterrows():
+        if r["classifier"] in seen:
+            continue
+        seen.add(r["classifier"])
+        counts = parameter_counts(params.classifier_plugin(r["classifier"]), r.get("mode") or None, 224)
+        rows.append({"Classifier": r["classifier"], "Family": r.get("plugin", r["classifier"]),
+                     "Mode": r.get("mode", ""), "Trainable (this run)": f"{int(r['trainable_params']):,}",
+                     "Trainable (224 px)": f"{counts['trainable']:,}",
+                     "Non-trainable (224 px)": f"{counts['non_trainable']:,}"})
+    return pd.DataFrame(rows)
+
+
+def comparison_table(comparisons: pd.DataFrame) -> pd.DataFrame:
+    rows = [{"Run": f"{c['method']} / {c['classifier']}",
+             "vs": f"{c['baseline_method']} / {c['baseline_classifier']}",
+             "AUC": f"{c['auc']:.3f}", "AUC baseline": f"{c['auc_baseline']:.3f}", "Δ AUC": f"{c['auc_diff']:+.3f}",
+             "DeLong p": f"{c['delong_p']:.3g}", "DeLong p (Holm)": f"{c['delong_p_holm']:.3g}",
+             "rank-sum on bootstrap AUCs p (Byra; not valid)": f"{c['ranksum_bootstrap_p']:.3g}"}
+            for _, c in comparisons.iterrows()]
+    return pd.DataFrame(rows)
+
+
+def activation_rates(params: Params, results: pd.DataFrame, runs: Path, out: Path) -> list[str]:
+    """Plot activation.csv of every run that wrote one (DRS models), first seed."""
+    found = {}
+    for method, clf in zip(results["method"], results["classifier"], strict=True):
+        path = run_dir(runs, method, clf, params.matrix.seeds[0]) / "activation.csv"
+        if path.is_file():
+            found[f"{method} / {clf}"] = pd.read_csv(path)
+    if found:
+        plots.activation_plot(out / "figures" / "activation.png", found,
+                              f"activation rates on the test split (seed {params.matrix.seeds[0]})")
+    return sorted(found)
 
 
 def header(params: Params, prepared_meta: dict, run_metas: list[dict], prov: dict) -> str:
@@ -123,27 +201,59 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
     results = pd.read_csv(out / "results.csv")
     runs_frame = pd.read_csv(out / "runs.csv")
     prepared_meta = read_json(prepared / "meta.json")
-    run_metas = [read_json(run_dir(runs, m, c, s) / "meta.json") for m in params.matrix.methods
-                 for c in params.matrix.classifiers for s in params.matrix.seeds]
+    run_metas = [read_json(run_dir(runs, m, c, s) / "meta.json") for m, c in params.matrix.pairs()
+                 for s in params.matrix.seeds]
+    compared = pd.read_csv(out / "comparisons.csv")
     prov = provenance.record()
     table = metrics_table(results)
     roc, hist = curves(params, results, runs, out)
-    plots.roc_plot(out / "roc.png", roc, f"ROC on the test split ({prepared_meta['dataset']})")
-    plots.history_plot(out / "history.png", hist, f"training curves (seed {params.matrix.seeds[0]})")
+    main = {f"{m} / {c}" for m in params.matrix.methods for c in params.matrix.classifiers}
+    plots.roc_plot(out / "roc.png", {k: v for k, v in roc.items() if k in main},
+                   f"ROC on the test split ({prepared_meta['dataset']})")
+    plots.history_plot(out / "history.png", {k: v for k, v in hist.items() if k in main},
+                       f"training curves (seed {params.matrix.seeds[0]})")
+    baseline = {k: v for k, v in roc.items() if k.startswith("none / ")} or roc
+    plots.roc_plot(out / "figures" / "roc_classifiers.png", baseline,
+                   f"ROC of every classifier on the un-augmented baseline ({prepared_meta['dataset']})")
     grids = copy_grids(params, augmented, out)
-    text = "\n\n".join([
+    zoo, counts = classifier_table(results), parameter_table(params, results)
+    drs = activation_rates(params, results, runs, out)
+    text = "\n\n".join(part for part in [
         f"# augbench results: {prepared_meta['dataset']}, profile `{params.profile}`", header(params, prepared_meta, run_metas, prov),
         "## Test-set metrics (layout of Panigrahi et al. 2024, Table 4)\n\nPercent, with "
         f"{params.evaluate.confidence:.0%} bootstrap intervals; AUC as a fraction. "
         "Recall = sensitivity (positive class: malignant).",
         tabulate(table, headers="keys", tablefmt="github", showindex=False),
         "![ROC curves](roc.png)\n\n![training curves](history.png)",
+        "## Classifiers on the un-augmented baseline (layout of Byra 2021, Table 2)\n\n"
+        "Test split; percent ± bootstrap standard deviation over test cases (AUC as a fraction). "
+        "The '@val-thr' columns use the threshold at the ROC point closest to (0, 1) **chosen on the "
+        "validation split** and applied to test (Byra does not say where his threshold was chosen).",
+        tabulate(zoo, headers="keys", tablefmt="github", showindex=False) if len(zoo) else "(no runs on `none`)",
+        "![ROC of every classifier](figures/roc_classifiers.png)",
+        "## Trainable parameters (layout of Byra 2021, Table 1)\n\n"
+        "At this run's input size (from the trained models) and at 224 × 224 (Byra's input size; models "
+        "built with random weights — counts do not depend on weights). `augbench params-count NAME "
+        "--mode MODE --input-size S` prints one.",
+        tabulate(counts, headers="keys", tablefmt="github", showindex=False),
+        "## Paired comparisons on the test split\n\n"
+        "Seed-mean scores on the same test cases. DeLong's test for two correlated AUCs, Holm-adjusted "
+        "over the rows of this table; beside it the Wilcoxon rank-sum test on bootstrapped AUCs that "
+        "Byra 2021 used, for comparison only: its p-value shrinks as the number of bootstrap resamples "
+        "grows, so it is not a valid test (README, 'Statistics').",
+        tabulate(comparison_table(compared), headers="keys", tablefmt="github", showindex=False)
+        if len(compared) else "(nothing to compare: the matrix has no `none` baseline)",
+        ("## Activation rates of the DRS models (Byra 2021, Eq. 5–7)\n\n"
+         f"Runs: {', '.join(drs)}. The reference is the same backbone with its initial weights and no DRS.\n\n"
+         "![activation rates](figures/activation.png)") if drs else "",
         "## Confusion matrices (test split, threshold "
         f"{params.evaluate.threshold})\n\n" + confusion_section(runs_frame, negative_positive(prepared_meta), out),
         "## Augmentation samples\n\n" + "\n".join(f"![{g}](grids/{g}.png)" for g in grids),
-    ]) + "\n"
+    ] if part) + "\n"
     write_text(out / "results.md", text)
     write_text(out / "table.csv", table.to_csv(index=False))
+    write_text(out / "classifiers.csv", zoo.to_csv(index=False))
+    write_text(out / "parameters.csv", counts.to_csv(index=False))
     write_json(out / "provenance.json", {**prov, "profile": params.profile, "dataset": prepared_meta})
     log.info("report written to %s", out / "results.md")
     return text

@@ -1,4 +1,4 @@
-"""run: the whole pipeline (prepare → augment → train → evaluate → report) in one process.
+"""run: the whole pipeline (prepare → augment → train/zoo → evaluate → report) in one process.
 
 The same stage functions DVC calls, in the same order, into one work folder —
 for a second dataset (``--set dataset.path=...``) beside the DVC-tracked run,
@@ -43,13 +43,13 @@ def run_pipeline(params: Params, workdir: Path) -> str:
         if not _done(augmented / method, params=to_dict(params.method_params(method)), seed=params.augment.seed,
                      upstream=prepared.digest):
             augment.augment(params, prepared, method, augmented / method)
+    for method, clf in params.matrix.pairs():
         upstream = [prepared.digest, file_digest(augmented / method / "synthetic.npz")]
-        for clf in params.matrix.classifiers:
-            for seed in params.matrix.seeds:
-                out = evaluate.run_dir(runs, method, clf, seed)
-                if not _done(out, params=to_dict(params.classifier_params(clf)), seed=seed, upstream=upstream):
-                    train.run(params, prepared, augmented / method, clf, seed, out)
-                    _clear_keras()
+        for seed in params.matrix.seeds:
+            out = evaluate.run_dir(runs, method, clf, seed)
+            if not _done(out, params=to_dict(params.classifier_params(clf)), seed=seed, upstream=upstream):
+                train.run(params, prepared, augmented / method, clf, seed, out)
+                _clear_keras()
     evaluate.evaluate(params, runs, reports)
     text = report.report(params, prepared_dir, augmented, runs, reports)
     log.info("pipeline finished in %.0fs; report: %s", time.perf_counter() - started, reports / "results.md")

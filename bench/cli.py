@@ -10,7 +10,8 @@ from bench import registry
 from bench.errors import AugbenchError, RegistryError
 from bench.typed import describe_fields, suggest
 
-STAGES = {"prepare": "bench.stages.prepare", "augment": "bench.stages.augment", "train": "bench.stages.train",
+STAGES = {"prepare": "bench.stages.prepare", "encoder": "bench.stages.encoder",
+          "augment": "bench.stages.augment", "train": "bench.stages.train",
           "evaluate": "bench.stages.evaluate", "report": "bench.stages.report", "run": "bench.stages.run_all"}
 
 
@@ -78,6 +79,31 @@ def cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def format_counts(counts: dict) -> str:
+    """The text ``augbench params-count`` prints."""
+    lines = [f"{counts['classifier']}, mode {counts['mode']}, input {counts['input_size']} px"]
+    for key, label in (("trainable", "trainable"), ("non_trainable", "non-trainable"), ("total", "total"),
+                       ("head", "head (trainable)")):
+        lines.append(f"  {label:<18}{counts[key]:>14,}")
+    if "drs" in counts:
+        n = sum(g["blocks"] for g in counts["drs_groups"])
+        lines.append(f"  {'DRS (trainable)':<18}{counts['drs']:>14,} = sum over {n} blocks of 2*H*W + 2*C:")
+        for g in counts["drs_groups"]:
+            lines.append(f"    {g['blocks']:>2} x (2*{g['h']}*{g['w']} + 2*{g['c']}) = {g['blocks']} x "
+                         f"{g['per_block']:,} = {g['total']:,}")
+    return "\n".join(lines)
+
+
+def cmd_params_count(args: argparse.Namespace) -> int:
+    import json
+
+    from methods.classify.counts import parameter_counts
+
+    counts = parameter_counts(args.name, args.mode, args.input_size, args.weights)
+    print(json.dumps(counts, indent=2) if args.json else format_counts(counts))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="augbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default=None)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_params)
+    p = sub.add_parser("params-count", help="trainable / non-trainable parameters of a classifier in a transfer mode")
+    p.add_argument("name", help="classifier plugin, e.g. drs-resnet101")
+    p.add_argument("--mode", default=None, help="transfer mode (default: the plugin's default)")
+    p.add_argument("--input-size", type=int, required=True, help="input size in px (raised to the minimum)")
+    p.add_argument("--weights", default="none", help="weights to build with (default none; counts do not depend on it)")
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
+    p.set_defaults(func=cmd_params_count)
     for name in STAGES:
         p = sub.add_parser(name, help=f"pipeline stage '{name}' (see dvc.yaml)", add_help=False)
         p.set_defaults(stage=name)

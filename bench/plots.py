@@ -79,11 +79,12 @@ def activation_plot(path, rates: dict, title: str) -> None:
     feature-extraction reference (left), and the activation-rate change ΔA_l (Eq. 7, right)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
     for i, (label, frame) in enumerate(sorted(rates.items())):
-        blocks = frame["block"].to_numpy() + 1
-        left.plot(blocks, frame["A"], c=f"C{i % 10}", lw=1.3, label=label)
-        right.plot(blocks, frame["delta_A"], c=f"C{i % 10}", lw=1.3, label=label)
+        blocks = frame["block"].to_numpy()
+        left.plot(blocks, frame["rate"], c=f"C{i % 10}", lw=1.3, label=label)
+        right.plot(blocks, frame["rate_change"], c=f"C{i % 10}", lw=1.3, label=label)
         if i == 0:
-            left.plot(blocks, frame["A_reference"], c="grey", ls="--", lw=1.1, label="feature-extraction reference")
+            left.plot(blocks, frame["rate_reference"], c="grey", ls="--", lw=1.1,
+                      label="feature-extraction reference")
     left.set(xlabel="residual block l", ylabel="activation rate A_l", ylim=(0, 1), title="Eq. 5")
     right.set(xlabel="residual block l", ylabel="activation rate change ΔA_l", ylim=(0, None), title="Eq. 7")
     left.legend(fontsize=7)

@@ -1,13 +1,27 @@
-"""Keras training loop shared by classifier plugins: seeds, callbacks, predictions."""
+"""Keras training loop shared by classifier plugins: seeds, callbacks, grids, predictions.
+
+Works for any compiled binary classifier whose output is either two softmax
+probabilities (one-hot targets) or one sigmoid probability (0/1 targets). The
+parameters are read from the plugin's dataclass with defaults, so a plugin only
+needs the fields it uses: ``epochs``, ``batch_size`` (required); ``monitor``
+(``val_loss`` | ``val_accuracy``: best epoch kept, early stopping, lr plateau),
+``early_stopping_patience`` / ``reduce_lr_patience`` (0 = off),
+``reduce_lr_factor``, ``class_weight`` (``none`` | ``balanced``),
+``bn_recalibration_images``; and for grids ``grid_learning_rate``,
+``grid_beta_1``, ``repeats``, ``select`` (``val_loss`` | ``val_auc``).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from bench.errors import NumericalError
+from bench.errors import AugbenchError, NumericalError
 
 
 def seed_everything(seed: int) -> None:
@@ -20,6 +34,10 @@ def seed_everything(seed: int) -> None:
 
 def trainable_count(model) -> int:
     return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+
+
+def non_trainable_count(model) -> int:
+    return int(sum(int(np.prod(w.shape)) for w in model.non_trainable_weights))
 
 
 @dataclass
@@ -84,20 +102,36 @@ class PreciseBatchNorm:
         return _Callback()
 
 
-def restore_best_callback():
-    """Keep the weights of the epoch with the lowest validation loss and put them back at
-    the end of training — whether or not early stopping fired (Keras' own
-    ``restore_best_weights`` only restores when it stops early)."""
+def higher_is_better(monitor: str) -> bool:
+    """Accuracy and AUC improve upwards, losses downwards (the Keras "auto" rule)."""
+    return "acc" in monitor or "auc" in monitor
+
+
+def best_epoch_index(values: Sequence[float], monitor: str) -> int:
+    """0-based index of the first best finite value (what ``restore_best_callback`` keeps)."""
+    v = np.asarray(values, np.float64)
+    if not np.isfinite(v).any():
+        return 0
+    v = np.where(np.isfinite(v), v if higher_is_better(monitor) else -v, -np.inf)
+    return int(np.argmax(v))
+
+
+def restore_best_callback(monitor: str = "val_loss"):
+    """Keep the weights of the epoch with the best ``monitor`` value (lowest loss, highest
+    accuracy; the first on ties) and put them back at the end of training — whether or not
+    early stopping fired (Keras' own ``restore_best_weights`` only restores when it stops early)."""
     import tensorflow as tf
+
+    sign = 1.0 if higher_is_better(monitor) else -1.0
 
     class RestoreBest(tf.keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.best, self.best_weights = np.inf, None
+            self.best, self.best_weights = -np.inf, None
 
         def on_epoch_end(self, epoch, logs=None):
-            loss = (logs or {}).get("val_loss", np.inf)
-            if np.isfinite(loss) and loss < self.best:
-                self.best, self.best_weights = loss, self.model.get_weights()
+            value = sign * float((logs or {}).get(monitor, np.nan))
+            if np.isfinite(value) and value > self.best:
+                self.best, self.best_weights = value, self.model.get_weights()
 
         def on_train_end(self, logs=None):
             if self.best_weights is not None:
@@ -107,34 +141,60 @@ def restore_best_callback():
 
 
 def callbacks_for(p) -> list:
-    """Best-validation-loss weights kept, EarlyStopping on validation loss, ReduceLROnPlateau."""
+    """TerminateOnNaN; ReduceLROnPlateau and EarlyStopping on ``p.monitor`` (each off when its
+    patience is 0); the best-epoch weights kept."""
     import tensorflow as tf
 
-    cbs = [tf.keras.callbacks.TerminateOnNaN(),
-           tf.keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=getattr(p, "reduce_lr_factor", 0.5),
-                                                patience=getattr(p, "reduce_lr_patience", 3), verbose=0)]
+    monitor = getattr(p, "monitor", "val_loss")
+    cbs = [tf.keras.callbacks.TerminateOnNaN()]
+    lr_patience = getattr(p, "reduce_lr_patience", 3)
+    if lr_patience:
+        cbs.append(tf.keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=getattr(p, "reduce_lr_factor", 0.5),
+                                                        patience=lr_patience, verbose=0))
     patience = getattr(p, "early_stopping_patience", None)
     if patience:
-        cbs.append(tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+        cbs.append(tf.keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
                                                     restore_best_weights=False, verbose=0))
-    cbs.append(restore_best_callback())
+    cbs.append(restore_best_callback(monitor))
     return cbs
+
+
+def class_weights(labels: np.ndarray, mode: str = "none", n_classes: int = 2) -> dict[int, float] | None:
+    """``balanced``: w_c = n / (n_classes · n_c), inversely proportional to the class frequency
+    (Byra 2021 §3.4), mean weight over the samples 1; ``none``: None."""
+    if mode == "none":
+        return None
+    if mode != "balanced":
+        raise ValueError(f"class_weight must be 'none' or 'balanced', got {mode!r}")
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=n_classes)
+    if (counts == 0).any():
+        raise AugbenchError(f"class_weight 'balanced' needs every class in the training set, which has "
+                            f"{counts.tolist()} images per class; set class_weight: none")
+    return {c: float(len(labels) / (n_classes * counts[c])) for c in range(n_classes)}
+
+
+def targets(model, labels: np.ndarray, n_classes: int = 2) -> np.ndarray:
+    """One-hot rows for a multi-unit (softmax) output; a (N, 1) 0/1 column for a single unit."""
+    import tensorflow as tf
+
+    if model.output_shape[-1] == 1:
+        return np.asarray(labels, np.float32).reshape(-1, 1)
+    return tf.keras.utils.to_categorical(labels, n_classes)
 
 
 def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: int = 2,
         seed: int = 0) -> FitResult:
-    """Fit with categorical cross-entropy on one-hot labels; keep the best-validation weights."""
-    import tensorflow as tf
-
+    """Fit with the model's cross-entropy (and ``p.class_weight``); keep the best-validation weights."""
     started = time.perf_counter()
     callbacks = callbacks_for(p)
     n_bn = getattr(p, "bn_recalibration_images", 0)
     if n_bn:
         precise = PreciseBatchNorm(x_train, n_bn, 64, seed)
         callbacks.insert(0, precise.callback())
-    hist = model.fit(x_train, tf.keras.utils.to_categorical(y_train, n_classes),
-                     validation_data=(x_val, tf.keras.utils.to_categorical(y_val, n_classes)),
+    hist = model.fit(x_train, targets(model, y_train, n_classes),
+                     validation_data=(x_val, targets(model, y_val, n_classes)),
                      epochs=p.epochs, batch_size=p.batch_size, shuffle=True,
+                     class_weight=class_weights(y_train, getattr(p, "class_weight", "none"), n_classes),
                      callbacks=callbacks, verbose=verbose)
     if n_bn:  # the best epoch's weights are back: re-estimate their statistics
         precise.recalibrate(model)
@@ -142,15 +202,109 @@ def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: i
     if any(not np.isfinite(v) for v in history.get("loss", [])):
         raise NumericalError("training loss became NaN/inf; no predictions were written "
                              "(lower the learning rate or check the inputs)")
-    val_loss = history.get("val_loss", [0.0])
-    return FitResult(model, history, int(np.argmin(val_loss)) + 1, time.perf_counter() - started)
+    monitor = getattr(p, "monitor", "val_loss")
+    best = best_epoch_index(history.get(monitor, [0.0]), monitor)
+    return FitResult(model, history, best + 1, time.perf_counter() - started)
 
 
 def predict_positive(model, x, batch_size: int = 64) -> np.ndarray:
-    """P(positive class) for each input; NaN/inf raises NumericalError."""
-    probs = model.predict(x, batch_size=batch_size, verbose=0)
-    scores = np.asarray(probs)[:, 1].astype(np.float64)
+    """P(positive class) for each input — column 1 of a two-unit softmax output, the only
+    column of a one-unit sigmoid output; NaN/inf raises NumericalError."""
+    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    scores = probs[:, 0 if probs.shape[-1] == 1 else 1].astype(np.float64)
     bad = ~np.isfinite(scores)
     if bad.any():
         raise NumericalError(f"the classifier output NaN/inf for {int(bad.sum())} of {len(scores)} images")
     return scores
+
+
+# --------------------------------------------------------------------------- grid search
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One training run of a grid: its hyperparameters, repeat number and seed."""
+
+    index: int
+    learning_rate: float
+    beta_1: float
+    repeat: int
+    seed: int
+
+
+def candidate_seed(seed: int, index: int) -> int:
+    """Candidate 0 uses the run seed itself (a run without a grid is what it always was);
+    candidate k > 0 a seed drawn from ``SeedSequence([seed, k])``."""
+    if index == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0] % 2**31)
+
+
+def grid_candidates(p, seed: int) -> list[Candidate]:
+    """Every (learning rate, β1) of the grid × ``repeats``; an empty grid axis means the
+    single ``learning_rate`` / ``beta_1``. Order: lr, then β1, then repeat."""
+    lrs = tuple(getattr(p, "grid_learning_rate", ())) or (p.learning_rate,)
+    betas = tuple(getattr(p, "grid_beta_1", ())) or (getattr(p, "beta_1", 0.9),)
+    combos = [(lr, b, r) for lr in lrs for b in betas for r in range(getattr(p, "repeats", 1))]
+    return [Candidate(k, float(lr), float(b), r, candidate_seed(seed, k)) for k, (lr, b, r) in enumerate(combos)]
+
+
+@dataclass
+class Trial:
+    """A trained candidate, judged on the validation split only; ``state`` is whatever the
+    caller needs to keep of the chosen one (model, history, scores)."""
+
+    candidate: Candidate
+    val_loss: float
+    val_auc: float
+    best_epoch: int
+    epochs: int
+    state: Any = None
+
+
+def selection_key(trial: Trial, criterion: str) -> tuple[float, float]:
+    """Smaller is better. ``val_auc``: highest AUC, ties by lowest loss; ``val_loss``: lowest
+    loss, ties by highest AUC. Non-finite values rank last."""
+    loss = trial.val_loss if np.isfinite(trial.val_loss) else np.inf
+    auc = trial.val_auc if np.isfinite(trial.val_auc) else -np.inf
+    if criterion == "val_auc":
+        return (-auc, loss)
+    if criterion == "val_loss":
+        return (loss, -auc)
+    raise ValueError(f"selection criterion must be 'val_loss' or 'val_auc', got {criterion!r}")
+
+
+def _grid_row(c: Candidate, trial: Trial | None) -> dict[str, Any]:
+    row = {"candidate": c.index, "learning_rate": c.learning_rate, "beta_1": c.beta_1, "repeat": c.repeat,
+           "seed": c.seed}
+    if trial is None:
+        return {**row, "val_loss": np.nan, "val_auc": np.nan, "best_epoch": 0, "epochs": 0, "status": "diverged"}
+    return {**row, "val_loss": trial.val_loss, "val_auc": trial.val_auc, "best_epoch": trial.best_epoch,
+            "epochs": trial.epochs, "status": "ok"}
+
+
+def run_grid(candidates: Sequence[Candidate], fit_one: Callable[[Candidate], Trial],
+             criterion: str) -> tuple[Trial, pd.DataFrame]:
+    """Train every candidate with ``fit_one`` and keep the best by ``criterion`` (the earlier
+    on ties). Only the best trial stays referenced. A candidate raising NumericalError is
+    recorded as diverged; if all do, the first error is raised. Returns the best trial and the
+    table (candidate, learning_rate, beta_1, repeat, seed, val_loss, val_auc, best_epoch,
+    epochs, status, selected)."""
+    best, rows, errors = None, [], []
+    for c in candidates:
+        try:
+            trial = fit_one(c)
+        except NumericalError as exc:
+            errors.append(exc)
+            rows.append(_grid_row(c, None))
+            continue
+        rows.append(_grid_row(c, trial))
+        if best is None or selection_key(trial, criterion) < selection_key(best, criterion):
+            best = trial
+    if best is None:
+        if len(errors) == 1:
+            raise errors[0]
+        raise NumericalError(f"all {len(errors)} grid candidates diverged; the first: {errors[0]}")
+    table = pd.DataFrame(rows)
+    table["selected"] = table["candidate"] == best.candidate.index
+    return best, table

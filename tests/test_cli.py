@@ -154,18 +154,18 @@ def test_describe_resnet50_does_not_build_a_model(capsys, monkeypatch):
         assert "tensorflow" not in sys.modules
 
 
-@pytest.mark.parametrize("name,hint", [
-    ("nonexistent", "known: classical, geometric-flipping, geometric-rotation, geometric-scaling, none"),
-    ("clasical", "did you mean 'classical'?"),
-    ("resnet5", "did you mean 'resnet50'?"),
+@pytest.mark.parametrize("name,hints", [
+    ("nonexistent", ["known: ", "classical", "geometric-flipping", "geometric-rotation", "none"]),
+    ("clasical", ["did you mean", "'classical'"]),
+    ("resnet5", ["did you mean", "'resnet50'"]),
 ])
-def test_describe_unknown_name(capsys, name, hint):
+def test_describe_unknown_name(capsys, name, hints):
     code, out, err = run(capsys, "describe", name)
     assert code == 2
     assert out == ""
     assert err.startswith("augbench: error: ")
     assert f"'{name}'" in err
-    assert hint in err
+    assert all(h in err for h in hints)
     assert "Traceback" not in err
 
 

@@ -83,7 +83,7 @@ def classifier_table(results: pd.DataFrame) -> pd.DataFrame:
 def parameter_table(params: Params, results: pd.DataFrame) -> pd.DataFrame:
     """Byra 2021 Table 1 layout: trainable parameters of every classifier variant and mode, at the
     input size of this run (from the run) and at 224 × 224 (built here with random weights)."""
-    from methods.classify import parameter_counts
+    from methods.classify.counts import parameter_counts
 
     rows = []
     seen = set()
@@ -127,7 +127,8 @@ def header(params: Params, prepared_meta: dict, run_metas: list[dict], prov: dic
     val = prepared_meta["validation"]
     weights = sorted({f"{m['classifier']}: {m['weights']}" for m in run_metas})
     epochs = sorted({f"{m['classifier']}: ≤{m['params'].get('epochs')} epochs, batch {m['params'].get('batch_size')}, "
-                     f"lr {m['params'].get('learning_rate')}" for m in run_metas})
+                     f"{m['params'].get('optimizer', 'sgd')} lr {m['params'].get('learning_rate')}, best epoch by "
+                     f"{m['params'].get('monitor', 'val_loss')}" for m in run_metas})
     inputs = prepared_meta.get("inputs", {})
     ph = inputs.get("phantom", {})
     source = (f"generated: {ph.get('n_per_class')} per class at {ph.get('size')} px, difficulty "
@@ -144,7 +145,7 @@ def header(params: Params, prepared_meta: dict, run_metas: list[dict], prov: dic
         f"- **Image size**: {prepared_meta['image_size']} px; SRAD: {'on' if prepared_meta['srad'] else 'off'}",
         f"- **Profile**: `{params.profile}`; seeds {params.matrix.seeds}; split seed {params.split.seed}, "
         f"augmentation seed {params.augment.seed}",
-        f"- **Training**: {'; '.join(epochs)} (early stopping on validation loss)",
+        f"- **Training**: {'; '.join(epochs)} (validation split only)",
         f"- **Weights**: {'; '.join(weights)}",
         f"- **Intervals**: {params.evaluate.confidence:.0%} percentile bootstrap over test cases, "
         f"{params.evaluate.bootstrap_resamples} resamples (mean over seeds; threshold {params.evaluate.threshold})",
@@ -205,7 +206,9 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
                  for s in params.matrix.seeds]
     compared = pd.read_csv(out / "comparisons.csv")
     prov = provenance.record()
-    table = metrics_table(results)
+    main_rows = results[results["method"].isin(params.matrix.methods)
+                        & results["classifier"].isin(params.matrix.classifiers)]  # zoo: own table
+    table = metrics_table(main_rows)
     roc, hist = curves(params, results, runs, out)
     main = {f"{m} / {c}" for m in params.matrix.methods for c in params.matrix.classifiers}
     plots.roc_plot(out / "roc.png", {k: v for k, v in roc.items() if k in main},

@@ -2,14 +2,32 @@
 
 ``append`` methods add their synthetic images to the real training split;
 ``replace`` methods train on the synthetic images only. Validation and test are
-always the real val/test splits. Writes ``predictions.csv`` (val and test
-scores), ``history.csv`` and ``meta.json`` (trainable parameters, epochs, wall
-time, weights source, training-set composition).
+always the real val/test splits. ``--classifier`` names a classifier *variant*
+(a key of ``train.classifiers``), which may be a plugin or a variant of one.
+
+When the classifier's parameters define a grid (``grid_learning_rate``,
+``grid_beta_1``, ``repeats``), every candidate is trained, each seeded from the
+run seed and its index (bench.training.grid_candidates), and the best by the
+``select`` criterion on the *validation* split is kept; the test split is never
+looked at before the choice. Writes to ``--out``:
+
+* ``predictions.csv``: split (val/test), id, label, score of the chosen model;
+* ``history.csv``: per-epoch Keras history of the chosen candidate;
+* ``grid.csv``: one row per candidate (candidate, learning_rate, beta_1,
+  repeat, seed, val_loss, val_auc, best_epoch, epochs, status, selected);
+* ``meta.json``: parameters, transfer ``mode``, trainable / non-trainable
+  parameter counts, the selected candidate, epochs, wall time, weights source,
+  training-set composition, upstream digests;
+* for plugins with an ``analyse`` hook (DRS models): the tables it returns,
+  e.g. ``activation.csv`` (Byra 2021 Eq. 5–7, on the test images; descriptive,
+  never used for selection), and its summary in ``meta.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -21,6 +39,7 @@ from bench import registry, training
 from bench.config import Params
 from bench.errors import AugbenchError
 from bench.io import file_digest, load_npz, read_json, write_json, write_text
+from bench.metrics import binary_metrics
 from bench.stages.augment import check_sources
 from bench.stages.common import Prepared, add_params_args, load_prepared, log, params_from_args
 from bench.typed import to_dict
@@ -46,39 +65,98 @@ def training_set(prepared: Prepared, augmented: Path) -> tuple[np.ndarray, np.nd
     return x, y, composition
 
 
+def resize_to(images: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of (N, H, W) grey images to (N, size, size); unchanged when already that size."""
+    if images.shape[1:] == (size, size):
+        return images
+    import tensorflow as tf
+
+    return tf.image.resize(images[..., None], (size, size)).numpy()[..., 0]
+
+
+def train_candidate(plugin: type, params, data: tuple, name: str, candidate: training.Candidate) -> training.Trial:
+    """Build, seed and fit one grid candidate; judge it on the validation split only."""
+    x_train, y_train, x_val, y_val = data
+    values = {"learning_rate": candidate.learning_rate, "beta_1": candidate.beta_1}
+    clf = plugin(dataclasses.replace(params, **{k: v for k, v in values.items() if hasattr(params, k)}))
+    training.seed_everything(candidate.seed)
+    model = clf.build(x_train.shape[1:], 2)
+    initial = model.get_weights() if hasattr(clf, "analyse") else None
+    log.info("%s candidate %d (lr %g, beta_1 %g, repeat %d, seed %d): %d trainable parameters, weights %s",
+             name, candidate.index, candidate.learning_rate, candidate.beta_1, candidate.repeat, candidate.seed,
+             training.trainable_count(model), clf.weights_source())
+    result = training.fit(model, clf.params, x_train, y_train, x_val, y_val, seed=candidate.seed)
+    val_scores = training.predict_positive(model, x_val)
+    val_loss = result.history.get("val_loss", [np.nan])[result.best_epoch - 1]
+    return training.Trial(candidate, float(val_loss), binary_metrics(y_val, val_scores)["auc"], result.best_epoch,
+                          len(result.history.get("loss", [])),
+                          state={"classifier": clf, "model": model, "result": result, "val_scores": val_scores,
+                                 "initial": initial})
+
+
+def _selection(best: training.Trial, grid: pd.DataFrame, criterion: str) -> dict:
+    c = best.candidate
+    return {"criterion": criterion, "split": "val", "n_candidates": len(grid),
+            "n_diverged": int((grid["status"] != "ok").sum()), "candidate": c.index,
+            "learning_rate": c.learning_rate, "beta_1": c.beta_1, "repeat": c.repeat, "seed": c.seed,
+            "val_loss": best.val_loss, "val_auc": best.val_auc}
+
+
+def history_table(history: dict[str, list[float]]) -> pd.DataFrame:
+    return pd.DataFrame(history, index=pd.RangeIndex(1, len(history.get("loss", [])) + 1, name="epoch"))
+
+
+def predictions_table(val, test, val_scores: np.ndarray, test_scores: np.ndarray) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame({"split": name, "id": s.ids, "label": s.labels, "score": scores})
+                      for name, s, scores in (("val", val, val_scores), ("test", test, test_scores))])
+
+
 def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, seed: int, out: Path) -> dict:
     started = time.perf_counter()
     training.seed_everything(seed)
-    clf = registry.get("classifier", classifier)(params.classifier_params(classifier))
+    plugin_name = params.classifier_plugin(classifier)
+    plugin = registry.get("classifier", plugin_name)
+    configured = params.classifier_params(classifier)
+    clf = plugin(configured)
     x_raw, y, composition = training_set(prepared, augmented)
     val, test = prepared.subset("val"), prepared.subset("test")
     size = clf.input_size(prepared.images.shape[1])
-    if size != prepared.images.shape[1]:
-        import tensorflow as tf
-        resize = lambda a: tf.image.resize(a[..., None], (size, size)).numpy()[..., 0]  # noqa: E731
-    else:
-        resize = lambda a: a  # noqa: E731
-    x_train, x_val, x_test = (clf.preprocess(resize(a)) for a in (x_raw, val.images, test.images))
-    model = clf.build(x_train.shape[1:], 2)
-    log.info("%s seed %d: %d trainable parameters, %d training images (%s), weights %s",
-             classifier, seed, training.trainable_count(model), len(y), composition, clf.weights_source())
-    result = training.fit(model, clf.params, x_train, y, x_val, val.labels, seed=seed)
-    frames = [pd.DataFrame({"split": name, "id": s.ids, "label": s.labels,
-                            "score": training.predict_positive(model, x)})
-              for name, s, x in (("val", val, x_val), ("test", test, x_test))]
-    write_text(out / "predictions.csv", pd.concat(frames).to_csv(index=False))
-    write_text(out / "history.csv", pd.DataFrame(result.history, index=pd.RangeIndex(1, len(result.history.get("loss", [])) + 1, name="epoch")).to_csv())
-    meta = {"method": augmented.name, "classifier": classifier, "seed": seed,
-            "params": to_dict(clf.params), "weights": clf.weights_source(), "input_size": size,
-            "trainable_params": training.trainable_count(model), "training_set": composition,
+    x_train, x_val, x_test = (clf.preprocess(resize_to(a, size)) for a in (x_raw, val.images, test.images))
+    log.info("%s seed %d: %d training images (%s), input %d px", classifier, seed, len(y), composition, size)
+    criterion = getattr(configured, "select", "val_loss")
+    fit_one = functools.partial(train_candidate, plugin, configured, (x_train, y, x_val, val.labels), classifier)
+    best, grid = training.run_grid(training.grid_candidates(configured, seed), fit_one, criterion)
+    # The choice is made; only now is the test split predicted.
+    chosen, model, result = best.state["classifier"], best.state["model"], best.state["result"]
+    scores = predictions_table(val, test, best.state["val_scores"], training.predict_positive(model, x_test))
+    write_text(out / "predictions.csv", scores.to_csv(index=False))
+    write_text(out / "history.csv", history_table(result.history).to_csv())
+    write_text(out / "grid.csv", grid.to_csv(index=False))
+    meta = {"method": augmented.name, "classifier": classifier, "plugin": plugin_name, "seed": seed,
+            "params": to_dict(configured), "mode": getattr(configured, "transfer", None),
+            "weights": chosen.weights_source(), "input_size": size,
+            "trainable_params": training.trainable_count(model),
+            "non_trainable_params": training.non_trainable_count(model), "training_set": composition,
             "upstream": [prepared.digest, file_digest(augmented / "synthetic.npz")],
-            "epochs_run": len(result.history.get("loss", [])), "best_epoch": result.best_epoch,
-            "fit_seconds": round(result.seconds, 1),
-            "seconds": round(time.perf_counter() - started, 1)}
+            "selection": _selection(best, grid, criterion), "epochs_run": best.epochs,
+            "best_epoch": result.best_epoch, "fit_seconds": round(result.seconds, 1)}
+    meta.update(write_analysis(chosen, model, best.state["initial"], x_test, out))
+    meta["seconds"] = round(time.perf_counter() - started, 1)
     write_json(out / "meta.json", meta)
-    log.info("%s/%s seed %d: best epoch %d of %d, %.0fs", augmented.name, classifier, seed,
-             meta["best_epoch"], meta["epochs_run"], meta["seconds"])
+    log.info("%s/%s seed %d: candidate %d of %d, best epoch %d of %d, %.0fs", augmented.name, classifier, seed,
+             best.candidate.index, len(grid), meta["best_epoch"], meta["epochs_run"], meta["seconds"])
     return meta
+
+
+def write_analysis(clf, model, initial: list | None, x_test: np.ndarray, out: Path) -> dict:
+    """Run the plugin's optional ``analyse`` hook on the test images (descriptive only: the
+    model is already chosen); write its tables; return its meta.json entries."""
+    analysis = clf.analyse(model, initial, x_test) if hasattr(clf, "analyse") else None
+    if not analysis:
+        return {}
+    for filename, table in analysis["tables"].items():
+        write_text(out / filename, table.to_csv(index=False))
+    return {**analysis["meta"], "analysis_split": "test"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,13 +14,26 @@ from pathlib import Path
 
 from bench.errors import AugbenchError
 
-# File names and MD5 hashes published with keras.applications (Keras 2.15).
+# File names and MD5 hashes of the no-top ImageNet weights, as published with
+# keras.applications 2.15 (keras/src/applications/{resnet,inception_v3,efficientnet}.py:
+# WEIGHTS_HASHES[...][1] / the ``include_top=False`` branch of each ``get_file`` call).
 IMAGENET_FILES = {
     "resnet50": ("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
                  "4d473c1dd8becc155b73f8504c6f6626"),
+    "resnet101": ("resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                  "88cf7a10940856eca736dc7b7e228a21"),
+    "inception_v3": ("inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                     "bcbd6486424b2319ff4ef7d526e38f63"),
+    "efficientnetb0": ("efficientnetb0_notop.h5", "50bc09e76180e00e4465e1a485ddc09d"),
 }
 BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
-URL_DIRS = {"resnet50": "resnet/"}
+# Where each file lives online (the same URLs keras.applications downloads from).
+URL_PREFIXES = {
+    "resnet50": BASE_URL + "resnet/",
+    "resnet101": BASE_URL + "resnet/",
+    "inception_v3": BASE_URL + "inception_v3/",
+    "efficientnetb0": "https://storage.googleapis.com/keras-applications/",
+}
 
 
 def keras_cache_dir() -> Path:
@@ -54,7 +67,7 @@ def imagenet_weights_file(arch: str) -> Path:
 def _download(arch: str, name: str, expected: str, path: Path) -> Path:
     import tensorflow as tf
 
-    url = BASE_URL + URL_DIRS[arch] + name
+    url = URL_PREFIXES[arch] + name
     try:
         return Path(tf.keras.utils.get_file(name, url, cache_subdir="models", file_hash=expected,
                                             cache_dir=str(path.parent.parent)))

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 
 from bench.errors import ConfigError, RegistryError
+from bench.nst.domain import EncoderParams
 from bench.typed import from_dict, require, suggest
 
 PROFILES = ("smoke", "quick", "paper")
@@ -185,6 +186,7 @@ class Params:
     phantom: PhantomParams
     split: SplitParams
     preprocess: PreprocessParams
+    encoder: EncoderParams
     augment: AugmentParams
     train: TrainParams
     evaluate: EvaluateParams

@@ -13,6 +13,7 @@ model whose trainable set follows its transfer mode.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -49,7 +50,11 @@ class Generated:
 
 
 class Augmenter:
-    """Base class for augmentation plugins (optional; the contract is duck-typed)."""
+    """Base class for augmentation plugins (optional; the contract is duck-typed).
+
+    ``resources`` holds paths the pipeline hands over before ``fit`` — today
+    ``"encoder_dir"``, the ``encoder`` stage's output (``augbench augment --encoder DIR``).
+    """
 
     Params: ClassVar[type]
     mode: ClassVar[str] = "append"
@@ -58,6 +63,7 @@ class Augmenter:
 
     def __init__(self, params: Any):
         self.params = params
+        self.resources: dict[str, Path] = {}
 
     def fit(self, train: ImageSet, rng: np.random.Generator) -> None:
         """Learn what generation needs (GANs, teachers). Default: nothing."""

@@ -5,7 +5,10 @@ Only the training split reaches the augmenter; every provenance record's
 ids, so no validation or test image can leak into a training set.
 
 Writes ``synthetic.npz`` (images, labels), ``provenance.jsonl`` (one JSON object
-per image), ``meta.json`` and ``grid.png``.
+per image), ``meta.json`` and ``grid.png`` (source | result, or content | style |
+result for style-transfer methods). ``--encoder DIR`` hands the encoder stage's
+output to the plugin (``resources["encoder_dir"]``); for NST, ``meta.json``
+records the encoder weights used (``encoder_weights``, ``run_info``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 from bench import registry
 from bench.config import Params
 from bench.errors import AugbenchError, NumericalError
-from bench.io import save_npz, write_json, write_text
+from bench.io import file_digest, save_npz, write_json, write_text
 from bench.plots import sample_grid
 from bench.plugins import Generated, ImageSet
 from bench.stages.common import (
@@ -62,23 +65,39 @@ def check_sources(provenance: list[dict], train_ids: set[str], method: str) -> N
 
 
 def write_grid(path: Path, gen: Generated, train: ImageSet, method: str, k: int) -> None:
+    """Sample grid: source | result, or content | style | result when provenance names style
+    images (NST; a multi-reference record shows its first style)."""
     index = {img_id: i for i, img_id in enumerate(train.ids)}
     picks = np.linspace(0, len(gen.labels) - 1, num=min(k, len(gen.labels))).astype(int) if len(gen.labels) else []
+    styled = any(rec.get("style_ids") for rec in gen.provenance)
+
+    def real(img_id, like):
+        return train.images[index[img_id]] if img_id in index else np.zeros_like(like)
+
     rows, names = [], []
     for p in picks:
-        src = gen.provenance[p].get("source_id")
-        rows.append((train.images[index[src]] if src in index else np.zeros_like(gen.images[p]), gen.images[p]))
+        rec = gen.provenance[p]
+        src = rec.get("source_id")
+        row = [real(src, gen.images[p])]
+        if styled:
+            row.append(real((rec.get("style_ids") or [None])[0], gen.images[p]))
+        rows.append((*row, gen.images[p]))
         names.append(str(src))
     if not rows:  # the baseline: show real training images
         rows = [(train.images[i], train.images[i]) for i in range(min(k, len(train)))]
         names = train.ids[: len(rows)]
-    sample_grid(path, rows, ["source (train)", f"{method}"], names, f"augment: {method}")
+    titles = ["content (train)", "style (train)", method] if styled else ["source (train)", method]
+    sample_grid(path, rows, titles, names, f"augment: {method}")
 
 
-def augment(params: Params, prepared: Prepared, method: str, out: Path) -> dict:
+def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_dir: Path | None = None) -> dict:
+    """Run augmenter ``method`` on the training split; ``encoder_dir`` (the encoder stage's
+    output) is handed to the plugin as ``resources["encoder_dir"]`` before ``fit``."""
     started = time.perf_counter()
     train = prepared.subset("train")
     plugin = registry.get("augmenter", method)(params.method_params(method))
+    if encoder_dir is not None:
+        plugin.resources = {**getattr(plugin, "resources", {}), "encoder_dir": Path(encoder_dir)}
     rng = np.random.default_rng(stable_seed(params.augment.seed, method))
     plugin.fit(train, rng)
     n = plugin.n_synthetic(len(train))
@@ -93,6 +112,16 @@ def augment(params: Params, prepared: Prepared, method: str, out: Path) -> dict:
             "n_train": len(train), "n_synthetic": len(gen.labels),
             "synthetic_per_class": {str(c): int((gen.labels == c).sum()) for c in (0, 1)},
             "paper": getattr(plugin, "paper", ""), "seconds": round(time.perf_counter() - started, 2)}
+    run_info = getattr(plugin, "run_info", None)
+    if run_info:  # e.g. NST: which encoder weights were used, images/s, failed attempts
+        meta["run_info"] = run_info
+        if "weights" in run_info:
+            meta["encoder"] = run_info.get("encoder")
+            meta["encoder_weights"] = run_info["weights"]
+    if encoder_dir is not None:
+        meta["encoder_dir"] = str(encoder_dir)
+        if (Path(encoder_dir) / "meta.json").is_file():  # which encoder-stage output this run saw
+            meta["encoder_upstream"] = file_digest(Path(encoder_dir) / "meta.json")
     write_json(out / "meta.json", meta)
     log.info("%s: %d images in %.1fs", method, meta["n_synthetic"], meta["seconds"])
     return meta
@@ -104,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prepared", default="data/prepared")
     parser.add_argument("--method", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--encoder", default=None, metavar="DIR",
+                        help="output of the encoder stage, for methods with weights: domain")
     args = parser.parse_args(argv)
-    augment(params_from_args(args), load_prepared(args.prepared), args.method, Path(args.out))
+    augment(params_from_args(args), load_prepared(args.prepared), args.method, Path(args.out),
+            Path(args.encoder) if args.encoder else None)
     return 0

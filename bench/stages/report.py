@@ -122,7 +122,21 @@ def activation_rates(params: Params, results: pd.DataFrame, runs: Path, out: Pat
     return sorted(found)
 
 
-def header(params: Params, prepared_meta: dict, run_metas: list[dict], prov: dict) -> str:
+def nst_lines(augment_metas: dict[str, dict]) -> list[str]:
+    """Which encoder and weights every NST method used, and its optimisation settings."""
+    by_weights: dict[str, list[str]] = {}
+    for method, meta in augment_metas.items():
+        if meta.get("encoder_weights"):
+            by_weights.setdefault(f"{meta.get('encoder')}, {meta['encoder_weights']}", []).append(method)
+    lines = [f"- **NST encoder** ({', '.join(methods)}): {weights}" for weights, methods in by_weights.items()]
+    settings = [f"{m}: iterations {a['params'].get('iterations')} at scales {a['params'].get('scales')}, "
+                f"{a['params'].get('optimizer')} lr {a['params'].get('learning_rate')}"
+                for m, a in augment_metas.items() if a.get("encoder_weights")]
+    return lines + ([f"- **NST optimisation**: {'; '.join(settings)}"] if settings else [])
+
+
+def header(params: Params, prepared_meta: dict, run_metas: list[dict], prov: dict,
+           augment_metas: dict[str, dict] | None = None) -> str:
     split = prepared_meta["split_counts"]
     val = prepared_meta["validation"]
     weights = sorted({f"{m['classifier']}: {m['weights']}" for m in run_metas})
@@ -147,6 +161,7 @@ def header(params: Params, prepared_meta: dict, run_metas: list[dict], prov: dic
         f"augmentation seed {params.augment.seed}",
         f"- **Training**: {'; '.join(epochs)} (validation split only)",
         f"- **Weights**: {'; '.join(weights)}",
+        *nst_lines(augment_metas or {}),
         f"- **Intervals**: {params.evaluate.confidence:.0%} percentile bootstrap over test cases, "
         f"{params.evaluate.bootstrap_resamples} resamples (mean over seeds; threshold {params.evaluate.threshold})",
         f"- **Machine**: {mach['cpu']} × {mach['cpu_count']} cores, {mach['memory_gib']} GiB, "
@@ -222,7 +237,9 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
     zoo, counts = classifier_table(results), parameter_table(params, results)
     drs = activation_rates(params, results, runs, out)
     text = "\n\n".join(part for part in [
-        f"# augbench results: {prepared_meta['dataset']}, profile `{params.profile}`", header(params, prepared_meta, run_metas, prov),
+        f"# augbench results: {prepared_meta['dataset']}, profile `{params.profile}`",
+        header(params, prepared_meta, run_metas, prov,
+               {m: read_json(augmented / m / "meta.json") for m in params.matrix.methods}),
         "## Test-set metrics (layout of Panigrahi et al. 2024, Table 4)\n\nPercent, with "
         f"{params.evaluate.confidence:.0%} bootstrap intervals; AUC as a fraction. "
         "Recall = sensitivity (positive class: malignant).",

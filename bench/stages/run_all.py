@@ -1,4 +1,4 @@
-"""run: the whole pipeline (prepare → augment → train/zoo → evaluate → report) in one process.
+"""run: the whole pipeline (prepare → encoder → augment → train/zoo → evaluate → report) in one process.
 
 The same stage functions DVC calls, in the same order, into one work folder —
 for a second dataset (``--set dataset.path=...``) beside the DVC-tracked run,
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.config import Params
 from bench.io import file_digest, read_json
-from bench.stages import augment, evaluate, prepare, report, train
+from bench.stages import augment, encoder, evaluate, prepare, report, train
 from bench.stages.common import add_params_args, load_prepared, log, params_from_args
 from bench.typed import to_dict
 
@@ -35,14 +35,20 @@ def _done(folder: Path, **expected) -> bool:
 
 def run_pipeline(params: Params, workdir: Path) -> str:
     started = time.perf_counter()
-    prepared_dir, augmented, runs, reports = (workdir / d for d in ("prepared", "augmented", "runs", "reports"))
+    prepared_dir, encoder_dir, augmented, runs, reports = (
+        workdir / d for d in ("prepared", "encoder", "augmented", "runs", "reports"))
     if not _done(prepared_dir, inputs=prepare.prepare_inputs(params)):
         prepare.prepare(params, prepared_dir)
     prepared = load_prepared(prepared_dir)
+    if not _done(encoder_dir, params=to_dict(params.encoder), upstream=prepared.digest):
+        encoder.train_encoders(params, prepared, encoder_dir)
+        _clear_keras()
+    encoder_digest = file_digest(encoder_dir / "meta.json")
     for method in params.matrix.methods:
         if not _done(augmented / method, params=to_dict(params.method_params(method)), seed=params.augment.seed,
-                     upstream=prepared.digest):
-            augment.augment(params, prepared, method, augmented / method)
+                     upstream=prepared.digest, encoder_upstream=encoder_digest):
+            augment.augment(params, prepared, method, augmented / method, encoder_dir=encoder_dir)
+            _clear_keras()
     for method, clf in params.matrix.pairs():
         upstream = [prepared.digest, file_digest(augmented / method / "synthetic.npz")]
         for seed in params.matrix.seeds:

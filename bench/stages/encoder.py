@@ -1,0 +1,71 @@
+"""encoder: train the ``domain`` NST encoder(s) on the training split only.
+
+Writes ``<arch>.weights.h5`` (Keras no-top layout) for each encoder in
+``encoder.archs`` and ``meta.json`` (written last): per encoder its initial
+weights, epochs, training loss/accuracy, the sha256 of the training ids it saw
+and of its weight file; the parameters; the prepared data's digest. NST methods
+with ``weights: domain`` read this folder (``augbench augment --encoder DIR``).
+
+Parameters come from the ``encoder`` section of params.yaml when the loaded
+configuration has one, else from :class:`bench.nst.domain.EncoderParams`'
+defaults (recorded in meta.json either way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from bench.config import Params
+from bench.io import atomic_path, write_json
+from bench.stages.common import Prepared, add_params_args, load_prepared, log, params_from_args
+from bench.typed import from_dict, to_dict
+
+
+def encoder_params(params: Params):
+    from bench.nst.domain import EncoderParams
+
+    section = getattr(params, "encoder", None)
+    if isinstance(section, EncoderParams):
+        return section
+    return from_dict(EncoderParams, to_dict(section) if section is not None else {}, "encoder")
+
+
+def train_encoders(params: Params, prepared: Prepared, out: Path, settings=None) -> dict:
+    """Train every encoder of ``settings`` (default: from ``params``) on the training split."""
+    from bench.nst.domain import train_domain_encoder
+    from bench.nst.encoders import domain_weights_name
+    from methods.classify._weights import md5
+
+    started = time.perf_counter()
+    settings = settings or encoder_params(params)
+    train = prepared.subset("train")
+    out.mkdir(parents=True, exist_ok=True)
+    stale = out / "meta.json"
+    if stale.exists():
+        stale.unlink()  # never leave old metadata beside new weights
+    encoders = {}
+    for arch in settings.archs:
+        log.info("encoder %s: training on %d training images", arch, len(train))
+        backbone, record = train_domain_encoder(arch, train, settings)
+        path = out / domain_weights_name(arch)
+        with atomic_path(path) as tmp:
+            backbone.save_weights(str(tmp))
+        encoders[arch] = {**record, "file": path.name, "md5": md5(path)}
+        log.info("encoder %s: train accuracy %.3f, loss %.4f, %.1fs (init %s)", arch, record["train_accuracy"],
+                 record["train_loss"], record["seconds"], record["init"])
+    meta = {"encoders": encoders, "params": to_dict(settings), "upstream": prepared.digest,
+            "n_train": len(train), "seconds": round(time.perf_counter() - started, 2)}
+    write_json(out / "meta.json", meta)
+    return meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="augbench encoder", description=__doc__.splitlines()[0])
+    add_params_args(parser)
+    parser.add_argument("--prepared", default="data/prepared")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    train_encoders(params_from_args(args), load_prepared(args.prepared), Path(args.out))
+    return 0

@@ -462,6 +462,26 @@ def bootstrap_sd(y, s, n_resamples: int = 1000, seed: int = 0, threshold: float 
     return {name: _sd(values[name]) for name in METRIC_NAMES}
 
 
+def bootstrap_sd_seeds(y, score_rows, n_resamples: int = 1000, seed: int = 0, threshold: float = 0.5,
+                       stratified: bool = True) -> dict[str, float]:
+    """Bootstrap standard deviation of the *seed-mean* metrics — the statistic a results row
+    reports when a run has several training seeds (one score vector per seed, same test cases).
+
+    Each resample draws test cases once and scores every seed on them (as
+    ``metrics.bootstrap_ci_seeds``); the metric is averaged over seeds per resample, and the
+    sd over resamples is returned. With one seed this is ``bootstrap_sd``.
+    """
+    rows = [np.asarray(r) for r in score_rows]
+    if not rows:
+        raise AugbenchError("stats: bootstrap_sd_seeds needs at least one score row")
+    labels, _ = _labels_and_scores(y, s=rows[0])
+    scores = [_labels_and_scores(y, s=r)[1][0] for r in rows]
+    t = _check_threshold(threshold)
+    counts = _resample_counts(labels, _check_n_resamples(n_resamples), seed, stratified)
+    per_row = [_metrics_from_counts(counts, labels, sc, t) for sc in scores]
+    return {name: _sd(np.mean(np.stack([v[name] for v in per_row]), axis=0)) for name in METRIC_NAMES}
+
+
 def seed_summary(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof = 1) of one metric over training seeds.
 

@@ -114,3 +114,29 @@ def test_encoder_cli(prepared_dir, tmp_path):
     assert code == 0
     meta = read_json(tmp_path / "enc" / "meta.json")
     assert set(meta["encoders"]) == {"vgg19"} and meta["params"]["archs"] == ["vgg19"]
+
+
+def test_encoder_from_other_prepared_data_is_refused(encoder_dir, tmp_path):
+    """An encoder trained on another split may have seen today's val/test images: refused."""
+    other = tmp_path / "prepared-other"
+    prepare.prepare(_params(**{"split.seed": 7}), other)
+    with pytest.raises(AugbenchError, match="trained on other prepared data"):
+        augment.augment(_params(), load_prepared(other), "none", tmp_path / "out", encoder_dir=encoder_dir)
+    assert not (tmp_path / "out" / "meta.json").exists()
+
+
+def test_encoder_stage_hands_only_training_images_to_training(prepared_dir, tmp_path, monkeypatch):
+    import bench.nst.domain as domain
+
+    seen = {}
+
+    def fake_train(arch, train, settings):
+        seen["ids"] = list(train.ids)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(domain, "train_domain_encoder", fake_train)
+    prepared = load_prepared(prepared_dir)
+    with pytest.raises(RuntimeError, match="stop here"):
+        train_encoders(_params(), prepared, tmp_path / "enc", EncoderParams(epochs=1, init="random"))
+    assert seen["ids"] == prepared.subset("train").ids
+    assert not set(seen["ids"]) & set(prepared.subset("val").ids + prepared.subset("test").ids)

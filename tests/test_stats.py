@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
+from bench import stats
 from bench.errors import AugbenchError, NumericalError
 from bench.metrics import METRIC_NAMES, binary_metrics, bootstrap_ci, summarize_runs
 from bench.stats import (
@@ -409,3 +410,17 @@ def test_compare_to_baseline_errors(rng):
         compare_to_baseline(y, runs, "clasical")
     with pytest.raises(AugbenchError, match=r"scores_by_run\['short'\] has 9"):
         compare_to_baseline(y, {**runs, "short": rng.random(9)}, "none")
+
+
+def test_bootstrap_sd_seeds_is_bootstrap_sd_for_one_seed_and_averages_over_seeds():
+    rng = np.random.default_rng(3)
+    y = np.array([0] * 30 + [1] * 25)
+    a, b = rng.random(55) + 0.3 * y, rng.random(55) + 0.5 * y
+    one = stats.bootstrap_sd(y, a, n_resamples=300, seed=2)
+    assert stats.bootstrap_sd_seeds(y, [a], n_resamples=300, seed=2) == pytest.approx(one, nan_ok=True)
+    two = stats.bootstrap_sd_seeds(y, [a, b], n_resamples=300, seed=2)
+    # the seed-mean AUC's spread is not that of either seed's AUC, nor of the ensemble's
+    ens = stats.bootstrap_sd(y, (a + b) / 2, n_resamples=300, seed=2)
+    assert two["auc"] != pytest.approx(one["auc"], rel=1e-9)
+    assert two["auc"] != pytest.approx(ens["auc"], rel=1e-9)
+    assert 0 < two["auc"] < 0.2

@@ -23,7 +23,7 @@ import numpy as np
 from bench import registry
 from bench.config import Params
 from bench.errors import AugbenchError, NumericalError
-from bench.io import file_digest, save_npz, write_json, write_text
+from bench.io import file_digest, read_json, save_npz, write_json, write_text
 from bench.plots import sample_grid
 from bench.plugins import Generated, ImageSet
 from bench.stages.common import (
@@ -90,6 +90,19 @@ def write_grid(path: Path, gen: Generated, train: ImageSet, method: str, k: int)
     sample_grid(path, rows, titles, names, f"augment: {method}")
 
 
+def check_encoder(encoder_dir: Path, prepared: Prepared) -> None:
+    """A domain encoder trained on another split could have seen today's validation or test
+    images with their labels: refuse an encoder folder made from different prepared data."""
+    meta = encoder_dir / "meta.json"
+    if not meta.is_file():
+        return  # nothing trained there (yet): a method that needs it fails with its own message
+    found = read_json(meta).get("upstream")
+    if found != prepared.digest:
+        raise AugbenchError(f"{encoder_dir}: the encoder was trained on other prepared data (digest {found}, "
+                            f"current {prepared.digest}); its training images may now be validation or "
+                            "test images. Re-run the encoder stage (dvc repro, or augbench encoder)")
+
+
 def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_dir: Path | None = None) -> dict:
     """Run augmenter ``method`` on the training split; ``encoder_dir`` (the encoder stage's
     output) is handed to the plugin as ``resources["encoder_dir"]`` before ``fit``."""
@@ -97,6 +110,7 @@ def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_
     train = prepared.subset("train")
     plugin = registry.get("augmenter", method)(params.method_params(method))
     if encoder_dir is not None:
+        check_encoder(Path(encoder_dir), prepared)
         plugin.resources = {**getattr(plugin, "resources", {}), "encoder_dir": Path(encoder_dir)}
     rng = np.random.default_rng(stable_seed(params.augment.seed, method))
     plugin.fit(train, rng)

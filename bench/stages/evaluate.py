@@ -13,7 +13,8 @@ chosen; choosing it on test would be optimistic). Nothing is tuned on test.
 Comparisons (``comparisons.csv``): every method against ``none`` with the same
 classifier, and every zoo classifier against the first classifier of the matrix
 on ``none``, on the same test cases with seed-mean scores: DeLong's paired AUC
-test (Holm-adjusted across the comparisons) and, for comparison with Byra 2021,
+test (Holm-adjusted within each family: augmentation comparisons, classifier
+comparisons) and, for comparison with Byra 2021,
 the Wilcoxon rank-sum test on bootstrapped AUCs (bench.stats explains why the
 latter is not a valid test).
 
@@ -77,7 +78,8 @@ def evaluate_pair(params: Params, runs: Path, method: str, classifier: str) -> t
     per_seed = [metrics.binary_metrics(y, s, ev.threshold) for s in scores]
     at_val = [val_threshold_metrics(t, v) for t, v in zip(tests, vals, strict=True)]
     spread = metrics.summarize_runs(per_seed)
-    boot_sd = stats.bootstrap_sd(y, np.mean(scores, axis=0), ev.bootstrap_resamples, ev.seed, ev.threshold)
+    # sd of the same statistic the row reports (the seed mean), over the same resamples as its CI
+    boot_sd = stats.bootstrap_sd_seeds(y, scores, ev.bootstrap_resamples, ev.seed, ev.threshold)
     row = {"method": method, "classifier": classifier, "plugin": params.classifier_plugin(classifier),
            "mode": metas[0].get("mode") or metas[0].get("params", {}).get("transfer", ""),
            "n_seeds": len(scores), "n_test": len(y),
@@ -102,8 +104,8 @@ def write_roc_points(out: Path, method: str, classifier: str, y: np.ndarray, sco
 
 def comparisons(params: Params, raw: dict[tuple[str, str], dict]) -> pd.DataFrame:
     """Paired tests on the same test cases: each method vs ``none`` (same classifier), and each
-    zoo classifier vs the first matrix classifier on ``none``. DeLong p-values are Holm-adjusted
-    over all comparisons of the table."""
+    zoo classifier vs the first matrix classifier on ``none``. DeLong p-values are Holm-adjusted within
+    each of the two families."""
     ev, m = params.evaluate, params.matrix
     pairs = []
     if "none" in m.methods:
@@ -117,13 +119,18 @@ def comparisons(params: Params, raw: dict[tuple[str, str], dict]) -> pd.DataFram
         sa, sb = np.mean(raw[a]["scores"], axis=0), np.mean(raw[b]["scores"], axis=0)
         d = stats.delong_test(ya, sa, sb)
         _, p_rank = stats.bootstrap_auc_ranksum(yb, sa, sb, ev.bootstrap_resamples, ev.seed)
-        rows.append({"method": a[0], "classifier": a[1], "baseline_method": b[0], "baseline_classifier": b[1],
+        rows.append({"family": "augmentation" if a[0] != b[0] else "classifier",
+                     "method": a[0], "classifier": a[1], "baseline_method": b[0], "baseline_classifier": b[1],
                      "auc": d.auc_a, "auc_baseline": d.auc_b, "auc_diff": d.diff, "delong_z": d.z,
                      "delong_p": d.p_value, "ranksum_bootstrap_p": p_rank})
-    table = pd.DataFrame(rows, columns=["method", "classifier", "baseline_method", "baseline_classifier", "auc",
+    table = pd.DataFrame(rows, columns=["family", "method", "classifier", "baseline_method", "baseline_classifier", "auc",
                                         "auc_baseline", "auc_diff", "delong_z", "delong_p",
                                         "ranksum_bootstrap_p"])
-    table["delong_p_holm"] = stats.holm_adjust(table["delong_p"].to_numpy()) if len(table) else []
+    # Two families of questions, each Holm-adjusted on its own: augmentation vs none, and
+    # classifier vs the reference classifier.
+    table["delong_p_holm"] = np.nan
+    for _, rows_of in table.groupby("family"):
+        table.loc[rows_of.index, "delong_p_holm"] = stats.holm_adjust(rows_of["delong_p"].to_numpy())
     return table
 
 

@@ -58,13 +58,18 @@ def pm(row: pd.Series, name: str, sd: str = "bootstrap_sd", percent: bool = True
     return f"{100 * value:.1f} ± {100 * spread:.1f}" if np.isfinite(spread) else f"{100 * value:.1f}"
 
 
+FROZEN_MODES = ("feature-extraction", "drs")  # the backbone's convolutions do not train
+
+
 def classifier_table(results: pd.DataFrame) -> pd.DataFrame:
     """Byra 2021 Table 2 layout for every classifier trained on the baseline ``none``: AUC,
     accuracy, sensitivity, specificity ± bootstrap std at threshold 0.5, and the same three at
     the validation-chosen closest-to-(0, 1) threshold; seed std when there are several seeds."""
     rows = []
     for _, r in results[results["method"] == "none"].iterrows():
-        row = {"Classifier": r["classifier"], "Family": r.get("plugin", r["classifier"]),
+        frozen_random = str(r["weights"]).startswith("none") and str(r.get("mode")) in FROZEN_MODES
+        row = {"Classifier": r["classifier"] + (" †" if frozen_random else ""),
+               "Family": r.get("plugin", r["classifier"]),
                "Mode": r.get("mode", ""), "Weights": str(r["weights"]).split(" (")[0],
                "AUC": pm(r, "auc"), "Acc": pm(r, "accuracy"), "Sens": pm(r, "recall"),
                "Spec": pm(r, "specificity")}
@@ -91,7 +96,8 @@ def parameter_table(params: Params, results: pd.DataFrame) -> pd.DataFrame:
         if r["classifier"] in seen:
             continue
         seen.add(r["classifier"])
-        counts = parameter_counts(params.classifier_plugin(r["classifier"]), r.get("mode") or None, 224)
+        mode = r.get("mode") if isinstance(r.get("mode"), str) and r.get("mode") else None
+        counts = parameter_counts(params.classifier_plugin(r["classifier"]), mode, 224)
         rows.append({"Classifier": r["classifier"], "Family": r.get("plugin", r["classifier"]),
                      "Mode": r.get("mode", ""), "Trainable (this run)": f"{int(r['trainable_params']):,}",
                      "Trainable (224 px)": f"{counts['trainable']:,}",
@@ -104,7 +110,8 @@ def comparison_table(comparisons: pd.DataFrame) -> pd.DataFrame:
              "vs": f"{c['baseline_method']} / {c['baseline_classifier']}",
              "AUC": f"{c['auc']:.3f}", "AUC baseline": f"{c['auc_baseline']:.3f}", "Δ AUC": f"{c['auc_diff']:+.3f}",
              "DeLong p": f"{c['delong_p']:.3g}", "DeLong p (Holm)": f"{c['delong_p_holm']:.3g}",
-             "rank-sum on bootstrap AUCs p (Byra; not valid)": f"{c['ranksum_bootstrap_p']:.3g}"}
+             "rank-sum on bootstrap AUCs p (Byra; not valid)": f"{c['ranksum_bootstrap_p']:.3g}",
+             "Holm family": c["family"]}
             for _, c in comparisons.iterrows()]
     return pd.DataFrame(rows)
 
@@ -135,14 +142,23 @@ def nst_lines(augment_metas: dict[str, dict]) -> list[str]:
     return lines + ([f"- **NST optimisation**: {'; '.join(settings)}"] if settings else [])
 
 
+def training_line(meta: dict) -> str:
+    """One classifier's recipe as run: for a grid, the candidate chosen on validation."""
+    p, chosen = meta["params"], meta.get("selection") or {}
+    lr = chosen.get("learning_rate", p.get("learning_rate"))
+    beta = f", β1 {chosen.get('beta_1', p.get('beta_1'))}" if p.get("optimizer") == "adam" else ""
+    grid = (f" (chosen on validation from {chosen['n_candidates']} candidates)"
+            if chosen.get("n_candidates", 1) > 1 else "")
+    return (f"{meta['classifier']}: ≤{p.get('epochs')} epochs, batch {p.get('batch_size')}, "
+            f"{p.get('optimizer', 'sgd')} lr {lr}{beta}{grid}, best epoch by {p.get('monitor', 'val_loss')}")
+
+
 def header(params: Params, prepared_meta: dict, run_metas: list[dict], prov: dict,
            augment_metas: dict[str, dict] | None = None) -> str:
     split = prepared_meta["split_counts"]
     val = prepared_meta["validation"]
     weights = sorted({f"{m['classifier']}: {m['weights']}" for m in run_metas})
-    epochs = sorted({f"{m['classifier']}: ≤{m['params'].get('epochs')} epochs, batch {m['params'].get('batch_size')}, "
-                     f"{m['params'].get('optimizer', 'sgd')} lr {m['params'].get('learning_rate')}, best epoch by "
-                     f"{m['params'].get('monitor', 'val_loss')}" for m in run_metas})
+    epochs = sorted({training_line(m) for m in run_metas})
     inputs = prepared_meta.get("inputs", {})
     ph = inputs.get("phantom", {})
     source = (f"generated: {ph.get('n_per_class')} per class at {ph.get('size')} px, difficulty "
@@ -248,7 +264,9 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
         "## Classifiers on the un-augmented baseline (layout of Byra 2021, Table 2)\n\n"
         "Test split; percent ± bootstrap standard deviation over test cases (AUC as a fraction). "
         "The '@val-thr' columns use the threshold at the ROC point closest to (0, 1) **chosen on the "
-        "validation split** and applied to test (Byra does not say where his threshold was chosen).",
+        "validation split** and applied to test (Byra does not say where his threshold was chosen). "
+        "† a frozen backbone with random weights (no pretrained weights here): only the head (and the DRS "
+        "layers) learn, on random features — these rows measure that, not transfer learning.",
         tabulate(zoo, headers="keys", tablefmt="github", showindex=False) if len(zoo) else "(no runs on `none`)",
         "![ROC of every classifier](figures/roc_classifiers.png)",
         "## Trainable parameters (layout of Byra 2021, Table 1)\n\n"
@@ -257,8 +275,9 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
         "--mode MODE --input-size S` prints one.",
         tabulate(counts, headers="keys", tablefmt="github", showindex=False),
         "## Paired comparisons on the test split\n\n"
-        "Seed-mean scores on the same test cases. DeLong's test for two correlated AUCs, Holm-adjusted "
-        "over the rows of this table; beside it the Wilcoxon rank-sum test on bootstrapped AUCs that "
+        "AUCs of the seed-mean scores on the same test cases (with one seed: the table's AUC). DeLong's test "
+        "for two correlated AUCs, Holm-adjusted within each family (augmentation vs `none`; classifier vs "
+        "the reference classifier); beside it the Wilcoxon rank-sum test on bootstrapped AUCs that "
         "Byra 2021 used, for comparison only: its p-value shrinks as the number of bootstrap resamples "
         "grows, so it is not a valid test (README, 'Statistics').",
         tabulate(comparison_table(compared), headers="keys", tablefmt="github", showindex=False)

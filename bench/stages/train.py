@@ -113,6 +113,8 @@ def predictions_table(val, test, val_scores: np.ndarray, test_scores: np.ndarray
 
 def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, seed: int, out: Path) -> dict:
     started = time.perf_counter()
+    for stale in ("meta.json", "activation.csv", "grid.csv"):  # outside DVC the folder is reused
+        (out / stale).unlink(missing_ok=True)
     training.seed_everything(seed)
     plugin_name = params.classifier_plugin(classifier)
     plugin = registry.get("classifier", plugin_name)

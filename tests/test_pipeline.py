@@ -60,7 +60,9 @@ def project(tmp_path_factory) -> Path:
 
 def test_repro_writes_report_and_metrics(project: Path):
     results = pd.read_csv(project / "reports" / "results.csv")
-    assert sorted(results["method"]) == sorted(METHODS)
+    zoo = yaml.safe_load((project / "params.yaml").read_text())["profiles"]["smoke"]["matrix"]["zoo"]
+    pairs = set(zip(results["method"], results["classifier"], strict=True))
+    assert pairs == {(m, "resnet50") for m in METHODS} | {("none", c) for c in zoo}
     assert results["n_test"].min() > 0
     for col in ("accuracy", "recall", "specificity", "precision", "f1", "auc"):
         assert {f"{col}_low", f"{col}_high"} <= set(results.columns)

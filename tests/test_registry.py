@@ -207,7 +207,7 @@ def test_unknown_name_suggests_close_match():
         registry.get("augmenter", "geometric-rotaton")
     assert "unknown augmenter 'geometric-rotaton'" in str(err.value)
     assert "did you mean 'geometric-rotation'" in str(err.value)
-    with pytest.raises(RegistryError, match=r"did you mean 'resnet50'\?"):
+    with pytest.raises(RegistryError, match=r"did you mean 'resnet50'"):
         registry.get("classifier", "resnet5")
 
 

@@ -29,6 +29,13 @@ bench-busi: venv
 test: venv
 	pytest -q
 
+# Speed-ratio checks (tests/benchmarks, compared with tests/benchmarks/baseline.json); runs are
+# kept under .benchmarks/ (git-ignored) and their history is plotted to .benchmarks/history.png.
+bench-check: venv
+	pytest -q -p no:cacheprovider tests/benchmarks --benchmark-autosave --benchmark-json=.benchmarks/latest.json
+	augbench bench-check .benchmarks/latest.json --require-all
+	augbench bench-history --out .benchmarks/history.png
+
 lint: venv
 	ruff check .
 

@@ -13,6 +13,8 @@ from bench.typed import describe_fields, suggest
 STAGES = {"prepare": "bench.stages.prepare", "encoder": "bench.stages.encoder",
           "augment": "bench.stages.augment", "train": "bench.stages.train",
           "evaluate": "bench.stages.evaluate", "report": "bench.stages.report", "run": "bench.stages.run_all"}
+# Commands with their own argument parsers, outside the pipeline.
+TOOLS = {"bench-check": "bench.benchcheck:main_check", "bench-history": "bench.benchcheck:main_history"}
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -137,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name in STAGES:
         p = sub.add_parser(name, help=f"pipeline stage '{name}' (see dvc.yaml)", add_help=False)
         p.set_defaults(stage=name)
+    sub.add_parser("bench-check", help="check benchmark ratios against tests/benchmarks/baseline.json",
+                   add_help=False)
+    sub.add_parser("bench-history", help="plot benchmark ratios over the runs saved in .benchmarks/",
+                   add_help=False)
     return parser
 
 
@@ -148,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] in STAGES:
             return importlib.import_module(STAGES[argv[0]]).main(argv[1:])
+        if argv and argv[0] in TOOLS:
+            module, func = TOOLS[argv[0]].split(":")
+            return getattr(importlib.import_module(module), func)(argv[1:])
         args = build_parser().parse_args(argv)
         return args.func(args)
     except AugbenchError as exc:

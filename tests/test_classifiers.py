@@ -227,9 +227,11 @@ def test_weight_files_and_hashes_are_the_published_keras_ones():
     assert _weights.URL_PREFIXES["inception_v3"] + files["inception_v3"][0] == inception.WEIGHTS_PATH_NO_TOP
 
 
-@pytest.mark.parametrize(("name", "arch"), [("inceptionv3", "inception_v3"), ("efficientnetb0", "efficientnetb0"),
-                                            ("drs-resnet101", "resnet101")])
+@pytest.mark.parametrize(("name", "arch"), [("resnet50", "resnet50"), ("inceptionv3", "inception_v3"),
+                                            ("efficientnetb0", "efficientnetb0"), ("drs-resnet101", "resnet101")])
 def test_imagenet_missing_offline_names_file_and_url(name, arch, tmp_path, monkeypatch):
+    """Offline, an ImageNet build is tried once (through the mock) and the error says which
+    file to put where, what to fetch, and the alternatives."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     calls = []
 
@@ -242,7 +244,9 @@ def test_imagenet_missing_offline_names_file_and_url(name, arch, tmp_path, monke
         registry.create("classifier", name, weights="imagenet").build((SIZE, SIZE, 3), 2)
     file = _weights.IMAGENET_FILES[arch][0]
     assert calls == [_weights.URL_PREFIXES[arch] + file]
-    assert str(tmp_path / "models" / file) in str(info.value) and calls[0] in str(info.value)
+    message = str(info.value)
+    assert str(tmp_path / "models" / file) in message and calls[0] in message
+    assert "'none'" in message and "file path" in message
 
 
 # --------------------------------------------------------------------------- heads

@@ -149,25 +149,6 @@ def test_imagenet_with_wrong_md5_raises_naming_the_file(saved_backbone, monkeypa
     assert str(path) in str(info.value)
 
 
-def test_imagenet_missing_offline_raises_with_instructions(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    calls = []
-
-    def no_network(fname, origin, **kwargs):
-        calls.append(origin)
-        raise OSError("network is unreachable")
-
-    monkeypatch.setattr(tf.keras.utils, "get_file", no_network)
-    clf = registry.create("classifier", "resnet50", weights="imagenet")
-    with pytest.raises(AugbenchError) as info:
-        clf.build(SHAPE, 2)
-    message = str(info.value)
-    expected = tmp_path / "models" / NOTOP
-    assert calls == [_weights.BASE_URL + "resnet/" + NOTOP]  # tried once, through the mock
-    assert str(expected) in message  # where to put the file
-    assert calls[0] in message  # what to fetch
-    assert "'none'" in message and "file path" in message  # the alternatives
-
 
 @pytest.mark.slow
 def test_explicit_weights_file_with_feature_extraction(saved_backbone):

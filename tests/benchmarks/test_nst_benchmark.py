@@ -11,7 +11,9 @@ The batched engine is timed after one warm-up run, as in the augment stage,
 where one engine (built and traced once) serves every batch. The measured ratio
 includes both of its design choices: B images per step and one trace, and the
 input-gradient convolution (bench/nst/encoders.py). Only ratios measured in the
-same run are asserted, never wall-clock times.
+same run are checked, never wall-clock times: the speed-ups go to the
+session-end checker (conftest.py, bench/benchcheck.py) and are compared with
+tests/benchmarks/baseline.json, where the issue's ≥ 2.5× at 64 px is the floor.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ ITERATIONS = 10
 N_IMAGES = {64: 8, 128: 4}  # also the batch size: one batch per run (keeps each test under a minute)
 # The best of several batched runs, so that load from other processes cannot deflate the ratio.
 BATCHED_ROUNDS = {64: 3, 128: 2}
-MIN_SPEEDUP = {64: 2.5, 128: 1.0}  # the issue asks for ≥ 2.5× at 64 px; 128 px is reported
 LR = 0.02
 VGG = get_encoder_spec("vgg19")
 STYLE_WEIGHT = 1e3
@@ -105,7 +106,7 @@ def _flat(f):
 @pytest.mark.slow
 @pytest.mark.benchmark(group="nst")
 @pytest.mark.parametrize("size", [64, 128])
-def test_batched_engine_vs_naive_loop(benchmark, size):
+def test_batched_engine_vs_naive_loop(benchmark, record_ratio, size):
     sources, jobs = _sources(size), _jobs(size)
     engine = _batched_engine(size)
 
@@ -144,7 +145,8 @@ def test_batched_engine_vs_naive_loop(benchmark, size):
     # Same maths: the first images agree (Adam in float32 on the same pair; the two only differ in
     # floating-point order, so allow for small drift over the iterations).
     np.testing.assert_allclose(np.concatenate(result)[0], naive[0], atol=2e-2)
-    assert speedup >= MIN_SPEEDUP[size], f"batched NST only {speedup:.2f}x faster than the naive loop at {size} px"
+    record_ratio(f"nst.batched_vs_naive_loop_{size}px", speedup,
+                 what=f"batched NST engine vs the per-image tutorial loop, image-iterations/s, {size} px")
 
 
 def _enabled(benchmark) -> bool:

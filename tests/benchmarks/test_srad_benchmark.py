@@ -1,7 +1,9 @@
 """SRAD speed: the vectorised implementation against the per-pixel reference loop.
 
-Only the ratio of two timings taken in the same run is asserted, never a
-wall-clock time, so the test holds on slow or busy machines.
+Only the ratio of two timings taken in the same run is checked, never a
+wall-clock time, so the check holds on slow or busy machines. The ratio goes to
+the session-end checker (conftest.py, bench/benchcheck.py), which compares it with
+tests/benchmarks/baseline.json (floor: 50x, the Foundation issue's requirement).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from bench.data.srad import srad, srad_reference
 
 SIZE = 256
 N_ITER = 10  # identical work for both; the reference loop needs ~0.2 s per iteration at 256x256
-MIN_SPEEDUP = 50.0
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def _vectorised_seconds(benchmark, image: np.ndarray) -> float:
 
 @pytest.mark.slow
 @pytest.mark.benchmark(group="srad")
-def test_srad_vectorised_vs_reference(benchmark, speckled_image):
+def test_srad_vectorised_vs_reference(benchmark, record_ratio, speckled_image):
     result = benchmark(srad, speckled_image, n_iter=N_ITER)
     vectorised = _vectorised_seconds(benchmark, speckled_image)
 
@@ -51,7 +52,6 @@ def test_srad_vectorised_vs_reference(benchmark, speckled_image):
     reference_seconds = time.perf_counter() - start
 
     np.testing.assert_allclose(result, reference, atol=1e-6)
-    speedup = reference_seconds / vectorised
-    benchmark.extra_info["speedup_vs_reference"] = speedup
     benchmark.extra_info["reference_seconds"] = reference_seconds
-    assert speedup >= MIN_SPEEDUP, f"vectorised SRAD only {speedup:.1f}x faster than the loop"
+    record_ratio("srad.vectorised_vs_loop", reference_seconds / vectorised,
+                 what="vectorised SRAD vs the per-pixel reference loop, 256 px, 10 iterations")

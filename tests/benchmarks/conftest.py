@@ -1,0 +1,92 @@
+"""Ratio checks for the benchmarks: every benchmark records ratios of two timings taken in
+the same run (``record_ratio``); at the end of the session they are compared with the
+committed baseline (``tests/benchmarks/baseline.json``) by ``bench.benchcheck``, the table
+is printed, and a regression beyond the tolerance fails the session.
+
+Absolute times go into pytest-benchmark's own records (``--benchmark-json``,
+``--benchmark-autosave``) with the machine info; they are never asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bench import benchcheck
+
+BASELINE = Path(__file__).with_name("baseline.json")
+_KEY = pytest.StashKey[dict]()
+
+
+def best_seconds(fn: Callable[[], object], rounds: int = 3, warmup: int = 1) -> float:
+    """The fastest of ``rounds`` timed calls after ``warmup`` untimed ones (the minimum is the
+    figure least disturbed by other processes on a busy machine)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def benchmark_seconds(benchmark, fn: Callable[[], object], rounds: int = 3) -> float:
+    """Time ``fn`` through pytest-benchmark (so its absolute time is recorded) and return the
+    fastest round; with ``--benchmark-disable`` it is timed here instead."""
+    if getattr(benchmark, "disabled", False):
+        return best_seconds(fn, rounds)
+    benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
+    return float(benchmark.stats.stats.min)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_KEY] = {}
+
+
+@pytest.fixture
+def record_ratio(request: pytest.FixtureRequest, benchmark):
+    """``record_ratio(name, value, what=...)``: one ratio (higher is better) for the checker.
+
+    ``name`` is the key in baseline.json (``group.what_vs_what``); it is stored in the
+    benchmark's ``extra_info["ratios"]`` too, so saved runs carry it for the history plot.
+    """
+    found = request.config.stash[_KEY]
+
+    def record(name: str, value: float, what: str = "") -> float:
+        value = float(value)
+        found[name] = benchcheck.Measured(name, value, what, request.node.nodeid)
+        benchmark.extra_info.setdefault("ratios", {})[name] = value
+        return value
+
+    return record
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    found = session.config.stash.get(_KEY, {})
+    if not found:
+        return
+    baseline_path = Path(os.environ.get("AUGBENCH_BENCH_BASELINE", BASELINE))
+    baseline = benchcheck.load_baseline(baseline_path)
+    result = benchcheck.check({k: m.value for k, m in found.items()}, baseline)
+    session.config.stash[_RESULT] = (result, baseline_path)
+    if not result.ok and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_RESULT = pytest.StashKey[tuple]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if _RESULT not in config.stash:
+        return
+    result, baseline_path = config.stash[_RESULT]
+    terminalreporter.section("benchmark ratios (current vs baseline)")
+    terminalreporter.write_line(benchcheck.format_table(result))
+    terminalreporter.write_line(f"baseline: {baseline_path}; {benchcheck.tolerance_text(result)}")
+    for message in result.failures:
+        terminalreporter.write_line(f"FAILED ratio check: {message}", red=True)

@@ -1,4 +1,4 @@
-"""``augbench``: list and describe plugins, validate datasets, run pipeline stages."""
+"""``augbench``: list and describe plugins, scaffold plugin packages, validate datasets, run pipeline stages."""
 
 from __future__ import annotations
 
@@ -106,6 +106,22 @@ def cmd_params_count(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bench import scaffold
+
+    target, files = scaffold.create(args.name, args.kind, Path(args.out))
+    note = scaffold.near_names(args.name)
+    if note:
+        print(f"augbench: note: {note}", file=sys.stderr)
+    print(f"wrote {args.kind} plugin {args.name!r} to {target}/:")
+    for path in files:
+        print(f"  {path}")
+    print(scaffold.next_steps(target, scaffold.Names(args.name, args.kind)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="augbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="none", help="weights to build with (default none; counts do not depend on it)")
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.set_defaults(func=cmd_params_count)
+    p = sub.add_parser("new-plugin", help="scaffold an installable plugin package (entry point, typed "
+                       "parameters, a working example, contract tests, README)",
+                       description="Write OUT/augbench-NAME/: pyproject.toml with the entry point, the plugin "
+                       "module with its parameter dataclass and a small working implementation (augmenter: random "
+                       "gamma/contrast; classifier: a small Keras CNN), tests/test_plugin.py running augbench's "
+                       "contract checks, and a README. Refuses a name already registered and a non-empty folder.")
+    p.add_argument("name", help="plugin name as params.yaml will use it: lowercase letters, digits and hyphens, "
+                   "e.g. gamma-contrast")
+    p.add_argument("--kind", choices=tuple(registry.GROUPS), default="augmenter",
+                   help="plugin kind (default: augmenter)")
+    p.add_argument("--out", default=".", help="folder to create augbench-NAME/ in (default: the current folder)")
+    p.set_defaults(func=cmd_new_plugin)
     for name in STAGES:
         p = sub.add_parser(name, help=f"pipeline stage '{name}' (see dvc.yaml)", add_help=False)
         p.set_defaults(stage=name)

@@ -22,26 +22,32 @@ BASELINE = Path(__file__).with_name("baseline.json")
 _KEY = pytest.StashKey[dict]()
 
 
-def best_seconds(fn: Callable[[], object], rounds: int = 3, warmup: int = 1) -> float:
-    """The fastest of ``rounds`` timed calls after ``warmup`` untimed ones (the minimum is the
-    figure least disturbed by other processes on a busy machine)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(rounds):
+def paired_seconds(benchmark, hot: Callable[[], object], reference: Callable[[], object], rounds: int = 3,
+                   warmup: bool = True) -> tuple[float, float]:
+    """(fastest ``hot``, fastest ``reference``), timed interleaved: each timed round of ``hot``
+    (through pytest-benchmark, so its absolute time is recorded) is preceded by one timed call
+    of ``reference`` (in the round's untimed set-up). A burst of load from another process then
+    hits both sides of the ratio alike instead of one of them."""
+    ref_times: list[float] = []
+
+    def time_reference() -> None:
         start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        reference()
+        ref_times.append(time.perf_counter() - start)
 
-
-def benchmark_seconds(benchmark, fn: Callable[[], object], rounds: int = 3) -> float:
-    """Time ``fn`` through pytest-benchmark (so its absolute time is recorded) and return the
-    fastest round; with ``--benchmark-disable`` it is timed here instead."""
+    if warmup:
+        hot()
+        reference()
     if getattr(benchmark, "disabled", False):
-        return best_seconds(fn, rounds)
-    benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
-    return float(benchmark.stats.stats.min)
+        hot_times = []
+        for _ in range(rounds):
+            time_reference()
+            start = time.perf_counter()
+            hot()
+            hot_times.append(time.perf_counter() - start)
+        return min(hot_times), min(ref_times)
+    benchmark.pedantic(hot, setup=time_reference, rounds=rounds, iterations=1)
+    return float(benchmark.stats.stats.min), min(ref_times)
 
 
 def pytest_configure(config: pytest.Config) -> None:

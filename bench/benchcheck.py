@@ -97,15 +97,20 @@ def _number(value, where: str) -> float | None:
     return float(value)
 
 
+def _read_json(path: Path, missing: str, damaged: str):
+    """The parsed file; a missing or damaged one is a BenchCheckError naming it and what to do."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BenchCheckError(f"{path}: {missing}") from None
+    except json.JSONDecodeError as e:
+        raise BenchCheckError(f"{path}: not valid JSON ({e}); {damaged}") from None
+
+
 def load_baseline(path: str | Path) -> Baseline:
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BenchCheckError(f"{path}: no baseline file; create one with "
-                              "`augbench bench-check RUN.json --update-baseline`") from None
-    except json.JSONDecodeError as e:
-        raise BenchCheckError(f"{path}: not valid JSON ({e}); restore it from git") from None
+    raw = _read_json(path, "no baseline file; create one with `augbench bench-check RUN.json --update-baseline`",
+                     "restore it from git")
     if not isinstance(raw, dict) or not isinstance(raw.get("ratios"), dict):
         raise BenchCheckError(f"{path}: expected an object with a 'ratios' object")
     tolerance = _number(raw.get("tolerance"), f"{path}: tolerance")
@@ -184,13 +189,8 @@ def ratios_from_run(path: str | Path) -> dict[str, float]:
 
 def _read_run(path: str | Path) -> dict:
     path = Path(path)
-    try:
-        run = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BenchCheckError(f"{path}: no such benchmark file; make one with "
-                              "`pytest tests/benchmarks --benchmark-json=PATH`") from None
-    except json.JSONDecodeError as e:
-        raise BenchCheckError(f"{path}: not valid JSON ({e}); was the benchmark run interrupted?") from None
+    run = _read_json(path, "no such benchmark file; make one with `pytest tests/benchmarks --benchmark-json=PATH`",
+                     "was the benchmark run interrupted?")
     if not isinstance(run, dict) or "benchmarks" not in run:
         raise BenchCheckError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list)")
     return run

@@ -152,30 +152,26 @@ def test_gram_loss_vs_matmul(benchmark, record_ratio, feats):
 # --------------------------------------------------------------------------- MMD
 
 
-@pytest.mark.slow
-@pytest.mark.benchmark(group="losses")
-def test_mmd_linear_vs_quadratic(benchmark, record_ratio, feats):
-    x, y = feats
-    compare = _compare_fn(losses.MMDStyle("linear"), y)
-    fast, slow = paired_seconds(benchmark, lambda: compare(x).numpy(), lambda: quadratic_linear_mmd2(x, y).numpy())
-
-    np.testing.assert_allclose(compare(x).numpy(), quadratic_linear_mmd2(x, y).numpy(), rtol=1e-3)
-    record_ratio("losses.mmd_linear_vs_quadratic", slow / fast,
-                 what=f"linear-kernel MMD² as a distance of means vs the {M}x{M} kernel-matrix "
-                      f"estimator, (4, {M}, {N}) float32")
+MMD_EXACT = {  # kernel: (style loss, kernel-matrix reference, ratio name, description)
+    "linear": (lambda: losses.MMDStyle("linear"), quadratic_linear_mmd2, "losses.mmd_linear_vs_quadratic",
+               "linear-kernel MMD² as a distance of means"),
+    "poly": (lambda: losses.MMDStyle("poly", c=POLY_C), quadratic_poly_mmd2, "losses.mmd_poly_vs_quadratic",
+             f"poly-kernel MMD² (c={POLY_C:g}) from Gram matrices and means"),
+}
 
 
 @pytest.mark.slow
 @pytest.mark.benchmark(group="losses")
-def test_mmd_poly_vs_quadratic(benchmark, record_ratio, feats):
+@pytest.mark.parametrize("kernel", list(MMD_EXACT))
+def test_mmd_exact_vs_quadratic(benchmark, record_ratio, feats, kernel):
     x, y = feats
-    compare = _compare_fn(losses.MMDStyle("poly", c=POLY_C), y)
-    fast, slow = paired_seconds(benchmark, lambda: compare(x).numpy(), lambda: quadratic_poly_mmd2(x, y).numpy())
+    make_style, quadratic, name, described = MMD_EXACT[kernel]
+    compare = _compare_fn(make_style(), y)
+    fast, slow = paired_seconds(benchmark, lambda: compare(x).numpy(), lambda: quadratic(x, y).numpy())
 
-    np.testing.assert_allclose(compare(x).numpy(), quadratic_poly_mmd2(x, y).numpy(), rtol=1e-3)
-    record_ratio("losses.mmd_poly_vs_quadratic", slow / fast,
-                 what=f"poly-kernel MMD² (c={POLY_C:g}) from Gram matrices and means vs the "
-                      f"{M}x{M} kernel-matrix estimator, (4, {M}, {N}) float32")
+    np.testing.assert_allclose(compare(x).numpy(), quadratic(x, y).numpy(), rtol=1e-3)
+    record_ratio(name, slow / fast,
+                 what=f"{described} vs the {M}x{M} kernel-matrix estimator, (4, {M}, {N}) float32")
 
 
 @pytest.mark.slow

@@ -205,9 +205,13 @@ def update_baseline(run_path: str | Path, baseline_path: str | Path) -> dict:
     old = json.loads(baseline_path.read_text()) if baseline_path.is_file() else {"tolerance": 0.4, "ratios": {}}
     run = _read_run(run_path)
     ratios = ratios_from_run(run_path)
+    described = {name: what for b in run.get("benchmarks", [])
+                 for name, what in (b.get("extra_info") or {}).get("ratio_what", {}).items()}
     entries = dict(old.get("ratios", {}))
     for name, value in ratios.items():
-        entries[name] = {**entries.get(name, {"floor": None, "what": ""}), "baseline": round(value, 4)}
+        entry = {"floor": None, "what": "", **entries.get(name, {}), "baseline": round(value, 4)}
+        entry["what"] = entry["what"] or described.get(name, "")
+        entries[name] = entry
     info = run.get("commit_info", {})
     new = {**old, "ratios": dict(sorted(entries.items())),
            "recorded": {"date": run.get("datetime"), "commit": info.get("id"), "dirty": info.get("dirty"),
@@ -270,7 +274,8 @@ def plot_history(frame, baseline: Baseline | None, out: str | Path) -> Path:
         ax.set_ylabel("ratio (higher is better)", fontsize=8)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
+    if axes.flat[0].get_legend_handles_labels()[0]:
+        axes.flat[0].legend(fontsize=7)
     fig.suptitle("Benchmark ratios over saved runs (.benchmarks/)", fontsize=10)
     fig.tight_layout()
     out = Path(out)

@@ -96,11 +96,14 @@ def test_bad_run_file_is_named(tmp_path):
 def test_update_keeps_floors_and_tolerance(tmp_path):
     base = _baseline(tmp_path, {"a": {"baseline": None, "floor": 2.5, "what": "kept"}}, tolerance=0.3)
     run = _run_file(tmp_path, {"t1": {"a": 3.14159, "b": 7.0}})
+    raw = json.loads(run.read_text())
+    raw["benchmarks"][0]["extra_info"]["ratio_what"] = {"a": "ignored: the baseline has one", "b": "from the run"}
+    run.write_text(json.dumps(raw))
     benchcheck.update_baseline(run, base)
     new = json.loads(base.read_text())
     assert new["tolerance"] == 0.3
     assert new["ratios"]["a"] == {"baseline": 3.1416, "floor": 2.5, "what": "kept"}
-    assert new["ratios"]["b"]["baseline"] == 7.0
+    assert new["ratios"]["b"] == {"baseline": 7.0, "floor": None, "what": "from the run"}
     assert new["recorded"]["machine"]["node"] == "test"
     assert "tests/benchmarks/x.py::t1" in new["recorded"]["absolute_seconds_not_asserted"]
     assert benchcheck.load_baseline(base).ratios["a"].floor == 2.5

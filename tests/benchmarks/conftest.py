@@ -67,6 +67,7 @@ def record_ratio(request: pytest.FixtureRequest, benchmark):
         value = float(value)
         found[name] = benchcheck.Measured(name, value, what, request.node.nodeid)
         benchmark.extra_info.setdefault("ratios", {})[name] = value
+        benchmark.extra_info.setdefault("ratio_what", {})[name] = what
         return value
 
     return record

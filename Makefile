@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 BUSI ?= ../shared/datasets/busi
 
-.PHONY: bench test venv lint bench-busi bench-check horovod clean
+.PHONY: bench test venv lint bench-busi bench-check horovod chromium clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,23 @@ bench: venv
 bench-busi: venv
 	augbench run --workdir busi-run --set dataset.source=folder --set dataset.path=$(BUSI) --set dataset.name=busi
 
-test: venv
+test: venv chromium
 	pytest -q
+
+# Headless Chromium for the browser test of reports/index.html (tests/test_report_html.py skips
+# without it). Best effort, never fails: apt-get as root, otherwise says how to install it.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	    || command -v google-chrome >/dev/null 2>&1 || [ -n "$$AUGBENCH_CHROMIUM" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (apt-get) for the browser test of reports/index.html"; \
+	    (apt-get install -y -q chromium >/dev/null 2>&1 \
+	     || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) \
+	    || echo "could not install chromium: the browser test will be skipped"; \
+	else \
+	    echo "no Chromium: the browser test of reports/index.html will be skipped;" \
+	         "install it (Debian/Ubuntu: sudo apt-get install chromium) or set AUGBENCH_CHROMIUM=/path/to/chrome"; \
+	fi
 
 # Speed-ratio checks (tests/benchmarks, compared with tests/benchmarks/baseline.json); runs are
 # kept under .benchmarks/ (git-ignored) and their history is plotted to .benchmarks/history.png.

@@ -74,6 +74,8 @@ def test_repro_writes_report_and_metrics(project: Path):
         assert needle in text
     for png in ("roc.png", "history.png", "grids/classical.png", "confusion/none__resnet50__seed0.png"):
         assert (project / "reports" / png).stat().st_size > 1000
+    page = (project / "reports" / "index.html").read_text()
+    assert "Papers vs this run" in page and "data:image/png;base64," in page and "http://" not in page
     assert (project / "dvc.lock").is_file()
 
 

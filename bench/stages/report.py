@@ -7,7 +7,8 @@ paired comparisons, activation rates of the DRS models, per-run confusion
 matrices), ``table.csv``, ``classifiers.csv``, ``parameters.csv``, ``roc.png``,
 ``history.png``, ``figures/`` (ROC of every classifier, activation rates),
 ``confusion/*.png``, ``grids/*.png`` (a
-sample grid per augmentation method) and ``provenance.json``.
+sample grid per augmentation method), ``provenance.json`` and, from all of these,
+``index.html`` (one self-contained page: ``bench.html_report``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from bench import plots, provenance
+from bench import html_report, plots, provenance
 from bench.config import Params
 from bench.io import atomic_path, read_json, write_json, write_text
 from bench.stages.common import add_params_args, log, params_from_args
@@ -294,7 +295,8 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
     write_text(out / "classifiers.csv", zoo.to_csv(index=False))
     write_text(out / "parameters.csv", counts.to_csv(index=False))
     write_json(out / "provenance.json", {**prov, "profile": params.profile, "dataset": prepared_meta})
-    log.info("report written to %s", out / "results.md")
+    html_report.write_html(out)  # from the files just written: one self-contained page
+    log.info("report written to %s and %s", out / "results.md", out / "index.html")
     return text
 
 

@@ -165,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=".", help="folder to create augbench-NAME/ in (default: the current folder)")
     p.set_defaults(func=cmd_new_plugin)
     for name in STAGES:
-        p = sub.add_parser(name, help=f"pipeline stage '{name}' (see dvc.yaml)", add_help=False)
+        what = ("the whole pipeline in one process, into a work folder (BUSI, machines without DVC)"
+                if name == "run" else f"pipeline stage '{name}' (see dvc.yaml)")
+        p = sub.add_parser(name, help=what, add_help=False)
         p.set_defaults(stage=name)
     sub.add_parser("bench-check", help="check benchmark ratios against tests/benchmarks/baseline.json",
                    add_help=False)

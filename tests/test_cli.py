@@ -298,3 +298,55 @@ def test_validate_missing_folder(capsys, tmp_path):
     code, out, err = run(capsys, "validate", str(tmp_path / "nowhere"))
     assert code == 2 and out == ""
     assert f"augbench: error: {tmp_path / 'nowhere'}: dataset folder not found" in err
+
+
+# ------------------------------------------------------------------- run shortcuts
+
+
+def _run_args(*argv: str):
+    from bench.stages import run_all
+
+    args = run_all.build_parser().parse_args(["--workdir", "w", "--params", str(PARAMS), *argv])
+    args.overrides = run_all.shortcut_overrides(args) + list(args.overrides)
+    return args
+
+
+def test_run_shortcuts_become_overrides(tmp_path):
+    from bench.config import load_params
+
+    data = tmp_path / "my data"
+    args = _run_args("--data", str(data), "--methods", "none, geometric-flipping", "--classifiers", "resnet50",
+                     "--zoo", "", "--seeds", "0,1", "--profile", "smoke")
+    assert args.overrides == ["dataset.source=folder", f"dataset.path={data}", "dataset.name=my data",
+                              "matrix.methods=[none,geometric-flipping]", "matrix.classifiers=[resnet50]",
+                              "matrix.zoo=[]", "matrix.seeds=[0,1]"]
+    params = load_params(args.params, args.profile, args.overrides)
+    assert list(params.matrix.methods) == ["none", "geometric-flipping"]
+    assert list(params.matrix.seeds) == [0, 1] and not params.matrix.zoo
+    assert params.dataset.source == "folder" and params.dataset.name == "my data"
+
+
+def test_run_explicit_set_wins_over_a_shortcut():
+    args = _run_args("--methods", "none", "--set", "matrix.methods=[none,classical]")
+    assert args.overrides[-1] == "matrix.methods=[none,classical]"  # applied last
+
+
+def test_run_shortcut_typo_is_refused_with_a_suggestion(capsys, tmp_path):
+    code, _, err = run(capsys, "run", "--workdir", str(tmp_path / "w"), "--params", str(PARAMS),
+                       "--methods", "none,geometric-fliping")
+    assert code == 2
+    assert "unknown augmenter" in err and "geometric-flipping" in err
+    assert not (tmp_path / "w").exists()  # refused at load: nothing written
+
+
+def test_every_command_has_help(capsys):
+    from bench.cli import STAGES, TOOLS, build_parser
+
+    commands = set(build_parser()._subparsers._group_actions[0].choices)
+    assert set(STAGES) | set(TOOLS) <= commands
+    for name in sorted(commands):
+        with pytest.raises(SystemExit) as done:
+            main([name, "--help"])
+        out = capsys.readouterr().out
+        assert done.value.code == 0 and out.startswith(f"usage: augbench {name}"), name
+        assert len(out.splitlines()) > 3, name

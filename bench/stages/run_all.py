@@ -68,10 +68,48 @@ def _clear_keras() -> None:
     tf.keras.backend.clear_session()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="augbench run", description=__doc__.splitlines()[0])
+def _names(text: str) -> str:
+    """``a, b`` → ``[a,b]``, the list form ``--set`` reads; empty → ``[]``."""
+    return "[" + ",".join(n.strip() for n in text.split(",") if n.strip()) + "]"
+
+
+def shortcut_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``--set`` overrides that ``--data``/``--methods``/``--classifiers``/``--zoo``/``--seeds``
+    stand for. They come before the explicit ``--set``s, so an explicit one wins."""
+    out = []
+    if args.data:
+        folder = Path(args.data)
+        out += ["dataset.source=folder", f"dataset.path={args.data}",
+                f"dataset.name={folder.resolve().name or folder}"]
+    for flag, key in (("methods", "matrix.methods"), ("classifiers", "matrix.classifiers"), ("zoo", "matrix.zoo"),
+                      ("seeds", "matrix.seeds")):
+        value = getattr(args, flag)
+        if value is not None:
+            out.append(f"{key}={_names(value)}")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="augbench run", description=__doc__.splitlines()[0],
+        epilog="Example: augbench run --workdir busi-run --data ../shared/datasets/busi "
+               "--methods none,geometric-flipping,nst-gatys --classifiers resnet50 --zoo '' --seeds 0,1")
     add_params_args(parser)
     parser.add_argument("--workdir", required=True, help="folder for every output of this run")
-    args = parser.parse_args(argv)
+    parser.add_argument("--data", metavar="FOLDER",
+                        help="a folder-per-class dataset (= --set dataset.source=folder dataset.path=FOLDER "
+                             "dataset.name=<its name>)")
+    parser.add_argument("--methods", metavar="A,B", help="augmentation methods, comma-separated (= matrix.methods)")
+    parser.add_argument("--classifiers", metavar="A,B",
+                        help="classifiers trained on every method, comma-separated (= matrix.classifiers)")
+    parser.add_argument("--zoo", metavar="A,B",
+                        help="classifier variants trained on 'none' only, comma-separated; '' for none (= matrix.zoo)")
+    parser.add_argument("--seeds", metavar="0,1", help="training seeds, comma-separated (= matrix.seeds)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.overrides = shortcut_overrides(args) + list(args.overrides)
     run_pipeline(params_from_args(args), Path(args.workdir))
     return 0

@@ -179,7 +179,10 @@ def tolerance_text(result: CheckResult) -> str:
 
 def ratios_from_run(path: str | Path) -> dict[str, float]:
     """The ratios recorded by ``record_ratio`` in a pytest-benchmark JSON file."""
-    run = _read_run(path)
+    return _ratios(_read_run(path), path)
+
+
+def _ratios(run: dict, path: str | Path) -> dict[str, float]:
     found: dict[str, float] = {}
     for bench in run.get("benchmarks", []):
         for name, value in (bench.get("extra_info") or {}).get("ratios", {}).items():
@@ -202,9 +205,10 @@ def update_baseline(run_path: str | Path, baseline_path: str | Path) -> dict:
     from bench.io import write_json
 
     baseline_path = Path(baseline_path)
-    old = json.loads(baseline_path.read_text()) if baseline_path.is_file() else {"tolerance": 0.4, "ratios": {}}
+    old = (_read_json(baseline_path, "", "restore it from git") if baseline_path.is_file()
+           else {"tolerance": 0.4, "ratios": {}})
     run = _read_run(run_path)
-    ratios = ratios_from_run(run_path)
+    ratios = _ratios(run, run_path)
     described = {name: what for b in run.get("benchmarks", [])
                  for name, what in (b.get("extra_info") or {}).get("ratio_what", {}).items()}
     entries = dict(old.get("ratios", {}))
@@ -231,7 +235,7 @@ def history(folder: str | Path = DEFAULT_HISTORY):
     for path in sorted(Path(folder).glob("**/*.json")):
         try:
             run = _read_run(path)
-            ratios = ratios_from_run(path)
+            ratios = _ratios(run, path)
         except BenchCheckError:
             continue  # not a pytest-benchmark file, or a damaged one: skipped, never fatal
         for name, value in ratios.items():

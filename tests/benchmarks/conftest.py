@@ -19,7 +19,8 @@ import pytest
 from bench import benchcheck
 
 BASELINE = Path(__file__).with_name("baseline.json")
-_KEY = pytest.StashKey[dict]()
+_KEY = pytest.StashKey[dict]()  # ratio name -> Measured, filled by record_ratio
+_RESULT = pytest.StashKey[tuple]()  # (CheckResult, baseline path), set at session finish
 
 
 def paired_seconds(benchmark, hot: Callable[[], object], reference: Callable[[], object], rounds: int = 3,
@@ -83,9 +84,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.config.stash[_RESULT] = (result, baseline_path)
     if not result.ok and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-_RESULT = pytest.StashKey[tuple]()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -1,5 +1,6 @@
 """LRP (bench.xai.lrp): conservation, agreement with a NumPy reference, BatchNorm folding,
-ResNet50 and the project's classifiers, refusals, the gradient × input baseline."""
+depthwise convolutions and squeeze-and-excitation gates, ResNet50, EfficientNetB0 and the
+project's classifiers, refusals, the gradient × input baseline."""
 
 from __future__ import annotations
 
@@ -297,6 +298,174 @@ def test_dense_net_matches_numpy_reference(dense_model, rule, options, rng):
     np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-10 * np.abs(expected).max())
 
 
+# --------------------------------------------------------------------------- depthwise convolutions, gates
+
+
+def depthwise_net(seed: int = 10):
+    """DepthwiseConv2D (depth multiplier 2, 'same') with a folded BatchNorm, then a strided 'valid' one."""
+    tf.keras.utils.set_random_seed(seed)
+    bias = _biases(seed)
+    inp = tf.keras.Input((6, 6, 2), name="x")
+    x = L.DepthwiseConv2D(3, padding="same", depth_multiplier=2, name="dw1", **bias())(inp)
+    x = L.ReLU(name="r1")(L.BatchNormalization(name="bn1")(x))
+    x = L.DepthwiseConv2D(3, strides=2, activation="relu", name="dw2", **bias())(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    model = tf.keras.Model(inp, L.Dense(2, activation="softmax", name="dense", **bias())(x))
+    _randomise_batchnorm(model, seed)
+    return model
+
+
+def depthwise_as_conv(kernel):
+    """A (kh, kw, C, M) depthwise kernel as the full Conv2D kernel (kh, kw, C, C·M) it equals:
+    output channel c·M + m sees input channel c only."""
+    kh, kw, c, m = kernel.shape
+    full = np.zeros((kh, kw, c, c * m))
+    for channel in range(c):
+        for k in range(m):
+            full[:, :, channel, channel * m + k] = kernel[:, :, channel, k]
+    return full
+
+
+def ref_depthwise_net(model, x, rule, *, target=None, epsilon=1e-6, low=None, high=None, **ab):
+    main = "alpha-beta" if rule == "box" else rule
+    kw = {"epsilon": epsilon, **ab}
+    flat = lambda t: t.reshape(len(t), -1)  # noqa: E731
+    k1, b1 = (w.astype(np.float64) for w in model.get_layer("dw1").get_weights())
+    scale, shift = bn_affine(model.get_layer("bn1"))  # folded on the full kernel's output channels
+    m1, _ = conv_matrix(depthwise_as_conv(k1) * scale, (6, 6), 1, "same")
+    b1 = np.tile(b1 * scale + shift, 36)
+    a1 = relu(flat(x) @ m1 + b1)
+    k2, b2 = (w.astype(np.float64) for w in model.get_layer("dw2").get_weights())
+    m2, _ = conv_matrix(depthwise_as_conv(k2), (6, 6), 2, "valid")
+    b2 = np.tile(b2, 4)
+    a2 = relu(a1 @ m2 + b2)
+    m_gap = np.tile(np.eye(4), (4, 1)) / 4
+    gap = a2 @ m_gap
+    kd, bd = weights(model, "dense")
+    logits = gap @ kd + bd
+    r = ref_rule(main, gap, kd, bd, start(logits, target), **kw)
+    r = ref_rule(main, a2, m_gap, None, r, weightless=True, **kw)
+    r = ref_rule(main, a1, m2, b2, r, **kw)
+    if rule == "box":
+        lo, hi = (flat(np.broadcast_to(v, x.shape)) for v in (low, high))
+        r = ref_rule("box", flat(x), m1, None, r, low=lo, high=hi)
+    else:
+        r = ref_rule(main, flat(x), m1, b1, r, **kw)
+    return logits, r.reshape(x.shape)
+
+
+@pytest.fixture(scope="module")
+def depthwise_model():
+    return depthwise_net()
+
+
+@pytest.mark.parametrize(("rule", "options"), RULES, ids=RULE_IDS)
+def test_depthwise_net_matches_numpy_reference(depthwise_model, rule, options, rng):
+    x = rng.random((2, 6, 6, 2))
+    logits, expected = ref_depthwise_net(depthwise_model, x, rule, **_ref_args(rule, options))
+    np.testing.assert_allclose(lrp.canonize(depthwise_model).logits(x), logits, rtol=1e-9, atol=1e-12)
+    got = lrp.explain(depthwise_model, x, **_explain_args(rule, options))
+    assert got.shape == x.shape and np.abs(expected).max() > 1e-4  # the logits are ~0.1
+    np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-10 * np.abs(expected).max())
+
+
+def test_depthwise_batchnorm_is_folded_per_channel(depthwise_model, rng):
+    assert lrp.canonization_error(depthwise_model, rng.random((4, 6, 6, 2))) < 1e-6
+    graph = lrp.canonize(depthwise_model)
+    assert graph.folded == {"bn1": "dw1"}
+    (dw1,) = (op for op in graph.ops if op.name == "dw1")
+    kernel = depthwise_model.get_layer("dw1").depthwise_kernel.numpy()
+    scale, _ = bn_affine(depthwise_model.get_layer("bn1"))
+    assert dw1.kernel.shape == kernel.shape == (3, 3, 2, 2)
+    np.testing.assert_allclose(dw1.kernel.numpy(), kernel * scale.reshape(2, 2), rtol=1e-12)
+
+
+def se_net(seed: int = 11, gate_first: bool = False):
+    """Conv2D, then a squeeze-and-excitation gate (Hu et al. 2018) f · sigmoid(Dense(ReLU(Dense(GAP(f))))),
+    the pooling with keepdims=True so the gate is (1, 1, C)."""
+    tf.keras.utils.set_random_seed(seed)
+    bias = _biases(seed)
+    inp = tf.keras.Input((5, 5, 2), name="x")
+    f = L.Conv2D(4, 3, padding="same", activation="relu", name="conv", **bias())(inp)
+    s = L.GlobalAveragePooling2D(keepdims=True, name="squeeze")(f)
+    s = L.Dense(2, activation="relu", name="reduce", **bias())(s)
+    s = L.Dense(4, activation="sigmoid", name="expand", **bias())(s)
+    y = L.Multiply(name="excite")([s, f] if gate_first else [f, s])
+    y = L.GlobalAveragePooling2D(name="gap")(y)
+    return tf.keras.Model(inp, L.Dense(2, name="dense", **bias())(y))
+
+
+def ref_se_net(model, x, rule, *, epsilon=1e-6, **ab):
+    """(logits, relevance of the product y, relevance of x) with the gate as a constant weight."""
+    kw = {"epsilon": epsilon, **ab}
+    flat = lambda t: t.reshape(len(t), -1)  # noqa: E731
+    kc, bc = weights(model, "conv")
+    m_c, _ = conv_matrix(kc, (5, 5), 1, "same")
+    f = relu(flat(x) @ m_c + np.tile(bc, 25))
+    m_gap = np.tile(np.eye(4), (25, 1)) / 25
+    (k1, b1), (k2, b2) = weights(model, "reduce"), weights(model, "expand")
+    gate = 1.0 / (1.0 + np.exp(-(relu(f @ m_gap @ k1 + b1) @ k2 + b2)))
+    y = f * np.tile(gate, 25)
+    kd, bd = weights(model, "dense")
+    logits = (y @ m_gap) @ kd + bd
+    r = ref_rule(rule, y @ m_gap, kd, bd, start(logits, None), **kw)
+    r_y = ref_rule(rule, y, m_gap, None, r, weightless=True, **kw)
+    # Signal-take-all (Arras et al. 2017): y_j = g_j f_j has the one input f_j, which gets all of R_y.
+    r_x = ref_rule(rule, flat(x), m_c, np.tile(bc, 25), r_y, **kw)
+    return logits, r_y, r_x.reshape(x.shape)
+
+
+@pytest.mark.parametrize("gate_first", [False, True], ids=["signal-gate", "gate-signal"])
+@pytest.mark.parametrize(("rule", "options"), RULES[:4], ids=RULE_IDS[:4])
+def test_se_gate_gets_no_relevance_and_the_signal_all_of_it(rule, options, gate_first, rng):
+    model = se_net(gate_first=gate_first)
+    x = rng.random((2, 5, 5, 2))
+    logits, r_y, expected = ref_se_net(model, x, rule, **options)
+    graph = lrp.canonize(model)
+    np.testing.assert_allclose(graph.logits(x), logits, rtol=1e-9, atol=1e-12)
+    assert [op.gate for op in graph.ops if op.name == "excite"] == [0 if gate_first else 1]
+    got, layers = lrp.explain(graph, x, rule, return_layers=True, **options)
+    assert np.abs(expected).max() > 1e-3
+    np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-10 * np.abs(expected).max())
+    np.testing.assert_allclose(layers["excite"].reshape(2, -1), r_y, rtol=1e-9, atol=1e-12)
+    for name in ("squeeze", "reduce", "expand"):  # the whole gate branch
+        assert layers[name].shape[1:3] == (1, 1) and not np.any(layers[name]), name
+    np.testing.assert_array_equal(layers["conv"], layers["excite"])  # conserved through the product
+
+
+def test_gate_is_found_by_its_sigmoid_or_else_by_its_shape(rng):
+    """A full-size sigmoid gate (spatial attention) and a 1×1 gate without a sigmoid (after a Reshape)."""
+    tf.keras.utils.set_random_seed(14)
+    inp = tf.keras.Input((4, 4, 2))
+    f = L.Conv2D(3, 1, activation="relu", name="f")(inp)
+    attention = L.Conv2D(3, 1, activation="sigmoid", name="attention")(f)
+    y = L.Multiply(name="by_sigmoid")([attention, f])
+    scale = L.Dense(3, activation="relu", name="scale")(L.GlobalAveragePooling2D(name="pool")(y))
+    z = L.Multiply(name="by_shape")([y, L.Reshape((1, 1, 3), name="as_map")(scale)])
+    model = tf.keras.Model(inp, L.Dense(2, name="out")(L.GlobalAveragePooling2D(name="gap")(z)))
+    graph = lrp.canonize(model)
+    assert {op.name: op.gate for op in graph.ops if op.gate is not None} == {"by_sigmoid": 0, "by_shape": 1}
+    x = rng.random((2, 4, 4, 2))
+    r, layers = lrp.explain(graph, x, "epsilon", epsilon=0.0, return_layers=True)
+    assert np.isfinite(r).all() and np.abs(r).max() > 0
+    assert not np.any(layers["attention"]) and not np.any(layers["scale"]) and not np.any(layers["pool"])
+    np.testing.assert_allclose(layers["f"].sum(axis=(1, 2, 3)), layers["by_shape"].sum(axis=(1, 2, 3)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_product_of_two_feature_maps_is_refused(activation):
+    """Neither input a gate: both plain maps, or both sigmoid maps of the same size."""
+    inp = tf.keras.Input((4, 4, 2))
+    a = L.Conv2D(3, 1, activation=activation, name="a")(inp)
+    b = L.Conv2D(3, 1, activation=activation, name="b")(inp)
+    product = L.Multiply(name="product")([a, b])
+    model = tf.keras.Model(inp, L.Dense(2, name="out")(L.GlobalAveragePooling2D(name="gap")(product)))
+    with pytest.raises(lrp.UnsupportedLayerError, match="'product'") as err:
+        lrp.canonize(model)
+    assert [p[:2] for p in err.value.problems] == [("product", "Multiply")]
+    assert "neither input is a gate" in str(err.value)
+
+
 # --------------------------------------------------------------------------- conservation
 
 
@@ -537,4 +706,72 @@ def test_project_resnet50_classifier_is_supported(rng):
     assert "head_bn" not in graph.folded and lrp.canonization_error(model, x) < 1e-5
     r = lrp.explain(graph, x)
     assert r.shape == x.shape and np.isfinite(r).all()
+    tf.keras.backend.clear_session()
+
+
+# --------------------------------------------------------------------------- EfficientNetB0
+
+
+@pytest.fixture(scope="module")
+def efficientnetb0():
+    """Random weights, random BatchNorm statistics; the head's two logits are z and −z (kernel
+    columns w and −w, no bias), so one of them is positive whatever the seed."""
+    tf.keras.utils.set_random_seed(12)
+    base = tf.keras.applications.EfficientNetB0(weights=None, include_top=False, input_shape=(32, 32, 3))
+    head = L.Dense(2, activation="softmax", name="head")
+    model = tf.keras.Model(base.input, head(L.GlobalAveragePooling2D()(base.output)))
+    _randomise_batchnorm(model, 12)
+    w = head.kernel.numpy()[:, :1]
+    head.set_weights([np.hstack([w, -w]), np.zeros(2)])
+    return model
+
+
+@pytest.mark.slow
+def test_efficientnetb0_relevance_is_finite_and_shaped_like_the_input(efficientnetb0, rng):
+    """16 DepthwiseConv2D (BatchNorm folded) and 16 squeeze-and-excitation Multiply gates."""
+    x = rng.uniform(0.0, 255.0, (2, 32, 32, 3))  # Keras' EfficientNet rescales [0, 255] inside the model
+    graph = lrp.canonize(efficientnetb0)
+    assert len(graph.folded) == 49 and lrp.canonization_error(efficientnetb0, x) < 1e-5
+    assert sum(conv.endswith("_dwconv") for conv in graph.folded.values()) == 16
+    gates = {op.name: op.gate for op in graph.ops if type(op.layer) is L.Multiply}
+    assert len(gates) == 16 and set(gates.values()) == {1}  # Keras' second input: the se_expand sigmoid
+    for kwargs in ({"rule": "alpha-beta"}, {"rule": "epsilon"}, {"rule": "z-plus"},
+                   {"rule": "alpha-beta", "input_rule": "box", "low": 0.0, "high": 255.0}):
+        r = lrp.explain(graph, x, **kwargs)
+        assert r.shape == x.shape and np.isfinite(r).all() and np.abs(r).max() > 0, kwargs
+
+
+@pytest.mark.slow
+def test_efficientnetb0_a1b0_and_zplus_keep_the_logit_sign(efficientnetb0, rng):
+    """α1β0 and z⁺ pass on only non-negative shares (the gates and swish pass relevance through),
+    so every input relevance has the explained logit's sign; biases absorb some, so no equality."""
+    x = rng.uniform(0.0, 255.0, (2, 32, 32, 3))
+    graph = lrp.canonize(efficientnetb0)
+    logits = graph.logits(x)
+    assert np.all(logits != 0)
+    for target, options in itertools.product(range(2), ({"alpha": 1.0, "beta": 0.0}, {"rule": "z-plus"})):
+        r = lrp.explain(graph, x, target=target, **options)
+        sign, total = np.sign(logits[:, target]), r.sum(axis=(1, 2, 3))
+        assert np.isfinite(r).all() and (sign[:, None, None, None] * r).min() >= 0.0, options
+        assert np.all(sign * total > 0), options
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("head", "size"), [("softmax", 32), ("sigmoid", 16)])
+def test_project_efficientnetb0_classifier_is_supported(head, size, rng):
+    """The efficientnetb0 plugin (Fedoruk 2022): nested backbone with its in-model Rescaling and
+    Normalization; the sigmoid head's SigmoidPair; a 16 px model upsizes by a bilinear Resizing."""
+    from bench import registry
+
+    tf.keras.utils.set_random_seed(13)
+    clf = registry.create("classifier", "efficientnetb0", head=head)
+    model = clf.build((size, size, 3), 2)
+    x = clf.preprocess(rng.random((2, size, size), dtype=np.float32))
+    graph = lrp.canonize(model)
+    kinds = {type(op.layer).__name__ for op in graph.ops}
+    assert {"Rescaling", "Normalization", "DepthwiseConv2D", "Multiply"} <= kinds
+    assert ("Resizing" in kinds) == (size < 32) and graph.head == "softmax"
+    assert lrp.canonization_error(model, x) < 1e-5
+    r = lrp.explain(graph, x)
+    assert r.shape == x.shape and np.isfinite(r).all() and np.abs(r).max() > 0
     tf.keras.backend.clear_session()

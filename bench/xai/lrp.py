@@ -27,8 +27,8 @@ Rules, for a linear layer z_j = Σ_i z_ij + b_j with contributions z_ij = a_i w_
     R_i = Σ_j (x_i w_ij − l_i w_ij⁺ − h_i w_ij⁻) / Σ_i (x_i w_ij − l_i w_ij⁺ − h_i w_ij⁻) R_j
     for inputs bounded by l ≤ x ≤ h (``low``, ``high``: in the model's input space,
     e.g. 0 and 1 for images in [0, 1], or the range after a model's own
-    preprocessing). Biases ignored. It applies to each Conv2D/Dense layer reached
-    from the input before any other weighted layer; the bounds are carried to it
+    preprocessing). Biases ignored. It applies to each weighted layer reached from
+    the input before any other weighted layer; the bounds are carried to it
     through the layers in between (padding, rescaling, resizing, ...).
 
 In the αβ, z⁺ and box rules every numerator has the sign of its denominator, so a
@@ -40,18 +40,24 @@ All arithmetic is in float64 (``DTYPE``).
 
 Layers (each layer is looked up by its exact class; subclasses are refused):
 
-- Conv2D (strides, dilation, 'same'/'valid', bias), Dense: the rule. Their
-  activation, and Activation/ReLU/LeakyReLU/ELU layers, pass relevance through
-  unchanged (elementwise: each output has exactly one input).
-- BatchNormalization right after a Conv2D/Dense (linear activation, sole consumer)
-  is folded into it ("canonisation", as zennit's canonizers): W' = W·γ/√(σ²+ε),
-  b' = (b − μ)·γ/√(σ²+ε) + β. ``canonize`` returns the folded graph and
-  ``canonization_error`` checks that it computes what the model computes. Any other
+- The weighted layers Conv2D (strides, dilation, 'same'/'valid', bias),
+  DepthwiseConv2D (the same options, any depth multiplier M) and Dense: the rule.
+  A depthwise convolution is a linear layer like any other, only sparser: output
+  channel c·M + m reads input channel c alone (kernel[:, :, c, m]), so the rule's
+  sums over i run over one channel's window. Their activation, and
+  Activation/ReLU/LeakyReLU/ELU layers, pass relevance through unchanged
+  (elementwise: each output has exactly one input).
+- BatchNormalization right after a weighted layer (linear activation, sole
+  consumer) is folded into it ("canonisation", as zennit's canonizers):
+  W' = W·γ/√(σ²+ε), b' = (b − μ)·γ/√(σ²+ε) + β, the factor taken per output channel
+  (for DepthwiseConv2D: γ/√(σ²+ε) reshaped to the kernel's (C, M) axes). ``canonize``
+  returns the folded graph and ``canonization_error`` checks that it computes what
+  the model computes. Any other
   BatchNormalization, Rescaling, Normalization and augbench's DRS layer
   (``methods.classify.layers``, Byra 2021 Eq. 3–4) are elementwise affine maps:
   pass-through (their bias is not given a share).
-- Add, Average, AveragePooling2D, GlobalAveragePooling2D, Resizing (bilinear,
-  nearest, area): linear maps with non-negative weights (all 1 for Add) and no
+- Add, Average, AveragePooling2D, GlobalAveragePooling2D (keepdims or not),
+  Resizing (bilinear, nearest, area): linear maps with non-negative weights (all 1 for Add) and no
   bias, given the same rule with its sign handling and stabiliser: a residual Add
   splits each sum's relevance between the branches in proportion to their
   contributions z_k — ε-rule: z_k / (Σ z + ε·sign Σ z); z⁺: z_k⁺ / Σ z⁺; αβ:
@@ -62,6 +68,20 @@ Layers (each layer is looked up by its exact class; subclasses are refused):
   doubling" trouble spot: on a random-weight ResNet50 at 64 px the input relevance
   came out ~6000 × the logit).
   For non-negative inputs every rule is "proportional to contributions".
+- Multiply of a signal x and a gate g (squeeze-and-excitation: g = sigmoid(...) of a
+  globally pooled branch, broadcast over space; EfficientNet's ``*_se_excite``):
+  signal-take-all (Arras, Montavon, Müller & Samek 2017, "Explaining recurrent neural
+  network predictions in sentiment analysis": their treatment of LSTM gates). The gate is
+  held as a constant weight, so y = g ⊙ x is elementwise in x and the whole
+  relevance R_y goes to x (summed where x was broadcast); g receives none.
+  Relevance is conserved through the layer, and the gate's branch (pooling, the two
+  small layers, the sigmoid) gets zero relevance: the explanation says which signal
+  elements mattered, not why the channel weights came out as they did. The gate
+  input is the one produced by a sigmoid/hard_sigmoid (a weighted layer's
+  activation or an Activation layer, looking back through Reshape, Dropout and
+  other single-input routing layers); if that does not single one out, the one that
+  is spatially 1×1 while the other is not. A product of two signals (neither input a
+  gate) has no rule here and is refused, as is a Multiply of more than two inputs.
 - MaxPooling2D, GlobalMaxPooling2D: winner-take-all — the relevance of a window
   goes to its maximum (where windows overlap an input collects from each window it
   wins; ties are broken as TensorFlow's max-pool gradient does).
@@ -69,12 +89,13 @@ Layers (each layer is looked up by its exact class; subclasses are refused):
   friends (identity at inference): relevance is routed back by the transposed op
   (padding cropped, concatenation split, reshape undone).
 - InputLayer; nested functional models (a backbone inside a classifier) are inlined.
-- Anything else (Lambda, TFOpLambda, Multiply, DepthwiseConv2D, recurrent layers,
-  subclassed models, ...) is refused by ``UnsupportedLayerError`` naming every such
-  layer and listing what is supported; ``register_layer`` adds a layer class.
+- Anything else (Lambda, TFOpLambda, SeparableConv2D, grouped Conv2D, recurrent
+  layers, subclassed models, ...) is refused by ``UnsupportedLayerError`` naming
+  every such layer and listing what is supported; ``register_layer`` adds a layer
+  class.
 
 Output: the explained quantity is the target unit's *logit*, the input of the final
-softmax/sigmoid (a Dense/Conv2D activation, an Activation or Softmax layer at the
+softmax/sigmoid (a weighted layer's activation, an Activation or Softmax layer at the
 output is removed; ``Graph.head`` keeps it for ``Graph.predict``). Relevance starts
 as that logit at the target unit and zero elsewhere (Montavon et al. 2018). For
 augbench's ``SigmoidPair`` head, softmax(0, z) = softmax(−z/2, z/2): the pair is
@@ -341,6 +362,8 @@ class Op:
     bias: tf.Tensor | None = None
     activation: str = "linear"
     folded: tuple[str, ...] = ()  # names of the BatchNormalization layers folded into this one
+    shapes: tuple[tuple, ...] = ()  # static shapes of the inputs (batch dimension None)
+    gate: int | None = None  # Multiply: index of the input that is the gate (set by ``Handler.resolve``)
 
     @property
     def name(self) -> str:
@@ -362,15 +385,29 @@ def _no_problem(op: Op) -> str:
     return ""
 
 
+def _scale_kernel(kernel, scale):
+    """A kernel whose last axis is the output channel, times a per-output-channel ``scale``."""
+    return kernel * scale
+
+
+def _as_is(op: Op, producers: dict) -> Op:
+    return op
+
+
 @dataclass(frozen=True)
 class Handler:
     """How one layer class runs forward and sends relevance back.
 
     ``kind``: ``linear`` (the rule; ``fn(op, a, kernel)`` is z without the bias),
-    ``route`` (relevance routed by the transposed op; ``fn(op, a)`` is the output) or
-    ``elementwise`` (relevance passed through; ``fn(op, a)`` is the output).
-    ``params(layer)`` gives (kernel, bias, activation); ``weighted``: a Conv2D/Dense
-    (BatchNorm folds into it, the box rule applies to it); ``check(op)`` names a
+    ``route`` (relevance routed by the transposed op; ``fn(op, a)`` is the output),
+    ``elementwise`` (relevance passed through; ``fn(op, a)`` is the output) or
+    ``gate`` (a product signal × gate: all relevance to the signal, ``op.gate`` names the
+    gate input; ``fn(op, a)`` is the output).
+    ``params(layer)`` gives (kernel, bias, activation); ``weighted``: a Conv2D, DepthwiseConv2D
+    or Dense (BatchNorm folds into it, the box rule applies to it); ``fold(kernel, scale)``:
+    the kernel with each output channel multiplied by ``scale`` (BatchNorm folding);
+    ``resolve(op, producers)``: the op completed from the ops producing its inputs
+    ({tensor key: op}; e.g. which input of a Multiply is the gate); ``check(op)`` names a
     configuration that cannot be handled ('' when fine)."""
 
     kind: str
@@ -378,6 +415,8 @@ class Handler:
     params: Callable = _no_params
     check: Callable[[Op], str] = _no_problem
     weighted: bool = False
+    fold: Callable = _scale_kernel
+    resolve: Callable[[Op, dict], Op] = _as_is
 
 
 _LAYERS: dict[type | str, Handler] = {}
@@ -424,6 +463,23 @@ def _conv2d(op: Op, a: list, kernel):
     layer = op.layer
     return tf.nn.conv2d(a[0], kernel, strides=layer.strides, padding=layer.padding.upper(),
                         dilations=layer.dilation_rate)
+
+
+def _depthwise_weights(layer):
+    bias = _as64(layer.bias.numpy()) if layer.use_bias else None
+    return _as64(layer.depthwise_kernel.numpy()), bias, _activation_name(layer.activation)
+
+
+def _depthwise(op: Op, a: list, kernel):
+    """Output channel c·M + m = input channel c convolved with kernel[:, :, c, m] (M: depth multiplier)."""
+    layer = op.layer
+    return tf.nn.depthwise_conv2d(a[0], kernel, strides=(1, *layer.strides, 1), padding=layer.padding.upper(),
+                                  dilations=layer.dilation_rate)
+
+
+def _scale_depthwise(kernel, scale):
+    """Per-output-channel scale on a (kh, kw, C, M) kernel: output channel c·M + m is kernel[..., c, m]."""
+    return kernel * tf.reshape(scale, kernel.shape[2:])
 
 
 def _dense(op: Op, a: list, kernel):
@@ -499,6 +555,52 @@ def _check_conv(op: Op) -> str:
     return _check_channels_last(op) or groups or _check_activation(op)
 
 
+def _check_depthwise(op: Op) -> str:
+    return _check_channels_last(op) or _check_activation(op)
+
+
+# Output functions that make a tensor a multiplicative gate in (0, 1) (squeeze-and-excitation, LSTM gates).
+GATE_FUNCTIONS = frozenset({"sigmoid", "hard_sigmoid"})
+
+
+def _squashed(key: int, producers: dict) -> bool:
+    """Whether tensor ``key`` is a sigmoid/hard_sigmoid output, looking back through single-input
+    routing layers (Reshape, Dropout, ...: they move values, they do not change them)."""
+    op = producers.get(key)
+    while op is not None and op.handler is not None and op.handler.kind == "route" and len(op.inputs) == 1:
+        op = producers.get(op.inputs[0])
+    if op is None or op.handler is None:
+        return False
+    if op.handler.kind == "linear":
+        return op.activation in GATE_FUNCTIONS
+    return type(op.layer) is tf.keras.layers.Activation and _activation_name(op.layer.activation) in GATE_FUNCTIONS
+
+
+def _pointwise(shape: tuple) -> bool:
+    """Spatially 1×1: every axis between batch and channels has size 1 (it broadcasts over space)."""
+    return len(shape) >= 3 and all(d == 1 for d in shape[1:-1])
+
+
+def _resolve_gate(op: Op, producers: dict) -> Op:
+    """Which of a Multiply's two inputs is the gate: the one that is a sigmoid/hard_sigmoid output,
+    else the one that is spatially 1×1 beside a larger map; None (refused by the check) otherwise."""
+    if len(op.inputs) != 2:
+        return op
+    for found in ([_squashed(k, producers) for k in op.inputs], [_pointwise(s) for s in op.shapes]):
+        if found.count(True) == 1:
+            return replace(op, gate=found.index(True))
+    return op
+
+
+def _check_gate(op: Op) -> str:
+    if len(op.inputs) != 2:
+        return f"{len(op.inputs)} inputs (only signal × gate)"
+    if op.gate is None:
+        return ("neither input is a gate (a sigmoid/hard_sigmoid output, or spatially 1×1 beside a larger "
+                "map): a product of two signals has no LRP rule here")
+    return ""
+
+
 def _check_batchnorm(op: Op) -> str:
     axis, ndim = list(op.layer.axis), op.layer.input_spec.ndim
     return "" if axis == [ndim - 1] else f"axis {axis} (only the last axis)"
@@ -517,6 +619,8 @@ def _register_builtins() -> None:
     linear, route, elementwise = "linear", "route", "elementwise"
     table: list[tuple[type | str, Handler]] = [
         (L.Conv2D, Handler(linear, _conv2d, _weights, _check_conv, weighted=True)),
+        (L.DepthwiseConv2D, Handler(linear, _depthwise, _depthwise_weights, _check_depthwise, weighted=True,
+                                    fold=_scale_depthwise)),
         (L.Dense, Handler(linear, _dense, _weights, _check_activation, weighted=True)),
         (L.Add, Handler(linear, _add, _unit_kernel)),
         (L.Average, Handler(linear, _average, _unit_kernel)),
@@ -531,6 +635,7 @@ def _register_builtins() -> None:
         (L.Reshape, Handler(route, _call)),
         (L.Permute, Handler(route, _call)),
         (L.Concatenate, Handler(route, _call)),
+        (L.Multiply, Handler("gate", _call, check=_check_gate, resolve=_resolve_gate)),
         *((cls, Handler(route, _identity)) for cls in (L.Dropout, L.SpatialDropout2D, L.GaussianDropout,
                                                       L.GaussianNoise)),
         (L.Activation, Handler(elementwise, _activation, check=_check_activation)),
@@ -574,7 +679,19 @@ def _backward_pass(op: Op, a: list, relevance, rule: Rule) -> list:
     return [relevance]
 
 
-BACKWARD = {"linear": _backward_linear, "route": _backward_route, "elementwise": _backward_pass}
+def _backward_gate(op: Op, a: list, relevance, rule: Rule) -> list:
+    """Signal-take-all (Arras et al. 2017): the gate is a constant weight of its signal, each output
+    then has one input, so the whole relevance goes to the signal (summed where the signal was
+    broadcast) and none to the gate."""
+    signal = 1 - op.gate
+    y, tape = _traced(lambda t, _: tf.broadcast_to(t[0], tf.shape(relevance)), [a[signal]], None)
+    out = [tf.zeros_like(t) for t in a]
+    out[signal] = tape.gradient(y, [a[signal]], output_gradients=relevance)[0]
+    return out
+
+
+BACKWARD = {"linear": _backward_linear, "route": _backward_route, "elementwise": _backward_pass,
+            "gate": _backward_gate}
 
 
 @dataclass(frozen=True, eq=False)
@@ -590,7 +707,7 @@ class Graph:
 
     @property
     def folded(self) -> dict[str, str]:
-        """BatchNormalization layer name → the Conv2D/Dense it was folded into."""
+        """BatchNormalization layer name → the weighted layer it was folded into."""
         return {bn: op.name for op in self.ops for bn in op.folded}
 
     def activations(self, x) -> dict[int, tf.Tensor]:
@@ -637,7 +754,8 @@ def _walk(model, alias: dict[int, int], steps: list) -> None:
         if _is_functional(layer):
             _inline(layer, parents, tensor, alias, steps)
         else:
-            steps.append((layer, tuple(_key(p, alias) for p in parents), id(tensor)))
+            steps.append((layer, tuple(_key(p, alias) for p in parents), id(tensor),
+                          tuple(tuple(p.shape) for p in parents)))
         done.add(id(tensor))
 
 
@@ -651,10 +769,16 @@ def _inline(inner, parents, tensor, alias: dict[int, int], steps: list) -> None:
     alias[id(tensor)] = _key(inner.outputs[0], alias)
 
 
-def _make_op(layer, inputs: tuple[int, ...], output: int) -> Op:
+def _make_op(layer, inputs: tuple[int, ...], output: int, shapes: tuple[tuple, ...]) -> Op:
     handler = _handler(layer)
     kernel, bias, activation = (handler.params if handler else _no_params)(layer)
-    return Op(layer, handler, inputs, output, kernel, bias, activation)
+    return Op(layer, handler, inputs, output, kernel, bias, activation, shapes=shapes)
+
+
+def _resolve(ops: list[Op]) -> list[Op]:
+    """Each op completed by its handler from the ops that produce its inputs."""
+    producers = {op.output: op for op in ops}
+    return [op.handler.resolve(op, producers) if op.handler else op for op in ops]
 
 
 def _output_function(op: Op) -> str | None:
@@ -708,11 +832,12 @@ def _problems(ops: Sequence[Op]) -> list[tuple[str, str, str]]:
 def _fold(op: Op, bn: Op) -> Op:
     scale, shift = bn_scale_shift(bn.layer)
     bias = shift if op.bias is None else op.bias * scale + shift
-    return replace(op, output=bn.output, kernel=op.kernel * scale, bias=bias, folded=(*op.folded, bn.name))
+    return replace(op, output=bn.output, kernel=op.handler.fold(op.kernel, scale), bias=bias,
+                   folded=(*op.folded, bn.name))
 
 
 def _fold_batchnorm(ops: list[Op]) -> list[Op]:
-    """Fold each BatchNormalization into the Conv2D/Dense that alone feeds it (linear activation)."""
+    """Fold each BatchNormalization into the weighted layer that alone feeds it (linear activation)."""
     producer = {op.output: i for i, op in enumerate(ops)}
     uses = Counter(k for op in ops for k in op.inputs)
     out, dropped = list(ops), set()
@@ -727,7 +852,7 @@ def _fold_batchnorm(ops: list[Op]) -> list[Op]:
 
 def canonize(model) -> Graph:
     """``model`` (a tf.keras functional model, one input, one output) as a :class:`Graph`:
-    nested models inlined, BatchNorm folded into the preceding Conv2D/Dense, output function
+    nested models inlined, BatchNorm folded into the preceding weighted layer, output function
     removed. Raises :class:`UnsupportedLayerError` naming every layer it cannot handle."""
     if isinstance(model, Graph):
         return model
@@ -740,6 +865,7 @@ def canonize(model) -> Graph:
     if not steps:
         raise ValueError(f"{model.name!r} has no layers to explain")
     ops, head = _strip_output([_make_op(*s) for s in steps])
+    ops = _resolve(ops)
     problems = _problems(ops)
     if problems:
         raise UnsupportedLayerError(model.name, problems)
@@ -783,7 +909,7 @@ def _bounds(x: np.ndarray, low, high) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def _box_rules(graph: Graph, acts: dict, bounds: tuple) -> dict[int, Rule]:
-    """ZBox for each Conv2D/Dense reached from the input before any other weighted layer; the
+    """ZBox for each weighted layer reached from the input before any other weighted layer; the
     bounds are carried to it by the layers in between (min/max of their outputs on l and h)."""
     known, rules = {graph.input: bounds}, {}
     for i, op in enumerate(graph.ops):
@@ -792,7 +918,7 @@ def _box_rules(graph: Graph, acts: dict, bounds: tuple) -> dict[int, Rule]:
             continue
         if len(op.inputs) != 1:
             raise ValueError(f"box rule: the input reaches {op.describe()}, which has several inputs, "
-                             "before any Conv2D/Dense layer; use input_rule=None")
+                             "before any weighted layer; use input_rule=None")
         lo, hi = carried[0]
         if op.handler.weighted:
             a = acts[op.inputs[0]]
@@ -809,7 +935,7 @@ def _box_rules(graph: Graph, acts: dict, bounds: tuple) -> dict[int, Rule]:
 def _backward(graph: Graph, acts: dict, start, rule: Rule, weightless: Rule,
               special: dict[int, Rule]) -> dict[int, tf.Tensor]:
     """Relevance of every tensor, in reverse topological order; a tensor read by several
-    layers receives the sum of their messages (Panigrahi Eq. 11). Conv2D/Dense layers use
+    layers receives the sum of their messages (Panigrahi Eq. 11). Weighted layers use
     ``rule`` (or their entry in ``special``), the weightless linear layers ``weightless``."""
     relevance = {graph.output: start}
     for i in reversed(range(len(graph.ops))):
@@ -832,7 +958,7 @@ def explain(model, x, rule: str = "alpha-beta", *, alpha: float = ALPHA, beta: f
     ``model``: a tf.keras functional model or its :func:`canonize` graph (reuse it across
     batches). ``rule``: ``alpha-beta`` (``alpha``, ``beta``; α − β = 1), ``epsilon``
     (``epsilon``) or ``z-plus``. ``input_rule="box"`` uses the z^B rule with bounds
-    ``low``/``high`` (scalars or arrays broadcastable to ``x``) at the first Conv2D/Dense.
+    ``low``/``high`` (scalars or arrays broadcastable to ``x``) at the first weighted layer(s).
     ``target``: unit index, one per image, or None (each image's largest logit).
     Returns float64 relevance shaped like ``x``; with ``return_layers`` also
     {layer name: relevance of that layer's output} (a folded BatchNorm's output is its

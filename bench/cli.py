@@ -1,4 +1,6 @@
-"""``augbench``: list and describe plugins, scaffold plugin packages, validate datasets, run pipeline stages."""
+"""``augbench``: list and describe plugins, scaffold plugin packages, validate datasets, run pipeline stages.
+
+``augbench --quiet COMMAND ...`` (or ``AUGBENCH_QUIET=1``) keeps warnings, errors and summary lines only."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import sys
 
 from bench import registry
 from bench.errors import AugbenchError, RegistryError
+from bench.tracking import is_quiet, quiet_mode
 from bench.typed import describe_fields, suggest
 
 STAGES = {"prepare": "bench.stages.prepare", "encoder": "bench.stages.encoder",
@@ -123,7 +126,10 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="augbench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="augbench", description=__doc__.splitlines()[0])
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="before the command: no progress bars, no per-epoch lines, no INFO logs (also "
+                             "AUGBENCH_QUIET=1, which the stages started by dvc inherit)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="registered augmentation methods and classifiers")
     p.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'geometric-*'")
@@ -165,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=".", help="folder to create augbench-NAME/ in (default: the current folder)")
     p.set_defaults(func=cmd_new_plugin)
     for name in STAGES:
-        what = ("the whole pipeline in one process, into a work folder (BUSI, machines without DVC)"
+        what = ("the whole pipeline: dvc repro / dvc exp run -S in this DVC repository, or every stage "
+                "in-process into --workdir (a second dataset, machines without DVC)"
                 if name == "run" else f"pipeline stage '{name}' (see dvc.yaml)")
         p = sub.add_parser(name, help=what, add_help=False)
         p.set_defaults(stage=name)
@@ -180,7 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from bench.stages.common import setup_logging
 
+    quiet = bool(argv) and argv[0] in ("-q", "--quiet")
     setup_logging()
+    with quiet_mode(quiet or is_quiet()):
+        return _dispatch(argv[1:] if quiet else argv)
+
+
+def _dispatch(argv: list[str]) -> int:
     try:
         if argv and argv[0] in STAGES:
             return importlib.import_module(STAGES[argv[0]]).main(argv[1:])

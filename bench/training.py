@@ -13,14 +13,17 @@ needs the fields it uses: ``epochs``, ``batch_size`` (required); ``monitor``
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bench import tracking
 from bench.errors import AugbenchError, NumericalError
 
 
@@ -182,15 +185,23 @@ def targets(model, labels: np.ndarray, n_classes: int = 2) -> np.ndarray:
     return tf.keras.utils.to_categorical(labels, n_classes)
 
 
-def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: int = 2,
-        seed: int = 0) -> FitResult:
-    """Fit with the model's cross-entropy (and ``p.class_weight``); keep the best-validation weights."""
+def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: int | None = None,
+        seed: int = 0, log_dir: str | os.PathLike | None = None) -> FitResult:
+    """Fit with the model's cross-entropy (and ``p.class_weight``); keep the best-validation weights.
+
+    ``verbose``: Keras' (default: one line per epoch, none in quiet mode). ``log_dir``: write
+    every epoch's losses and metrics there with dvclive (``train/loss``, ``eval/loss``, …);
+    None (the default) logs nothing."""
     started = time.perf_counter()
     callbacks = callbacks_for(p)
     n_bn = getattr(p, "bn_recalibration_images", 0)
     if n_bn:
         precise = PreciseBatchNorm(x_train, n_bn, 64, seed)
         callbacks.insert(0, precise.callback())
+    if log_dir is not None:  # last: it sees the epoch logs as every other callback left them
+        callbacks.append(tracking.epoch_logger(log_dir))
+    if verbose is None:
+        verbose = 0 if tracking.is_quiet() else 2
     hist = model.fit(x_train, targets(model, y_train, n_classes),
                      validation_data=(x_val, targets(model, y_val, n_classes)),
                      epochs=p.epochs, batch_size=p.batch_size, shuffle=True,
@@ -230,6 +241,13 @@ class Candidate:
     beta_1: float
     repeat: int
     seed: int
+
+
+def candidate_log_dir(out: str | os.PathLike, index: int, n_candidates: int) -> Path:
+    """Where ``fit(log_dir=...)`` writes a candidate's dvclive log: ``out/dvclive`` when
+    there is one candidate, ``out/dvclive/candidate<index>`` for each of a grid's."""
+    folder = Path(out) / "dvclive"
+    return folder if n_candidates == 1 else folder / f"candidate{index}"
 
 
 def candidate_seed(seed: int, index: int) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.metadata as md
 import io
 import json
+import logging
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -337,6 +339,171 @@ def test_run_shortcut_typo_is_refused_with_a_suggestion(capsys, tmp_path):
     assert code == 2
     assert "unknown augmenter" in err and "geometric-flipping" in err
     assert not (tmp_path / "w").exists()  # refused at load: nothing written
+
+
+# ------------------------------------------------------------------- run through DVC
+
+
+@pytest.fixture
+def dvc_repo(tmp_path, monkeypatch) -> Path:
+    """A folder with the project's dvc.yaml and params.yaml, as the current folder."""
+    root = PARAMS.parent
+    for name in ("dvc.yaml", "params.yaml"):
+        (tmp_path / name).write_text((root / name).read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("bench.stages.run_all.shutil.which", lambda name: f"/usr/bin/{name}")
+    return tmp_path
+
+
+def test_run_dvc_dry_run_without_overrides_is_dvc_repro(capsys, dvc_repo):
+    assert run(capsys, "run", "--dry-run") == (0, "dvc repro\n", "")
+    assert run(capsys, "run", "--dry-run", "--quiet") == (0, "dvc repro --quiet\n", "")
+
+
+def test_run_dvc_dry_run_maps_shortcuts_to_set_params(capsys, dvc_repo):
+    code, out, err = run(capsys, "run", "--dry-run", "--profile", "smoke", "--methods", "none,classical",
+                         "--seeds", "0,1", "--set", "train.classifiers.resnet50.epochs=2")
+    assert code == 0, err
+    # The profile sets resnet50's epochs, and a profile value wins over the base one: both are written.
+    assert out == ("dvc exp run -S profile=smoke -S 'matrix.methods=[none,classical]' -S 'matrix.seeds=[0,1]' "
+                   "-S train.classifiers.resnet50.epochs=2 -S profiles.smoke.train.classifiers.resnet50.epochs=2\n")
+
+
+def _apply_sets(raw: dict, sets: list[str]) -> dict:
+    """What ``dvc exp run -S`` does to params.yaml (``+`` adds a key, the value is YAML)."""
+    import copy
+
+    raw = copy.deepcopy(raw)
+    for kv in sets:
+        key, value = kv.lstrip("+").split("=", 1)
+        node, *path = [raw, *key.split(".")]
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = yaml.safe_load(value)
+    return raw
+
+
+@pytest.mark.parametrize("argv,added", [
+    (["--profile", "smoke", "--zoo", "", "--set", "train.classifiers.drs-resnet101.repeats=2"],
+     ["+train.classifiers.drs-resnet101.repeats=2"]),  # not in params.yaml: dvc needs the +
+    (["--set", "train.classifiers.resnet50.epochs=3", "--data", "/tmp/my data", "--classifiers", "resnet50"], []),
+])
+def test_run_dvc_set_params_give_the_stages_the_validated_parameters(argv, added):
+    """params.yaml after dvc's -S values, loaded as a stage loads it == what augbench validated."""
+    from bench import config
+    from bench.stages import run_all
+
+    args = _run_args(*argv)
+    args.quiet = False
+    raw = yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
+    sets = run_all.dvc_command(args, raw)[4::2]
+    assert [kv for kv in sets if kv.startswith("+")] == added
+    stage_view = config.build(config.resolve(_apply_sets(raw, sets)), True)
+    wanted = config.load_params(args.params, args.profile, args.overrides)
+    assert config.params_record(stage_view) == config.params_record(wanted)
+
+
+def test_run_workdir_dry_run_writes_nothing(capsys, tmp_path):
+    code, out, err = run(capsys, "run", "--dry-run", "--workdir", str(tmp_path / "w"), "--params", str(PARAMS),
+                         "--methods", "none,classical", "--seeds", "0,1")
+    assert code == 0, err
+    assert out.startswith(f"would run in-process into {tmp_path / 'w'}: profile quick, methods none, classical")
+    assert not (tmp_path / "w").exists()
+
+
+def test_run_dvc_refuses_an_unknown_method_before_anything_runs(capsys, dvc_repo, monkeypatch):
+    monkeypatch.setattr("bench.stages.run_all.subprocess.run", pytest.fail)
+    code, out, err = run(capsys, "run", "--dry-run", "--methods", "none,geometric-fliping")
+    assert code == 2 and out == ""
+    assert "matrix.methods.1: unknown augmenter 'geometric-fliping'" in err and "'geometric-flipping'" in err
+
+
+def test_run_dvc_runs_the_printed_command_and_passes_quiet_on(capsys, dvc_repo, monkeypatch):
+    import os
+
+    seen = {}
+
+    def fake_run(command, cwd, check):
+        seen.update(command=command, cwd=cwd, quiet=os.environ.get("AUGBENCH_QUIET"))
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr("bench.stages.run_all.subprocess.run", fake_run)
+    monkeypatch.delenv("AUGBENCH_QUIET", raising=False)
+    code, out, err = run(capsys, "run", "--quiet", "--seeds", "0,1")
+    assert code == 0 and err == ""
+    assert seen == {"command": ["dvc", "exp", "run", "--quiet", "-S", "matrix.seeds=[0,1]"], "cwd": dvc_repo,
+                    "quiet": "1"}
+    first, summary = out.splitlines()
+    assert first == "dvc exp run --quiet -S 'matrix.seeds=[0,1]'"
+    assert summary.startswith("augbench run: dvc exp run finished in ")
+    assert "AUGBENCH_QUIET" not in os.environ  # put back afterwards
+
+
+def test_run_dvc_failure_returns_dvc_exit_code(capsys, dvc_repo, monkeypatch):
+    monkeypatch.setattr("bench.stages.run_all.subprocess.run",
+                        lambda command, cwd, check: subprocess.CompletedProcess(command, 1))
+    code, out, err = run(capsys, "run")
+    assert code == 1 and out == "dvc repro\n"
+    assert "augbench: error: dvc repro failed (exit code 1)" in err
+
+
+@pytest.mark.parametrize("setup,text", [
+    ("no-dvc-yaml", "dvc.yaml: not found"),
+    ("no-dvc", "the dvc program is not installed"),
+    ("other-params", "the DVC stages read"),
+])
+def test_run_dvc_mode_errors_suggest_workdir(capsys, tmp_path, monkeypatch, setup, text):
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--dry-run"]
+    if setup != "no-dvc-yaml":
+        for name in ("dvc.yaml", "params.yaml"):
+            (tmp_path / name).write_text((PARAMS.parent / name).read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr("bench.stages.run_all.shutil.which", lambda name: None if setup == "no-dvc" else name)
+    if setup == "other-params":
+        argv += ["--params", str(PARAMS)]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert text in err and "Traceback" not in err
+    assert ("--workdir" in err) if setup != "other-params" else ("--set KEY=VALUE" in err)
+
+
+# ------------------------------------------------------------------- quiet
+
+
+def _noisy_pipeline(params, workdir):
+    """Stands in for run_pipeline: a progress bar and an INFO record, as the stages make."""
+    import logging
+
+    from tqdm import tqdm
+
+    for _ in tqdm(range(3), desc="nst", disable=False, mininterval=0):
+        pass
+    logging.getLogger("augbench").info("training resnet50")
+    logging.getLogger("augbench").warning("something to look at")
+
+
+@pytest.mark.parametrize("command", [["run", "--quiet"], ["--quiet", "run"], ["run"]])
+def test_quiet_leaves_warnings_and_the_summary(capsys, tmp_path, monkeypatch, caplog, command):
+    from bench.stages import run_all
+
+    monkeypatch.setattr(run_all, "run_pipeline", _noisy_pipeline)
+    monkeypatch.delenv("AUGBENCH_QUIET", raising=False)
+    argv = [*command, "--workdir", str(tmp_path / "w"), "--params", str(PARAMS)]
+    quiet = "--quiet" in argv
+    with caplog.at_level(logging.NOTSET):
+        caplog.clear()
+        code, out, err = run(capsys, *argv)
+    assert code == 0
+    assert out.startswith("augbench run: finished in ") and out.count("\n") == 1
+    assert ("3/3" in err) != quiet  # the progress bar
+    levels = [r.levelname for r in caplog.records if r.name == "augbench"]
+    assert levels == (["WARNING"] if quiet else ["INFO", "WARNING"])
+
+
+def test_global_quiet_flag_is_in_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "--quiet" in capsys.readouterr().out
 
 
 def test_every_command_has_help(capsys):

@@ -5,8 +5,10 @@ Only the training split reaches the augmenter; every provenance record's
 ids, so no validation or test image can leak into a training set.
 
 Writes ``synthetic.npz`` (images, labels), ``provenance.jsonl`` (one JSON object
-per image), ``meta.json`` and ``grid.png`` (source | result, or content | style |
-result for style-transfer methods). ``--encoder DIR`` hands the encoder stage's
+per image), ``meta.json``, ``grid.png`` (source | result, or content | style |
+result for style-transfer methods) and, when the provenance records carry NST
+losses, ``dvclive/`` (final total/content/style/tv loss per image, for
+``dvc plots``). ``--encoder DIR`` hands the encoder stage's
 output to the plugin (``resources["encoder_dir"]``); for NST, ``meta.json``
 records the encoder weights used (``encoder_weights``, ``run_info``).
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import registry
+from bench import registry, tracking
 from bench.config import Params
 from bench.errors import AugbenchError, NumericalError
 from bench.io import file_digest, read_json, save_npz, write_json, write_text
@@ -121,6 +123,7 @@ def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_
     save_npz(out / "synthetic.npz", images=gen.images.astype(np.float32), labels=gen.labels.astype(np.int64))
     write_text(out / "provenance.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in gen.provenance))
     write_grid(out / "grid.png", gen, train, method, params.augment.sample_grid)
+    tracking.log_generation(out / "dvclive", gen.provenance)  # per-image NST losses, for dvc plots
     meta = {"method": method, "mode": plugin.mode, "params": to_dict(plugin.params),
             "seed": params.augment.seed, "upstream": prepared.digest,
             "n_train": len(train), "n_synthetic": len(gen.labels),

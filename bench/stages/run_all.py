@@ -1,21 +1,37 @@
-"""run: the whole pipeline (prepare → encoder → augment → train/zoo → evaluate → report) in one process.
+"""run: the whole pipeline (prepare → encoder → augment → train/zoo → evaluate → report), without editing YAML.
 
-The same stage functions DVC calls, in the same order, into one work folder —
-for a second dataset (``--set dataset.path=...``) beside the DVC-tracked run,
-and for machines without DVC. Re-running skips stages whose outputs are
-complete and were made with the same parameters (their ``meta.json`` matches).
+With ``--workdir DIR``: the same stage functions DVC calls, in the same order,
+in this process, into one work folder — for a second dataset beside the
+DVC-tracked run, and for machines without DVC. Re-running skips stages whose
+outputs are complete and were made with the same parameters (their
+``meta.json`` matches).
+
+Without ``--workdir``, in a DVC repository (``dvc.yaml`` in the current folder):
+``dvc repro`` when no parameter is overridden, otherwise ``dvc exp run`` with
+one ``--set-param`` per override. ``dvc exp run --set-param`` writes the values
+into ``params.yaml`` in the workspace, where they stay after the run as the
+experiment's state (``dvc exp show`` lists it; ``git checkout params.yaml``
+or ``dvc exp apply`` moves between experiments).
+
+Either way the parameters are validated before anything runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from bench.config import Params
+from bench.config import Params, load_params, load_raw
+from bench.errors import AugbenchError
 from bench.io import file_digest, read_json
 from bench.stages import augment, encoder, evaluate, prepare, report, train
 from bench.stages.common import add_params_args, load_prepared, log, params_from_args
+from bench.tracking import quiet_mode
 from bench.typed import to_dict
 
 
@@ -62,6 +78,89 @@ def run_pipeline(params: Params, workdir: Path) -> str:
     return text
 
 
+def _in_file(raw: dict, dotted: str) -> bool:
+    node = raw
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def dvc_sets(overrides: list[str], raw: dict, profile: str) -> list[str]:
+    """``--set`` overrides → dvc ``-S`` values that the stages will see. Each is written to the
+    base section (which dvc.yaml's ``${matrix...}`` reads) and, when the active ``profile``
+    sets the same key, to ``profiles.<profile>`` too, since a profile value wins over the base
+    one. A key missing from params.yaml gets dvc's ``+`` prefix, which adds it."""
+    out = []
+    for kv in overrides:
+        key, value = (part.strip() for part in kv.split("=", 1))
+        targets = [key]
+        if key != "profile" and _in_file(raw.get("profiles", {}).get(profile) or {}, key):
+            targets.append(f"profiles.{profile}.{key}")
+        out += [f"{'' if _in_file(raw, t) else '+'}{t}={value}" for t in targets]
+    return out
+
+
+def dvc_command(args: argparse.Namespace, raw: dict) -> list[str]:
+    """``dvc repro`` when nothing is overridden, else ``dvc exp run -S k=v ...`` (the profile
+    as ``-S profile=P``, then the shortcuts, then the explicit ``--set``s)."""
+    overrides = ([f"profile={args.profile}"] if args.profile else []) + list(args.overrides)
+    quiet = ["--quiet"] if args.quiet else []
+    if not overrides:
+        return ["dvc", "repro", *quiet]
+    sets = dvc_sets(overrides, raw, args.profile or raw.get("profile", ""))
+    return ["dvc", "exp", "run", *quiet, *(arg for kv in sets for arg in ("-S", kv))]
+
+
+def check_dvc_mode(args: argparse.Namespace, folder: Path) -> None:
+    """DVC mode needs dvc.yaml here, the ``dvc`` program, and the params file the stages read."""
+    if not (folder / "dvc.yaml").is_file():
+        raise AugbenchError(f"{folder / 'dvc.yaml'}: not found, so there is no DVC pipeline to run here; run "
+                            "augbench run from the repository root, or add --workdir DIR to run every stage "
+                            "in this process without DVC")
+    if shutil.which("dvc") is None:
+        raise AugbenchError("the dvc program is not installed (pip install dvc); add --workdir DIR to run every "
+                            "stage in this process without DVC")
+    if Path(args.params).resolve() != (folder / "params.yaml").resolve():
+        raise AugbenchError(f"--params {args.params}: the DVC stages read {folder / 'params.yaml'}; pass "
+                            "--params only with --workdir, or change parameters with --set KEY=VALUE")
+
+
+def run_dvc(args: argparse.Namespace, folder: Path) -> int:
+    """Validate the parameters as the stages will see them, then print and run the dvc command."""
+    check_dvc_mode(args, folder)
+    load_params(folder / "params.yaml", args.profile, args.overrides)
+    command = dvc_command(args, load_raw(folder / "params.yaml"))
+    print(shlex.join(command), flush=True)
+    if args.dry_run:
+        return 0
+    started = time.perf_counter()
+    code = subprocess.run(command, cwd=folder, check=False).returncode
+    if code:
+        print(f"augbench: error: {shlex.join(command)} failed (exit code {code}); its output above names "
+              "the stage", file=sys.stderr)
+        return code
+    print(f"augbench run: {' '.join(command[:3 if command[1] == 'exp' else 2])} finished in "
+          f"{time.perf_counter() - started:.0f}s; report: {folder / 'reports' / 'results.md'}")
+    return 0
+
+
+def run_workdir(args: argparse.Namespace) -> int:
+    params = params_from_args(args)
+    workdir = Path(args.workdir)
+    if args.dry_run:
+        print(f"would run in-process into {workdir}: profile {params.profile}, methods "
+              f"{', '.join(params.matrix.methods)}, classifiers {', '.join(params.matrix.classifiers)}, "
+              f"seeds {', '.join(map(str, params.matrix.seeds))}")
+        return 0
+    started = time.perf_counter()
+    run_pipeline(params, workdir)
+    print(f"augbench run: finished in {time.perf_counter() - started:.0f}s; report: "
+          f"{workdir / 'reports' / 'results.md'}")
+    return 0
+
+
 def _clear_keras() -> None:
     import tensorflow as tf
 
@@ -92,10 +191,17 @@ def shortcut_overrides(args: argparse.Namespace) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="augbench run", description=__doc__.splitlines()[0],
-        epilog="Example: augbench run --workdir busi-run --data ../shared/datasets/busi "
-               "--methods none,geometric-flipping,nst-gatys --classifiers resnet50 --zoo '' --seeds 0,1")
+        epilog="Examples: augbench run --profile smoke --methods none,classical   (dvc exp run -S ...)\n"
+               "          augbench run --dry-run --seeds 0,1,2                      (print the dvc command)\n"
+               "          augbench run --workdir busi-run --data ../shared/datasets/busi --methods "
+               "none,geometric-flipping,nst-gatys --classifiers resnet50 --zoo '' --seeds 0,1\n"
+               "dvc exp run -S writes the values into params.yaml, where they stay after the run.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_params_args(parser)
-    parser.add_argument("--workdir", required=True, help="folder for every output of this run")
+    parser.add_argument("--workdir", metavar="DIR",
+                        help="run every stage in this process into DIR (no DVC needed); without it, run the "
+                             "DVC pipeline of the current folder (dvc repro, or dvc exp run -S when a parameter "
+                             "is overridden)")
     parser.add_argument("--data", metavar="FOLDER",
                         help="a folder-per-class dataset (= --set dataset.source=folder dataset.path=FOLDER "
                              "dataset.name=<its name>)")
@@ -105,11 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--zoo", metavar="A,B",
                         help="classifier variants trained on 'none' only, comma-separated; '' for none (= matrix.zoo)")
     parser.add_argument("--seeds", metavar="0,1", help="training seeds, comma-separated (= matrix.seeds)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate the parameters and print what would run (the dvc command), then stop")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bars, no per-epoch lines, no INFO logs: warnings, errors and the "
+                             "final summary line only (for CI)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.overrides = shortcut_overrides(args) + list(args.overrides)
-    run_pipeline(params_from_args(args), Path(args.workdir))
-    return 0
+    with quiet_mode(args.quiet):
+        if args.workdir is not None:
+            return run_workdir(args)
+        return run_dvc(args, Path.cwd())

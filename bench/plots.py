@@ -90,3 +90,33 @@ def activation_plot(path, rates: dict, title: str) -> None:
     left.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     _save(fig, path)
+
+
+def relevance_plot(path, inputs: np.ndarray, maps: dict[str, np.ndarray], masks: np.ndarray | None,
+                   titles: list[str], title: str) -> None:
+    """One column per image: the model input (lesion outline in green where there is a mask),
+    then one row per relevance map (red positive, blue negative, symmetric colour scale per
+    image, over the input in grey)."""
+    n = len(inputs)
+    rows = 1 + len(maps)
+    fig, axes = plt.subplots(rows, n, figsize=(1.7 * n, 1.8 * rows), squeeze=False)
+    for j in range(n):
+        ax = axes[0, j]
+        ax.imshow(inputs[j], cmap="gray")
+        if masks is not None and masks[j].any():
+            ax.contour(masks[j].astype(float), levels=[0.5], colors="lime", linewidths=0.8)
+        ax.set_title(titles[j], fontsize=6)
+        for i, (name, m) in enumerate(maps.items(), start=1):
+            ax = axes[i, j]
+            limit = float(np.abs(m[j]).max()) or 1.0
+            ax.imshow(inputs[j], cmap="gray", alpha=0.5)
+            ax.imshow(m[j], cmap="bwr", vmin=-limit, vmax=limit, alpha=0.75)
+            if masks is not None and masks[j].any():
+                ax.contour(masks[j].astype(float), levels=[0.5], colors="lime", linewidths=0.6)
+            if j == 0:
+                ax.set_ylabel(name, fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=8)
+    _save(fig, path)

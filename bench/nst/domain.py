@@ -5,7 +5,8 @@ GlobalAveragePooling2D → Dense(n_classes, softmax) — and is trained to class
 the *training split only* (never validation or test), with the same input
 preprocessing NST uses (:func:`bench.nst.encoders.to_encoder_input`). The
 backbone's weights are then saved in the Keras no-top layout, so NST loads them
-exactly like the ImageNet file.
+exactly like the ImageNet file; the head's kernel and bias are saved beside it
+(``<arch>_domain_head.npz``) for the LRP relevance of ``nst-proposed-lrp``.
 
 ``init``: ``imagenet`` starts from the Keras ImageNet weights (must be on disk),
 ``random`` from Keras' default initialisation (seeded), ``auto`` from ImageNet
@@ -73,8 +74,10 @@ def _initial_weights(arch: str, init: str) -> tuple[str | None, str]:
     return str(path), f"imagenet ({path.name}, md5 verified)"
 
 
-def train_domain_encoder(arch: str, train: ImageSet, params: EncoderParams) -> tuple[object, dict]:
-    """(trained no-top backbone, record) for ``arch``, trained on ``train`` only."""
+def train_domain_encoder(arch: str, train: ImageSet, params: EncoderParams) -> tuple[object, dict, dict]:
+    """(trained no-top backbone, head {kernel, bias}, record) for ``arch``, trained on ``train``
+    only. The head (GlobalAveragePooling2D → Dense) is kept: ``nst-proposed-lrp`` explains the
+    encoder's classifier with LRP (bench.nst.relevance)."""
     import tensorflow as tf
 
     from bench.nst.encoders import clone_with_input_grad_convs, get_encoder_spec, to_encoder_input
@@ -109,4 +112,5 @@ def train_domain_encoder(arch: str, train: ImageSet, params: EncoderParams) -> t
         from bench.errors import NumericalError
 
         raise NumericalError(f"domain encoder {arch}: training loss is {loss}; lower encoder.learning_rate")
-    return backbone, record
+    kernel, bias = model.get_layer("domain_head").get_weights()
+    return backbone, {"kernel": kernel, "bias": bias}, record

@@ -190,6 +190,28 @@ def domain_weights_name(arch: str) -> str:
     return f"{arch}_domain_notop.h5"
 
 
+def domain_head_name(arch: str) -> str:
+    return f"{arch}_domain_head.npz"
+
+
+def domain_head(arch: str, encoder_dir: Path) -> tuple[Path, dict]:
+    """(path, {kernel, bias}) of the domain encoder's classification head (encoder stage),
+    MD5-checked against meta.json; a clear error when it is missing (older encoder folders)."""
+    import numpy as np
+
+    from methods.classify._weights import md5
+
+    path = Path(encoder_dir) / domain_head_name(arch)
+    if not path.is_file():
+        raise AugbenchError(f"{path}: the domain encoder's classification head is missing (needed for the "
+                            f"LRP relevance); re-run the encoder stage with {arch!r} among encoder.archs")
+    record = read_json(Path(encoder_dir) / "meta.json").get("encoders", {}).get(arch, {})
+    if record.get("head_md5") not in (None, md5(path)):
+        raise AugbenchError(f"{path}: MD5 differs from meta.json; re-run the encoder stage")
+    with np.load(path) as data:
+        return path, {"kernel": data["kernel"], "bias": data["bias"]}
+
+
 def _domain_weights(arch: str, encoder_dir: Path | None) -> WeightsSource:
     from methods.classify._weights import md5
 

@@ -63,6 +63,9 @@ class LossConfig:
     content_weight: float  # α
     style_weight: float  # β
     tv_weight: float = 0.0
+    # nst-proposed-lrp: the content loss is ½ Σ ω (F − P)² with per-source weights ω
+    # (bench.nst.losses.content_loss); the engine's run() then needs ``content_weights``.
+    weighted_content: bool = False
 
     def __post_init__(self):
         if len(self.style_layer_weights) != len(self.style_layers):
@@ -150,6 +153,8 @@ class _Level:
         self._check_sizes(probe)
         self.content_targets = [tf.Variable(tf.zeros((b, *probe[n].shape[1:])), trainable=False)
                                 for n in losses.content_layers]
+        self.content_weights = ([tf.Variable(tf.ones((b, *probe[n].shape[1:])), trainable=False)
+                                 for n in losses.content_layers] if losses.weighted_content else None)
         self.style_targets = []
         for n in losses.style_layers:
             rep = style_loss.representation(flatten(probe[n]))
@@ -186,8 +191,9 @@ class _Level:
         import tensorflow as tf
 
         feats = self._run_model(x)
-        content = tf.add_n([content_loss(feats[n], t)
-                            for n, t in zip(self.losses.content_layers, self.content_targets, strict=True)])
+        weights = self.content_weights or [None] * len(self.content_targets)
+        content = tf.add_n([content_loss(feats[n], t, w) for n, t, w in
+                            zip(self.losses.content_layers, self.content_targets, weights, strict=True)])
         style = []
         for i, (n, w, t) in enumerate(zip(self.losses.style_layers, self.losses.style_layer_weights,
                                           self.style_targets, strict=True)):
@@ -226,9 +232,11 @@ class _Level:
     # ----------------------------------------------------------- host side
 
     def start_batch(self, init: np.ndarray, content: list[np.ndarray], style: list[list[np.ndarray]],
-                    lr: np.ndarray, seed: int) -> None:
+                    lr: np.ndarray, seed: int, weights: list[np.ndarray] | None = None) -> None:
         self.x.assign(init[..., None])
         for var, value in zip(self.content_targets, content, strict=True):
+            var.assign(value)
+        for var, value in zip(self.content_weights or [], weights or [], strict=True):
             var.assign(value)
         for vars_, values in zip(self.style_targets, style, strict=True):
             for var, value in zip(vars_, values, strict=True):
@@ -260,8 +268,11 @@ class NSTEngine:
 
     # ----------------------------------------------------------- targets
 
-    def _targets(self, level: _Level, sources: np.ndarray, indices: Sequence[int]) -> dict[int, tuple]:
-        """{source index: (content features, style representation)} at ``level``'s size."""
+    def _targets(self, level: _Level, sources: np.ndarray, indices: Sequence[int],
+                 content_weights=None) -> dict[int, tuple]:
+        """{source index: (content features, style representation, content weights or None)} at
+        ``level``'s size. ``content_weights(indices, images)`` → one (n, h_l, w_l, N_l) array per
+        content layer (e.g. LRP relevance weights), computed once per source image and level."""
         b = self.schedule.batch_size
         small = resize(sources[list(indices)], level.size)
         out = {}
@@ -271,8 +282,11 @@ class NSTEngine:
             content, style = level.features(pad[..., None])
             content = [c.numpy() for c in content]
             style = [[r.numpy() for r in rep] for rep in style]
-            for i, idx in enumerate(indices[start:start + len(chunk)]):
-                out[idx] = ([c[i] for c in content], [tuple(r[i] for r in rep) for rep in style])
+            idx_chunk = list(indices[start:start + len(chunk)])
+            weights = content_weights(np.asarray(idx_chunk), chunk) if content_weights is not None else None
+            for i, idx in enumerate(idx_chunk):
+                out[idx] = ([c[i] for c in content], [tuple(r[i] for r in rep) for rep in style],
+                            None if weights is None else [w[i] for w in weights])
         return out
 
     def _batch_targets(self, cache: dict, jobs: list[Job]) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
@@ -286,16 +300,20 @@ class NSTEngine:
     # ----------------------------------------------------------- run
 
     def run(self, jobs: Sequence[Job], sources: np.ndarray, seed: int = 0,
-            progress: bool | None = None, desc: str = "nst") -> Iterator[Shard]:
+            progress: bool | None = None, desc: str = "nst", content_weights=None) -> Iterator[Shard]:
         """Yield one Shard per batch of ``jobs``; ``sources`` (N, H, W) in [0, 1] are indexed by
-        the jobs. ``seed`` drives the stochastic style estimators (same for every image)."""
+        the jobs. ``seed`` drives the stochastic style estimators (same for every image).
+        ``content_weights``: see :meth:`_targets`; required when the losses weight the content."""
         from tqdm import tqdm
 
         if sources.shape[1:] != self.image_size:
             raise AugbenchError(f"engine built for {self.image_size} images, got {sources.shape[1:]}")
+        if self.losses.weighted_content and content_weights is None:
+            raise AugbenchError("these losses weight the content loss: pass content_weights to run()")
         jobs = list(jobs)
         needed = sorted({j.content for j in jobs} | {s for j in jobs for s in j.styles})
-        caches = [self._targets(level, sources, needed) for level in self.levels]
+        weighted = content_weights if self.losses.weighted_content else None
+        caches = [self._targets(level, sources, needed, weighted) for level in self.levels]
         b = self.schedule.batch_size
         # progress None: a bar only on a terminal (tqdm's own rule); True/False force it on/off
         bar = tqdm(total=len(jobs), unit="img", desc=desc, disable=None if progress is None else not progress,
@@ -322,7 +340,9 @@ class NSTEngine:
             else:
                 current = resize(current, level.size)
             content, style = self._batch_targets(cache, batch)
-            level.start_batch(current, content, style, lr, seed)
+            weights = ([np.stack([cache[j.content][2][k] for j in batch])
+                        for k in range(len(self.losses.content_layers))] if self.losses.weighted_content else None)
+            level.start_batch(current, content, style, lr, seed, weights)
             done = 0
             while done < its:
                 chunk = min(STEPS_PER_CALL, its - done)

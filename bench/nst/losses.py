@@ -64,11 +64,34 @@ def channel_means(f):
     return tf.reduce_mean(f, axis=1)
 
 
-def content_loss(f, p):
-    """Panigrahi Eq. 2 (Gatys et al. 2016 Eq. 1): ½ Σ_ij (F − P)²_ij, one value per image."""
+def content_loss(f, p, weights=None):
+    """Panigrahi Eq. 2 (Gatys et al. 2016 Eq. 1): ½ Σ_ij (F − P)²_ij, one value per image.
+
+    ``weights`` (same shape as ``f``, or None = all ones): the relevance-weighted content loss
+    of ``nst-proposed-lrp``, ½ Σ_ij ω_ij (F − P)²_ij with ω from :func:`relevance_weights`
+    (Panigrahi 2024 Step 2 weights the content loss by LRP relevance but gives no formula;
+    this is our reading, README "NST losses"). ω ≡ 1 is exactly Eq. 2."""
     import tensorflow as tf
 
-    return 0.5 * tf.reduce_sum(tf.square(f - p), axis=tf.range(1, tf.rank(f)))
+    sq = tf.square(f - p)
+    if weights is not None:
+        sq = weights * sq
+    return 0.5 * tf.reduce_sum(sq, axis=tf.range(1, tf.rank(f)))
+
+
+def relevance_weights(relevance: np.ndarray) -> np.ndarray:
+    """Content-loss weights ω from the LRP relevance R of one content image at a content layer
+    (any shape, e.g. (H_l, W_l, N_l)): ω = R⁺ · n / Σ R⁺, the positive relevance rescaled to
+    mean 1 over the n elements, so that the weighted loss has the scale of Eq. 2 and a uniform
+    relevance gives Eq. 2 itself. Features with no positive relevance (evidence against the
+    class, or none) get weight 0: the style loss may change them freely; the features the
+    classifier's decision rests on are kept. All-non-positive relevance (no evidence for the
+    class anywhere) falls back to ω ≡ 1, i.e. the plain content loss."""
+    r = np.clip(np.asarray(relevance, np.float64), 0.0, None)
+    total = r.sum()
+    if not np.isfinite(total) or total <= 0:
+        return np.ones(r.shape, np.float32)
+    return (r * (r.size / total)).astype(np.float32)
 
 
 def total_variation(x):
@@ -238,6 +261,36 @@ def mmd2_linear_time(x, y, perm, sigma2=None, bandwidth_scale: float = 1.0):
     sigma2 = tf.maximum(tf.cast(sigma2, x.dtype), MIN_SIGMA2)[:, None]
     k = [tf.exp(-di / (2.0 * sigma2)) for di in d]
     return tf.reduce_mean(k[0] + k[1] - k[2] - k[3], axis=1)
+
+
+class CombinedStyle(MMDStyle):
+    """``nst-proposed``: Panigrahi et al. 2024's combined style loss L_ps (Eq. 14, expanded in
+    Eq. 17), DNST's MMD form (Eq. 6) with mr²NST's multi-reference target (Eq. 7-9).
+
+    The paper's equations are ambiguous: Eq. 14 writes "MMD² Σ_ij ([F_l, F_l(I_s)])²_ij" and
+    Eq. 17 expands the Gram loss of Eq. 4 with the style features replaced by the references'
+    G_l. Our reading (README "NST losses"): the MMD² of Eq. 6 with the polynomial kernel
+    k(x, y) = (xᵀy + c)² between the generated image's features and a *multi-reference* style
+    distribution whose statistics are the element-wise maxima over the references (Eq. 9's M(·)):
+
+        L_ps,l = 1/(4 N_l²) [ ‖Ĝ_l(Î) − max_k Ĝ_l(I_sk)‖²_F + 2c ‖μ_l(Î) − max_k μ_l(I_sk)‖² ]
+
+    (Ĝ = FᵀF/M, μ the channel means; the biased MMD² of the poly kernel in terms of (Ĝ, μ),
+    see :class:`MMDStyle`). Properties, tested in tests/test_nst_losses.py:
+    one reference and c = 0 → exactly the Gram loss of Eq. 4 (:class:`GramStyle`);
+    one reference, any c → DNST's poly MMD (Eq. 6); several references and c = 0 → mr²NST's
+    max-Gram loss (Eq. 7-9). Panigrahi use the degree-2 polynomial kernel (Eq. 6: c = 0).
+    """
+
+    name = "combined"
+
+    def __init__(self, c: float = 0.0):
+        super().__init__("poly", c=c)
+        self.name = "combined-mmd-poly"
+
+    def combine(self, reps):
+        # Panigrahi Eq. 9, M(·): element-wise maximum over the references, for each statistic.
+        return tuple(np.max(np.stack([r[i] for r in reps]), axis=0) for i in range(len(reps[0])))
 
 
 STYLE_LOSSES = {

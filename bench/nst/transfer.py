@@ -45,6 +45,9 @@ class TransferConfig:
     retry_lr_factor: float = 0.5
     # (images (n, H, W), jobs, train) → images; applied after optimisation (histogram specification)
     postprocess: Callable | None = None
+    # (source indices (n,), images (n, h, w) at a level's size) → content-loss weights per content
+    # layer, (n, h_l, w_l, N_l) each (nst-proposed-lrp: LRP relevance, bench.nst.relevance)
+    content_weights: Callable | None = None
     record: dict = field(default_factory=dict)  # parameters repeated in every provenance record
 
 
@@ -74,7 +77,7 @@ def style_transfer(train: ImageSet, n: int, rng: np.random.Generator, config: Tr
     for attempt in range(config.max_retries + 1):
         order = sorted(pending)
         shards = engine.run([pending[i] for i in order], sources, seed=engine_seed,
-                            progress=progress, desc=config.method)
+                            progress=progress, desc=config.method, content_weights=config.content_weights)
         position = 0
         for shard in shards:
             for k in range(len(shard.jobs)):

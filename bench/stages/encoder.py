@@ -1,7 +1,8 @@
 """encoder: train the ``domain`` NST encoder(s) on the training split only.
 
-Writes ``<arch>.weights.h5`` (Keras no-top layout) for each encoder in
-``encoder.archs`` and ``meta.json`` (written last): per encoder its initial
+Writes ``<arch>_domain_notop.h5`` (Keras no-top layout) and ``<arch>_domain_head.npz``
+(the classification head: GlobalAveragePooling2D → Dense kernel and bias) for each
+encoder in ``encoder.archs`` and ``meta.json`` (written last): per encoder its initial
 weights, epochs, training loss/accuracy, the sha256 of the training ids it saw
 and of its weight file; the parameters; the prepared data's digest. NST methods
 with ``weights: domain`` read this folder (``augbench augment --encoder DIR``).
@@ -16,6 +17,8 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+
+import numpy as np
 
 from bench.config import Params
 from bench.io import atomic_path, write_json
@@ -35,7 +38,7 @@ def encoder_params(params: Params):
 def train_encoders(params: Params, prepared: Prepared, out: Path, settings=None) -> dict:
     """Train every encoder of ``settings`` (default: from ``params``) on the training split."""
     from bench.nst.domain import train_domain_encoder
-    from bench.nst.encoders import domain_weights_name
+    from bench.nst.encoders import domain_head_name, domain_weights_name
     from methods.classify._weights import md5
 
     started = time.perf_counter()
@@ -48,11 +51,15 @@ def train_encoders(params: Params, prepared: Prepared, out: Path, settings=None)
     encoders = {}
     for arch in settings.archs:
         log.info("encoder %s: training on %d training images", arch, len(train))
-        backbone, record = train_domain_encoder(arch, train, settings)
+        backbone, head, record = train_domain_encoder(arch, train, settings)
         path = out / domain_weights_name(arch)
         with atomic_path(path) as tmp:
             backbone.save_weights(str(tmp))
-        encoders[arch] = {**record, "file": path.name, "md5": md5(path)}
+        head_path = out / domain_head_name(arch)
+        with atomic_path(head_path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **head)
+        encoders[arch] = {**record, "file": path.name, "md5": md5(path), "head_file": head_path.name,
+                          "head_md5": md5(head_path)}
         log.info("encoder %s: train accuracy %.3f, loss %.4f, %.1fs (init %s)", arch, record["train_accuracy"],
                  record["train_loss"], record["seconds"], record["init"])
     meta = {"encoders": encoders, "params": to_dict(settings), "upstream": prepared.digest,

@@ -7,7 +7,8 @@ paired comparisons, activation rates of the DRS models, per-run confusion
 matrices), ``table.csv``, ``classifiers.csv``, ``parameters.csv``, ``roc.png``,
 ``history.png``, ``figures/`` (ROC of every classifier, activation rates),
 ``confusion/*.png``, ``grids/*.png`` (a
-sample grid per augmentation method), ``provenance.json`` and, from all of these,
+sample grid per augmentation method), ``lrp.csv`` and ``lrp/*.png`` (LRP relevance
+inside the lesion and heatmaps of every run, from bench.xai.runs), ``provenance.json`` and, from all of these,
 ``index.html`` (one self-contained page: ``bench.html_report``).
 """
 
@@ -219,6 +220,63 @@ def curves(params: Params, results: pd.DataFrame, runs: Path, out: Path) -> tupl
     return roc, hist
 
 
+HEATMAP_IMAGES = 4  # test images per heatmap figure (the same ones for every run)
+
+
+def heatmap_ids(relevance_ids: list[str], labels: dict[str, int], k: int = HEATMAP_IMAGES) -> list[str]:
+    """The first k/2 positive and k/2 negative test images in id order (the same for every run)."""
+    ordered = sorted(relevance_ids)
+    pos = [i for i in ordered if labels.get(i) == 1][:k // 2]
+    neg = [i for i in ordered if labels.get(i) == 0][:k - len(pos)]
+    return pos + neg
+
+
+def explanation_section(params: Params, results: pd.DataFrame, runs: Path, out: Path) -> tuple[pd.DataFrame, list[str]]:
+    """``lrp.csv`` (relevance inside the lesion, per run) and ``lrp/<method>__<classifier>.png``
+    (heatmaps of the same test images for every run), first seed; from bench.xai.runs' output."""
+    seed = params.matrix.seeds[0]
+    rows, figures = [], []
+    for method, clf in zip(results["method"], results["classifier"], strict=True):
+        folder = run_dir(runs, method, clf, seed)
+        meta = read_json(folder / "meta.json")
+        if "explain_rule" not in meta:
+            continue  # a run from before explanations existed
+        row = {"Method": method, "Classifier": clf, "Rule": meta["explain_rule"],
+               "Target": meta.get("explain_target", ""), "Images": meta.get("explain_images")}
+        if meta.get("explain_error"):
+            row["Note"] = "not explained: " + meta["explain_error"].splitlines()[0][:160]
+            rows.append(row)
+            continue
+        if meta.get("lrp_share_inside") is not None:
+            row.update({"LRP share in lesion": _share(meta, "lrp_share_inside"),
+                        "Gradient × input share in lesion": _share(meta, "gxi_share_inside"),
+                        "Lesion area fraction": f"{meta['lesion_area_fraction']:.3f}",
+                        "LRP share > area (images)": f"{meta['lrp_beats_area']} / {meta['explain_images']}"})
+        rows.append(row)
+        with np.load(folder / "relevance.npz") as z:
+            ids = [str(i) for i in z["ids"]]
+            picked = [ids.index(i) for i in heatmap_ids(ids, _test_labels(folder))]
+            masks = z["masks"][picked] if "masks" in z else None
+            name = f"{method}__{clf}"
+            plots.relevance_plot(out / "lrp" / f"{name}.png", z["inputs"][picked].astype(np.float32),
+                                 {"LRP α2β1": z["lrp"][picked].astype(np.float32),
+                                  "gradient × input": z["gradient_x_input"][picked].astype(np.float32)},
+                                 masks, [ids[k] for k in picked], f"{method} / {clf}: relevance of the predicted class")
+            figures.append(name)
+    return pd.DataFrame(rows), figures
+
+
+def _share(meta: dict, key: str) -> str:
+    sd = meta.get(f"{key}_sd")
+    return f"{meta[key]:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
+
+
+def _test_labels(folder: Path) -> dict[str, int]:
+    p = pd.read_csv(folder / "predictions.csv")
+    p = p[p["split"] == "test"]
+    return {str(i): int(v) for i, v in zip(p["id"], p["label"], strict=True)}
+
+
 def copy_grids(params: Params, augmented: Path, out: Path) -> list[str]:
     names = []
     for method in params.matrix.methods:
@@ -253,6 +311,8 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
     grids = copy_grids(params, augmented, out)
     zoo, counts = classifier_table(results), parameter_table(params, results)
     drs = activation_rates(params, results, runs, out)
+    shutil.rmtree(out / "lrp", ignore_errors=True)  # only this run's heatmaps
+    explained, heatmaps = explanation_section(params, results, runs, out)
     text = "\n\n".join(part for part in [
         f"# augbench results: {prepared_meta['dataset']}, profile `{params.profile}`",
         header(params, prepared_meta, run_metas, prov,
@@ -289,11 +349,23 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
         "## Confusion matrices (test split, threshold "
         f"{params.evaluate.threshold})\n\n" + confusion_section(runs_frame, negative_positive(prepared_meta), out),
         "## Augmentation samples\n\n" + "\n".join(f"![{g}](grids/{g}.png)" for g in grids),
+        ("## Explanations: LRP relevance on the test images\n\n"
+         "Layer-wise relevance propagation (αβ-rule, α = 2, β = 1; Panigrahi et al. 2024 Eq. 16) of each "
+         "classifier's predicted class, and gradient × input (not LRP) for comparison, first seed. Where the "
+         "dataset has lesion masks: the share of positive pixel relevance inside the lesion (mean ± sd over "
+         "test images) next to the lesion's area fraction, which is what a relevance spread evenly over the "
+         "image would get. Heatmaps: red = for the predicted class, blue = against; lesion outline green.\n\n"
+         + tabulate(explained, headers="keys", tablefmt="github", showindex=False) + "\n\n"
+         + "\n".join(f"![{h}](lrp/{h}.png)" for h in heatmaps)) if len(explained) else "",
     ] if part) + "\n"
     write_text(out / "results.md", text)
     write_text(out / "table.csv", table.to_csv(index=False))
     write_text(out / "classifiers.csv", zoo.to_csv(index=False))
     write_text(out / "parameters.csv", counts.to_csv(index=False))
+    if len(explained):
+        write_text(out / "lrp.csv", explained.to_csv(index=False))
+    else:
+        (out / "lrp.csv").unlink(missing_ok=True)
     write_json(out / "provenance.json", {**prov, "profile": params.profile, "dataset": prepared_meta})
     html_report.write_html(out)  # from the files just written: one self-contained page
     log.info("report written to %s and %s", out / "results.md", out / "index.html")

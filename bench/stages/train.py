@@ -18,6 +18,11 @@ looked at before the choice. Writes to ``--out``:
 * ``meta.json``: parameters, transfer ``mode``, trainable / non-trainable
   parameter counts, the selected candidate, epochs, wall time, weights source,
   training-set composition, upstream digests;
+* ``dvclive/``: per-epoch train/eval losses and metrics (one ``candidate<k>/`` folder
+  each when there is a grid), for ``dvc plots`` and ``dvc exp show``;
+* ``relevance.npz``: LRP (α2β1) and gradient × input pixel relevance of every test image,
+  with the lesion masks where the dataset has them; their share inside the lesion is
+  summarised in ``meta.json`` (bench.xai.runs; descriptive, after the model is chosen);
 * for plugins with an ``analyse`` hook (DRS models): the tables it returns,
   e.g. ``activation.csv`` (Byra 2021 Eq. 5–7, on the test images; descriptive,
   never used for selection), and its summary in ``meta.json``.
@@ -29,6 +34,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -43,6 +49,7 @@ from bench.metrics import binary_metrics
 from bench.stages.augment import check_sources
 from bench.stages.common import Prepared, add_params_args, load_prepared, log, params_from_args
 from bench.typed import to_dict
+from bench.xai.runs import write_explanations
 
 
 def training_set(prepared: Prepared, augmented: Path) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -74,7 +81,8 @@ def resize_to(images: np.ndarray, size: int) -> np.ndarray:
     return tf.image.resize(images[..., None], (size, size)).numpy()[..., 0]
 
 
-def train_candidate(plugin: type, params, data: tuple, name: str, candidate: training.Candidate) -> training.Trial:
+def train_candidate(plugin: type, params, data: tuple, name: str, candidate: training.Candidate, *,
+                    log_root: Path | None = None, n_candidates: int = 1) -> training.Trial:
     """Build, seed and fit one grid candidate; judge it on the validation split only."""
     x_train, y_train, x_val, y_val = data
     values = {"learning_rate": candidate.learning_rate, "beta_1": candidate.beta_1}
@@ -85,7 +93,8 @@ def train_candidate(plugin: type, params, data: tuple, name: str, candidate: tra
     log.info("%s candidate %d (lr %g, beta_1 %g, repeat %d, seed %d): %d trainable parameters, weights %s",
              name, candidate.index, candidate.learning_rate, candidate.beta_1, candidate.repeat, candidate.seed,
              training.trainable_count(model), clf.weights_source())
-    result = training.fit(model, clf.params, x_train, y_train, x_val, y_val, seed=candidate.seed)
+    log_dir = None if log_root is None else training.candidate_log_dir(log_root, candidate.index, n_candidates)
+    result = training.fit(model, clf.params, x_train, y_train, x_val, y_val, seed=candidate.seed, log_dir=log_dir)
     val_scores = training.predict_positive(model, x_val)
     val_loss = result.history.get("val_loss", [np.nan])[result.best_epoch - 1]
     return training.Trial(candidate, float(val_loss), binary_metrics(y_val, val_scores)["auc"], result.best_epoch,
@@ -113,7 +122,7 @@ def predictions_table(val, test, val_scores: np.ndarray, test_scores: np.ndarray
 
 def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, seed: int, out: Path) -> dict:
     started = time.perf_counter()
-    for stale in ("meta.json", "activation.csv", "grid.csv"):  # outside DVC the folder is reused
+    for stale in ("meta.json", "activation.csv", "grid.csv", "relevance.npz"):  # outside DVC the folder is reused
         (out / stale).unlink(missing_ok=True)
     training.seed_everything(seed)
     plugin_name = params.classifier_plugin(classifier)
@@ -126,8 +135,11 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
     x_train, x_val, x_test = (clf.preprocess(resize_to(a, size)) for a in (x_raw, val.images, test.images))
     log.info("%s seed %d: %d training images (%s), input %d px", classifier, seed, len(y), composition, size)
     criterion = getattr(configured, "select", "val_loss")
-    fit_one = functools.partial(train_candidate, plugin, configured, (x_train, y, x_val, val.labels), classifier)
-    best, grid = training.run_grid(training.grid_candidates(configured, seed), fit_one, criterion)
+    candidates = training.grid_candidates(configured, seed)
+    shutil.rmtree(out / "dvclive", ignore_errors=True)  # outside DVC the folder is reused
+    fit_one = functools.partial(train_candidate, plugin, configured, (x_train, y, x_val, val.labels), classifier,
+                                log_root=out, n_candidates=len(candidates))
+    best, grid = training.run_grid(candidates, fit_one, criterion)
     # The choice is made; only now is the test split predicted.
     chosen, model, result = best.state["classifier"], best.state["model"], best.state["result"]
     scores = predictions_table(val, test, best.state["val_scores"], training.predict_positive(model, x_test))
@@ -143,11 +155,17 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
             "selection": _selection(best, grid, criterion), "epochs_run": best.epochs,
             "best_epoch": result.best_epoch, "fit_seconds": round(result.seconds, 1)}
     meta.update(write_analysis(chosen, model, best.state["initial"], x_test, out))
+    meta.update(write_explanations(model, x_test, test.ids, test_masks(prepared), out))
     meta["seconds"] = round(time.perf_counter() - started, 1)
     write_json(out / "meta.json", meta)
     log.info("%s/%s seed %d: candidate %d of %d, best epoch %d of %d, %.0fs", augmented.name, classifier, seed,
              best.candidate.index, len(grid), meta["best_epoch"], meta["epochs_run"], meta["seconds"])
     return meta
+
+
+def test_masks(prepared: Prepared) -> np.ndarray | None:
+    """Lesion masks of the test images (prepared order), or None when the dataset has none."""
+    return None if prepared.masks is None else prepared.masks[prepared.splits == "test"]
 
 
 def write_analysis(clf, model, initial: list | None, x_test: np.ndarray, out: Path) -> dict:

@@ -179,6 +179,7 @@ class _NSTAugmenter(Augmenter):
         self.run_info: dict = {}
         self._weights = None
         self._labels = None
+        self._train = None
 
     # ---------------------------------------------------------------- hooks
 
@@ -198,6 +199,14 @@ class _NSTAugmenter(Augmenter):
 
     def describe_loss(self) -> dict:
         return {}
+
+    def layer_weight(self, n_layers: int) -> float:
+        """w_l of every style layer when ``style_layer_weights`` is None."""
+        return 1.0 / n_layers  # Gatys et al. 2016: w_l = 1/5 for five layers
+
+    def content_weights(self, train: ImageSet, content_layers: tuple[str, ...]):
+        """A callable giving content-loss weights per source image (nst-proposed-lrp), or None."""
+        return None
 
     # ---------------------------------------------------------------- contract
 
@@ -225,9 +234,15 @@ class _NSTAugmenter(Augmenter):
 
         if self._weights is None or self._labels is None or len(self._labels) != len(train):
             self.fit(train, rng)
+        self._train = train
         config = self.transfer_config(n, len(train))
         gen, self.run_info = style_transfer(train, n, rng, config)
+        self.run_info.update(self.describe_run())
         return gen
+
+    def describe_run(self) -> dict:
+        """Extra run_info entries after generation (nst-proposed-lrp: relevance statistics)."""
+        return {}
 
     # ---------------------------------------------------------------- config
 
@@ -240,11 +255,13 @@ class _NSTAugmenter(Augmenter):
         p = self.params
         spec = get_encoder_spec(p.encoder)
         style_layers = tuple(p.style_layers or spec.style_layers)
-        weights = tuple(p.style_layer_weights or [1.0 / len(style_layers)] * len(style_layers))
-        losses = LossConfig(content_layers=tuple(p.content_layers or spec.content_layers),
+        weights = tuple(p.style_layer_weights or [self.layer_weight(len(style_layers))] * len(style_layers))
+        content_layers = tuple(p.content_layers or spec.content_layers)
+        content_weights = self.content_weights(self._train, content_layers)
+        losses = LossConfig(content_layers=content_layers,
                             style_layers=style_layers, style_layer_weights=weights,
                             content_weight=p.content_weight, style_weight=self.style_weight(),
-                            tv_weight=p.tv_weight)
+                            tv_weight=p.tv_weight, weighted_content=content_weights is not None)
         schedule = Schedule(scales=tuple(p.scales), iterations=tuple(p.iterations), optimizer=p.optimizer,
                             learning_rate=p.learning_rate,
                             adam=AdamConfig(p.adam_beta1, p.adam_beta2, p.adam_epsilon),
@@ -259,7 +276,8 @@ class _NSTAugmenter(Augmenter):
         return TransferConfig(method=self.name, arch=p.encoder, weights=self._weights, pooling=p.pooling,
                               style_loss=style, losses=losses, schedule=schedule, sampling=p.sampling,
                               pairs_per_content=k, n_references=self.n_references(),
-                              max_retries=p.max_retries, postprocess=self.postprocess(), record=record)
+                              max_retries=p.max_retries, postprocess=self.postprocess(), record=record,
+                              content_weights=content_weights)
 
 
 class GatysNST(_NSTAugmenter):
@@ -302,3 +320,100 @@ class MR2NST(_NSTAugmenter):
 
     def describe_loss(self) -> dict:
         return {"n_references": self.params.n_references, "histogram": self.params.histogram}
+
+
+@dataclass(frozen=True)
+class ProposedParams(MR2Params):
+    """``nst-proposed``: Panigrahi et al. 2024's model, §"Proposed augmentation model", Step 1."""
+
+    encoder: Literal["vgg19", "resnet50"] = field(default="resnet50", metadata={
+        "source": PANIGRAHI + ", Step 1: \"used ResNet50 in place of Vgg19\""})
+    weights: str = field(default="domain", metadata={
+        "source": "imagenet | <path> | domain | random; domain: the encoder stage's ResNet50 (training split only)"})
+    pooling: Literal["avg", "max"] = field(default="max", metadata={
+        "source": "ours: ResNet50 as trained (its one max pool, in the stem); the LRP relevance of "
+                  "nst-proposed-lrp comes from the same network"})
+    content_weight: float = field(default=1.0, metadata={"source": PANIGRAHI + ", Step 1: α = 1 in Eq. 1"})
+    style_weight: float = field(default=1.0, metadata={"source": PANIGRAHI + ", Step 1: β = 1 in Eq. 1"})
+    style_layer_weights: list[float] | None = field(default=None, metadata={
+        "source": "None = w_l = 1.0 for every style layer (" + PANIGRAHI + ", Step 1)"})
+    poly_c: float = field(default=0.0, metadata={
+        "source": PANIGRAHI + " Eq. 6: k(x, y) = (xᵀy)², the 2nd-order polynomial kernel (c = 0)"})
+    n_references: int = field(default=3, metadata={
+        "source": "ours, as nst-mr2 (" + PANIGRAHI + " Eq. 9 takes n references, no value given)"})
+    scales: list[float] = field(default_factory=lambda: [1.0], metadata={
+        "source": "ours: one resolution (" + PANIGRAHI + " combine mr²NST's loss, not its pyramid)"})
+    iterations: list[int] = field(default_factory=lambda: [2], metadata={
+        "source": "tiny by default (tests); paper profile: 1000 (" + PANIGRAHI + ", Step 1)"})
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        require(self.poly_c >= 0, f"{path}.poly_c", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class ProposedLRPParams(ProposedParams):
+    """``nst-proposed-lrp``: ``nst-proposed`` with the LRP-weighted content loss (Step 2)."""
+
+    relevance_rule: Literal["alpha-beta", "epsilon", "z-plus"] = field(default="alpha-beta", metadata={
+        "source": PANIGRAHI + " Eq. 16 (αβ-rule)"})
+    relevance_alpha: float = field(default=2.0, metadata={
+        "source": "Montavon, Samek & Müller 2018 (α2β1; Panigrahi give no values)"})
+    relevance_beta: float = field(default=1.0, metadata={"source": "α − β = 1 (Panigrahi Eq. 16)"})
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        require(abs(self.relevance_alpha - self.relevance_beta - 1.0) < 1e-9, f"{path}.relevance_alpha",
+                "the αβ-rule needs α − β = 1")
+        require(self.weights == "domain", f"{path}.weights",
+                "must be 'domain': the relevance comes from the encoder stage's classifier head")
+
+
+class ProposedNST(MR2NST):
+    """Panigrahi et al. 2024's combined NST (ResNet50, MMD form with a multi-reference target)."""
+
+    Params = ProposedParams
+    name = "nst-proposed"
+    summary = ("Panigrahi 2024 proposed NST: ResNet50, combined DNST + mr²NST style loss (Eq. 14/17), "
+               "α = β = w_l = 1.")
+    paper = f"{PANIGRAHI}, Eq. 1, 6-9, 14, 17 and Step 1"
+
+    def style_loss(self):
+        from bench.nst.losses import CombinedStyle
+
+        return CombinedStyle(c=self.params.poly_c)
+
+    def layer_weight(self, n_layers: int) -> float:
+        return 1.0  # Panigrahi 2024, Step 1: "the weight w_l is set as 1.0"
+
+
+class ProposedLRPNST(ProposedNST):
+    """``nst-proposed`` with the content loss weighted by the content image's LRP relevance."""
+
+    Params = ProposedLRPParams
+    name = "nst-proposed-lrp"
+    summary = ("Panigrahi 2024 proposed NST with XAI: the combined NST with an LRP-relevance-weighted content "
+               "loss (αβ-rule, Eq. 16, of the domain ResNet50 classifier).")
+    paper = f"{PANIGRAHI}, Eq. 10-17 and Steps 1-2; Montavon, Samek & Müller 2018"
+
+    def __init__(self, params):
+        super().__init__(params)
+        self._relevance = None
+
+    def content_weights(self, train: ImageSet, content_layers: tuple[str, ...]):
+        from bench.nst.relevance import ContentRelevance, domain_classifier
+
+        p = self.params
+        model = domain_classifier(p.encoder, self._weights, self.resources.get("encoder_dir"))
+        self._relevance = ContentRelevance(model, train.labels, content_layers, p.relevance_rule,
+                                           p.relevance_alpha, p.relevance_beta)
+        return self._relevance
+
+    def describe_loss(self) -> dict:
+        p = self.params
+        return {**super().describe_loss(), "content_loss": "relevance-weighted (LRP)",
+                "relevance_rule": p.relevance_rule, "relevance_alpha": p.relevance_alpha,
+                "relevance_beta": p.relevance_beta}
+
+    def describe_run(self) -> dict:
+        return self._relevance.summary() if self._relevance is not None else {}

@@ -23,7 +23,7 @@ import yaml
 
 from bench.errors import ConfigError, RegistryError
 from bench.nst.domain import EncoderParams
-from bench.typed import from_dict, require, suggest
+from bench.typed import describe_value, from_dict, require, suggest
 
 PROFILES = ("smoke", "quick", "paper")
 
@@ -230,12 +230,20 @@ def resolve(raw: dict, profile: str | None = None) -> dict:
     if not isinstance(raw, dict):
         raise ConfigError("<root>", "params.yaml must be a mapping")
     profiles = raw.get("profiles") or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError("profiles", f"expected a mapping of profile name to overrides, got "
+                          f"{describe_value(profiles)}")
     name = profile or raw.get("profile", "quick")
+    if not isinstance(name, str):
+        raise ConfigError("profile", f"expected a profile name, got {describe_value(name)}")
     if name not in profiles:
         raise ConfigError("profile", f"unknown profile {name!r}",
-                          suggest(name, profiles) or f"known: {', '.join(sorted(profiles))}")
+                          suggest(name, profiles) or f"known: {', '.join(sorted(map(str, profiles)))}")
+    overrides = profiles[name] or {}
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"profiles.{name}", f"expected a mapping of overrides, got {describe_value(overrides)}")
     base = {k: v for k, v in raw.items() if k not in ("profiles", "profile")}
-    merged = deep_merge(base, profiles[name] or {})
+    merged = deep_merge(base, overrides)
     merged["profile"] = name
     return merged
 
@@ -300,7 +308,7 @@ def check_other_profiles(raw: dict, active: str, validate_plugins: bool = True) 
     fails now, not when someone switches profile."""
     base = {k: v for k, v in raw.items() if k != "profiles"}
     build({**base, "profile": "base"}, validate_plugins=False)
-    for name in sorted(raw.get("profiles") or {}):
+    for name in sorted(raw.get("profiles") or {}, key=str):
         if name == active:
             continue
         try:

@@ -110,8 +110,29 @@ def check_descriptions(kind: str, name: str) -> None:
 
 
 def augmenter(name: str):
-    """The augmenter ``name`` with its default parameters."""
-    return registry.get("augmenter", name)(registry.params_for("augmenter", name))
+    """The augmenter ``name`` with its default parameters (and, when it needs domain encoders,
+    tiny ones trained on the check set, as the encoder stage would)."""
+    plugin = registry.get("augmenter", name)(registry.params_for("augmenter", name))
+    archs = tuple(getattr(plugin, "needs_encoders", lambda: ())())
+    if archs:
+        plugin.resources = {**getattr(plugin, "resources", {}), "encoder_dir": _encoder_dir(archs)}
+    return plugin
+
+
+@functools.lru_cache(maxsize=4)
+def _encoder_dir(archs: tuple[str, ...]):
+    """Domain encoders for the checks: 1 epoch on the check set, in a temporary folder."""
+    import tempfile
+    from pathlib import Path
+
+    from bench.nst.domain import EncoderParams
+    from bench.stages.encoder import write_encoders
+
+    out = Path(tempfile.mkdtemp(prefix="augbench-contract-encoder-"))
+    settings = EncoderParams(archs=list(archs), init="random", epochs=1, batch_size=2 * N_PER_CLASS,
+                             bn_recalibration_images=2 * N_PER_CLASS)
+    write_encoders(phantom(), out, settings)
+    return out
 
 
 def run_augmenter(name: str, train: ImageSet, seed: int) -> tuple[Generated, np.random.Generator]:
@@ -185,7 +206,23 @@ def check_deterministic(name: str, train: ImageSet) -> None:
     b, _ = run_augmenter(name, train, SEED)
     _expect_equal(a.images, b.images, name, "images differ for the same seed")
     _expect_equal(a.labels, b.labels, name, "labels differ for the same seed")
-    _expect(a.provenance == b.provenance, name, "provenance differs for the same seed")
+    _expect(_same_records(a.provenance, b.provenance), name, "provenance differs for the same seed")
+
+
+def _same_records(a: Any, b: Any) -> bool:
+    """Equal, except that floats need only agree to 1e-6 relative: recorded losses of a float32
+    network on CPU can differ in the last bit between calls (TensorFlow's multi-threaded Eigen
+    contractions for small, deep feature maps, e.g. ResNet50's conv4 at 2×2 px with 16 images,
+    even with op determinism on; measured for nst-proposed), while the images are bit-identical."""
+    import math
+
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_records(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_records(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
 
 
 def check_seed_matters(name: str, train: ImageSet) -> None:

@@ -65,6 +65,12 @@ class Augmenter:
         self.params = params
         self.resources: dict[str, Path] = {}
 
+    def needs_encoders(self) -> tuple[str, ...]:
+        """Domain encoders (architectures) this plugin reads from ``resources["encoder_dir"]``
+        with its current parameters. The pipeline's encoder stage trains them; the contract
+        checks (bench.contract) train tiny ones. Default: none."""
+        return ()
+
     def fit(self, train: ImageSet, rng: np.random.Generator) -> None:
         """Learn what generation needs (GANs, teachers). Default: nothing."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from typing import Any, Literal, Union
@@ -27,9 +28,25 @@ def _join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
+    """``"<type> <repr, cut to 40 characters>"``, for "expected X, got ..." messages."""
     text = repr(value)
     return f"{type(value).__name__} {text[:40]}"
+
+
+def _to_float(value: Any) -> float | None:
+    """``value`` as a float, or None when it is not a number."""
+    if isinstance(value, bool):
+        return None
+    # YAML 1.1 reads 1e-4 (no dot) as a string; huge ints overflow to inf.
+    if isinstance(value, int | float) or (isinstance(value, str) and "e" in value.lower()):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+        except OverflowError:
+            return math.inf
+    return None
 
 
 def _convert_scalar(tp: type, value: Any, path: str) -> Any:
@@ -40,19 +57,17 @@ def _convert_scalar(tp: type, value: Any, path: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str) and "e" in value.lower():  # YAML 1.1 reads 1e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
+        number = _to_float(value)
+        if number is not None:
+            if not math.isfinite(number):  # .nan / .inf in YAML: no range check could catch it
+                raise ConfigError(path, f"must be a finite number, got {describe_value(value)}")
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value
     else:
         raise TypeError(f"unsupported parameter type {tp!r} at {path}")
-    raise ConfigError(path, f"expected {tp.__name__}, got {_describe(value)}")
+    raise ConfigError(path, f"expected {tp.__name__}, got {describe_value(value)}")
 
 
 def convert(tp: Any, value: Any, path: str) -> Any:
@@ -90,7 +105,7 @@ def _convert_union(args: tuple, value: Any, path: str) -> Any:
 
 def _convert_sequence(origin: type, args: tuple, value: Any, path: str) -> Any:
     if not isinstance(value, (list, tuple)):
-        raise ConfigError(path, f"expected a list, got {_describe(value)}")
+        raise ConfigError(path, f"expected a list, got {describe_value(value)}")
     if origin is tuple and args and args[-1] is not Ellipsis:
         if len(args) != len(value):
             raise ConfigError(path, f"expected {len(args)} items, got {len(value)}")
@@ -102,7 +117,7 @@ def _convert_sequence(origin: type, args: tuple, value: Any, path: str) -> Any:
 
 def _convert_mapping(args: tuple, value: Any, path: str) -> dict:
     if not isinstance(value, dict):
-        raise ConfigError(path, f"expected a mapping, got {_describe(value)}")
+        raise ConfigError(path, f"expected a mapping, got {describe_value(value)}")
     key_tp, val_tp = args if args else (Any, Any)
     return {convert(key_tp, k, path): convert(val_tp, v, _join(path, k)) for k, v in value.items()}
 
@@ -114,7 +129,7 @@ def from_dict(cls: type, data: Any, path: str = ""):
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(path or cls.__name__, f"expected a mapping, got {_describe(data)}")
+        raise ConfigError(path or cls.__name__, f"expected a mapping, got {describe_value(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from bench.errors import AugbenchError, NumericalError
+from bench.errors import AugbenchError
 from bench.metrics import (
     METRIC_NAMES,
     Interval,
@@ -211,24 +211,8 @@ def test_roc_single_class_is_nan():
 
 
 # ---------------------------------------------------------------------------
-# input validation
+# input validation (NaN/inf scores: tests/reliability/test_numerics.py)
 # ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_non_finite_scores_raise_numerical_error(bad):
-    s = np.array([0.1, bad, 0.7, bad])
-    with pytest.raises(NumericalError, match=r"y_score contains .*out of 4"):
-        binary_metrics([0, 1, 0, 1], s)
-    with pytest.raises(NumericalError):
-        bootstrap_ci([0, 1, 0, 1], s, n_resamples=10)
-    with pytest.raises(NumericalError):
-        roc_curve_points([0, 1, 0, 1], s)
-
-
-def test_numerical_error_counts_nan_and_inf():
-    with pytest.raises(NumericalError, match=r"2 NaN and 1 infinite value\(s\) out of 5"):
-        binary_metrics([0, 1, 0, 1, 1], [np.nan, 0.2, np.inf, np.nan, 0.3])
 
 
 @pytest.mark.parametrize(

@@ -113,7 +113,9 @@ def test_encoder_cli(prepared_dir, tmp_path):
                      "--out", str(tmp_path / "enc")])
     assert code == 0
     meta = read_json(tmp_path / "enc" / "meta.json")
-    assert set(meta["encoders"]) == {"vgg19"} and meta["params"]["archs"] == ["vgg19"]
+    assert set(meta["encoders"]) == {"vgg19", "resnet50"} and meta["params"]["archs"] == ["vgg19", "resnet50"]
+    for record in meta["encoders"].values():  # the backbone and, for nst-proposed-lrp, its head
+        assert (tmp_path / "enc" / record["file"]).is_file() and (tmp_path / "enc" / record["head_file"]).is_file()
 
 
 def test_encoder_from_other_prepared_data_is_refused(encoder_dir, tmp_path):

@@ -4,7 +4,8 @@ Layout: ``root/<class>/<image files>``; the class label is the folder name. Segm
 masks stored beside the images (``<stem>_mask.png``, ``<stem>_mask_<k>.png``, as in the
 public BUSI release) are recognised and attached to their image instead of being read as
 images. Anything else that is not an image (hidden files, other suffixes, sub-folders,
-broken symlinks, symlink loops) is skipped and listed with the reason, never silently.
+broken symlinks, symlink loops, names that are not valid UTF-8) is skipped and listed
+with the reason, never silently.
 
 Every problem with a file or folder is raised as :class:`bench.errors.DataError`, whose
 message starts with the offending path.
@@ -26,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
-from bench.errors import ConfigError, DataError
+from bench.errors import ConfigError, DataError, printable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -75,7 +76,8 @@ class Scan:
 
     ``records`` are in deterministic order (class order, then natural file-name order);
     ``masks`` maps a record id to the path of its first mask (``_mask`` before
-    ``_mask_1`` before ``_mask_2``...); ``skipped`` lists everything not used;
+    ``_mask_1`` before ``_mask_2``...; the others are listed in ``skipped``);
+    ``skipped`` lists everything not used, with the reason;
     ``classes`` is the class order used.
     """
 
@@ -112,6 +114,22 @@ def _follow(path: str) -> tuple[os.stat_result | None, str]:
         return None, f"cannot access: {exc.strerror or exc}"
 
 
+def _utf8_problem(name: str) -> str:
+    """A skip reason when ``name`` is not valid UTF-8 ('' when it is).
+
+    Such names (bytes on Linux, seen through surrogate escapes) cannot be written to the
+    manifest, the reports or dvc.lock, so the file is listed instead of used."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "name is not valid UTF-8 (its odd bytes are shown as \\x escapes); rename it"
+    return ""
+
+
+def _skip(skipped: list[Skipped], path: str, reason: str) -> None:
+    skipped.append(Skipped(printable(path), reason))
+
+
 def _list_dir(folder: Path) -> list[os.DirEntry]:
     try:
         with os.scandir(folder) as it:
@@ -121,41 +139,37 @@ def _list_dir(folder: Path) -> list[os.DirEntry]:
 
 
 def _present_classes(root: Path) -> list[str]:
-    names = []
+    return [printable(e.name) for e in _list_dir(root) if not _root_entry_problem(e)]
+
+
+def _root_entry_problem(entry: os.DirEntry) -> str:
+    """Why an entry of the dataset root cannot be a class folder ('' when it can)."""
+    if entry.name.startswith("."):
+        return "hidden entry"
+    if entry.name == "__MACOSX":
+        return "macOS archive metadata folder"
+    st, why = _follow(entry.path)
+    if st is None:
+        return why
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a class folder (a file at the dataset root)"
+    return _utf8_problem(entry.name)
+
+
+def _discover_classes(root: Path, skipped: list[Skipped]) -> list[str]:
+    found = []
     for entry in _list_dir(root):
-        if entry.name.startswith("."):
-            continue
-        st, _ = _follow(entry.path)
-        if st is not None and stat.S_ISDIR(st.st_mode):
-            names.append(entry.name)
-    return names
+        why = _root_entry_problem(entry)
+        if why:
+            _skip(skipped, entry.path, why)
+        else:
+            found.append(entry.name)
+    if not found:
+        raise DataError(root, "no class folders found", "expected root/<class>/<image files>")
+    return found
 
 
-def _resolve_classes(
-    root: Path, classes: Sequence[str] | None, skipped: list[Skipped]
-) -> list[str]:
-    if classes is None:
-        found = []
-        for entry in _list_dir(root):
-            if entry.name.startswith("."):
-                skipped.append(Skipped(entry.path, "hidden entry"))
-                continue
-            if entry.name == "__MACOSX":
-                skipped.append(Skipped(entry.path, "macOS archive metadata folder"))
-                continue
-            st, why = _follow(entry.path)
-            if st is None:
-                skipped.append(Skipped(entry.path, why))
-            elif stat.S_ISDIR(st.st_mode):
-                found.append(entry.name)
-            else:
-                skipped.append(
-                    Skipped(entry.path, "not a class folder (a file at the dataset root)")
-                )
-        if not found:
-            raise DataError(root, "no class folders found", "expected root/<class>/<image files>")
-        return found
-
+def _check_class_list(classes: Sequence[str]) -> list[str]:
     if isinstance(classes, str):
         raise ConfigError("classes", f"expected a list of class names, got the string {classes!r}")
     classes = list(classes)
@@ -168,30 +182,102 @@ def _resolve_classes(
         if name in seen:
             raise ConfigError("classes", f"class {name!r} is listed twice")
         seen.add(name)
-    for name in classes:
-        folder = root / name
-        st, why = _follow(str(folder))
-        if st is None:
-            if os.path.lexists(folder):
-                raise DataError(folder, f"class folder unusable: {why}")
-            present = ", ".join(_present_classes(root)) or "none"
-            raise DataError(
-                folder, f"class folder {name!r} not found", f"folders present: {present}"
-            )
-        if not stat.S_ISDIR(st.st_mode):
-            raise DataError(
-                folder,
-                f"class {name!r} is a file, not a folder",
-                "expected root/<class>/<image files>",
-            )
     return classes
+
+
+def _check_class_folder(root: Path, name: str) -> None:
+    folder = root / name
+    st, why = _follow(str(folder))
+    if st is None:
+        if os.path.lexists(folder):
+            raise DataError(folder, f"class folder unusable: {why}")
+        present = ", ".join(_present_classes(root)) or "none"
+        raise DataError(folder, f"class folder {name!r} not found", f"folders present: {present}")
+    if not stat.S_ISDIR(st.st_mode):
+        raise DataError(
+            folder, f"class {name!r} is a file, not a folder", "expected root/<class>/<image files>"
+        )
+
+
+def _skip_unlisted(root: Path, classes: list[str], skipped: list[Skipped]) -> None:
+    """List every root entry that is not one of the given classes (none is dropped silently)."""
+    for entry in _list_dir(root):
+        if entry.name not in classes:
+            why = _root_entry_problem(entry) or "class folder not in the class list"
+            _skip(skipped, entry.path, f"{why}; classes in use: {', '.join(classes)}")
+
+
+def _file_problem(entry: os.DirEntry) -> str:
+    """Why a class-folder entry is not an image file ('' when it is)."""
+    if entry.name.startswith("."):
+        return "hidden file"
+    st, why = _follow(entry.path)
+    if st is None:
+        return why
+    if stat.S_ISDIR(st.st_mode):
+        return "sub-folder inside a class folder (not scanned)"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    suffix = os.path.splitext(entry.name)[1]
+    if suffix.lower() not in IMAGE_SUFFIXES:
+        what = f"suffix {printable(suffix)!r}" if suffix else "no suffix"
+        return f"not an image file ({what}; expected {', '.join(IMAGE_SUFFIXES)})"
+    return _utf8_problem(entry.name)
+
+
+def _scan_class(
+    folder: Path, skipped: list[Skipped]
+) -> tuple[list[tuple[str, str]], list[tuple[str, int, str]]]:
+    """``(images, masks)`` of one class folder: ``(file name, path)`` and
+    ``(image stem, mask number, path)``; everything else goes to ``skipped``."""
+    images: list[tuple[str, str]] = []
+    masks: list[tuple[str, int, str]] = []
+    for entry in _list_dir(folder):
+        why = _file_problem(entry)
+        if why:
+            _skip(skipped, entry.path, why)
+            continue
+        m = _MASK_RE.match(os.path.splitext(entry.name)[0])
+        if m:
+            masks.append((m.group("stem"), int(m.group("k") or 0), entry.path))
+        else:
+            images.append((entry.name, entry.path))
+    return images, masks
+
+
+def _add_class(label: str, images, mask_files, scan: Scan) -> None:
+    """Append the records of one class to ``scan`` and attach their masks."""
+    stems = [unicodedata.normalize("NFC", os.path.splitext(n)[0]) for n, _ in images]
+    counts: dict[str, int] = {}
+    for s in stems:
+        counts[s] = counts.get(s, 0) + 1
+    by_stem: dict[str, str] = {}  # casefolded stem -> record id (first wins)
+    for (name, path), s in zip(images, stems, strict=True):
+        key = s if counts[s] == 1 else unicodedata.normalize("NFC", name)
+        rid = f"{label}/{key}"
+        scan.records.append(Record(id=rid, label=label, path=path))
+        by_stem.setdefault(s.casefold(), rid)
+
+    mask_files = sorted(
+        mask_files, key=lambda t: (natural_key(t[0]), t[1], natural_key(os.path.basename(t[2])))
+    )
+    for stem, _k, path in mask_files:
+        rid = by_stem.get(unicodedata.normalize("NFC", stem).casefold())
+        if rid is None:
+            _skip(scan.skipped, path, f"mask without a matching image {stem!r} in {label!r}")
+        elif rid in scan.masks:
+            _skip(scan.skipped, path, f"further mask of {rid!r} (only the first one is used)")
+        else:
+            scan.masks[rid] = path
 
 
 def scan_folder(root: str | os.PathLike, classes: list[str] | None = None) -> Scan:
     """Find the images of a folder-per-class dataset.
 
-    ``classes=None`` uses every non-hidden sub-folder of ``root`` (natural-sorted); a given
-    list is used in its order and every class must exist. Only the top level of each class
+    ``classes=None`` uses every non-hidden sub-folder of ``root`` (natural-sorted) that
+    holds at least one image; an empty one is skipped and listed. A given list is used in
+    its order; every class must exist and hold an image (else :class:`DataError`), and the
+    other entries of ``root`` are listed as skipped. Only the top level of each class
     folder is scanned. Symlinks to files are followed; broken links and loops are skipped.
 
     Record ids are ``"<label>/<stem>"`` (Unicode NFC-normalised). If two images in one
@@ -209,79 +295,39 @@ def scan_folder(root: str | os.PathLike, classes: list[str] | None = None) -> Sc
             root, "dataset path is a file, not a folder", "expected root/<class>/<image files>"
         )
 
-    skipped: list[Skipped] = []
-    class_names = _resolve_classes(root, classes, skipped)
-    records: list[Record] = []
-    masks: dict[str, str] = {}
+    scan = Scan(records=[], masks={}, skipped=[])
+    if classes is None:
+        class_names = _discover_classes(root, scan.skipped)
+    else:
+        class_names = _check_class_list(classes)
+        for name in class_names:
+            _check_class_folder(root, name)
+        _skip_unlisted(root, class_names, scan.skipped)
 
     for label in class_names:
         folder = root / label
-        images: list[tuple[str, str]] = []  # (file name, path)
-        mask_files: list[tuple[str, int, str]] = []  # (image stem, k, path)
-        for entry in _list_dir(folder):
-            name = entry.name
-            if name.startswith("."):
-                skipped.append(Skipped(entry.path, "hidden file"))
-                continue
-            st, why = _follow(entry.path)
-            if st is None:
-                skipped.append(Skipped(entry.path, why))
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                skipped.append(
-                    Skipped(entry.path, "sub-folder inside a class folder (not scanned)")
-                )
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                skipped.append(Skipped(entry.path, "not a regular file"))
-                continue
-            stem, suffix = os.path.splitext(name)
-            if suffix.lower() not in IMAGE_SUFFIXES:
-                what = f"suffix {suffix!r}" if suffix else "no suffix"
-                skipped.append(
-                    Skipped(
-                        entry.path,
-                        f"not an image file ({what}; expected {', '.join(IMAGE_SUFFIXES)})",
-                    )
-                )
-                continue
-            m = _MASK_RE.match(stem)
-            if m:
-                mask_files.append((m.group("stem"), int(m.group("k") or 0), entry.path))
-            else:
-                images.append((name, entry.path))
-
+        images, mask_files = _scan_class(folder, scan.skipped)
         if not images:
-            raise DataError(
-                folder,
-                f"class {label!r} contains no images",
-                f"expected files ending in {', '.join(IMAGE_SUFFIXES)}",
-            )
-
-        stems = [unicodedata.normalize("NFC", os.path.splitext(n)[0]) for n, _ in images]
-        counts: dict[str, int] = {}
-        for s in stems:
-            counts[s] = counts.get(s, 0) + 1
-        by_stem: dict[str, str] = {}  # casefolded stem -> record id (first wins)
-        for (name, path), s in zip(images, stems, strict=True):
-            key = s if counts[s] == 1 else unicodedata.normalize("NFC", name)
-            rid = f"{label}/{key}"
-            records.append(Record(id=rid, label=label, path=path))
-            by_stem.setdefault(s.casefold(), rid)
-
-        mask_files.sort(
-            key=lambda t: (natural_key(t[0]), t[1], natural_key(os.path.basename(t[2])))
-        )
-        for stem, _k, path in mask_files:
-            rid = by_stem.get(unicodedata.normalize("NFC", stem).casefold())
-            if rid is None:
-                skipped.append(
-                    Skipped(path, f"mask without a matching image {stem!r} in {label!r}")
+            problem = f"class {label!r} contains no images"
+            if classes is not None:
+                raise DataError(
+                    folder, problem, f"expected files ending in {', '.join(IMAGE_SUFFIXES)}"
                 )
-            else:
-                masks.setdefault(rid, path)
+            _skip(scan.skipped, str(folder), f"{problem} (class left out)")
+            scan.skipped.extend(
+                Skipped(printable(p), "mask of a class left out") for *_, p in mask_files
+            )
+            continue
+        scan.classes.append(label)
+        _add_class(label, images, mask_files, scan)
 
-    return Scan(records=records, masks=masks, skipped=skipped, classes=list(class_names))
+    if not scan.classes:
+        raise DataError(
+            root,
+            "no class folder contains an image",
+            f"expected root/<class>/<files ending in {', '.join(IMAGE_SUFFIXES)}>",
+        )
+    return scan
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
@@ -366,8 +412,8 @@ def read_grey_info(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
                 if w * h > MAX_PIXELS:
                     raise DataError(
                         path,
-                        f"image is {w}x{h} = {w * h} pixels, above the {MAX_PIXELS}-pixel limit "
-                        "(possible decompression bomb)",
+                        f"image is {w}x{h} = {w * h:,} pixels, above the {MAX_PIXELS:,}-pixel "
+                        "limit (bench.data.loader.MAX_PIXELS; possible decompression bomb)",
                     )
                 if w < MIN_SIDE or h < MIN_SIDE:
                     raise DataError(
@@ -380,7 +426,11 @@ def read_grey_info(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     except DataError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(path, f"refused as a possible decompression bomb: {exc}") from exc
+        raise DataError(
+            path,
+            f"refused as a possible decompression bomb: {exc} "
+            f"(Pillow's Image.MAX_IMAGE_PIXELS is {Image.MAX_IMAGE_PIXELS:,})",
+        ) from exc
     except UnidentifiedImageError as exc:
         raise DataError(
             path,

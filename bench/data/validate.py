@@ -28,7 +28,7 @@ from scipy.fft import dctn
 from tqdm import tqdm
 
 from bench.data.loader import PROGRESS_MIN_ITEMS, Record, Scan, Skipped, read_grey_info
-from bench.errors import ConfigError, DataError
+from bench.errors import ConfigError, DataError, printable
 
 # pHash geometry: images are shrunk to HASH_RESIZE x HASH_RESIZE, and the top-left
 # HASH_SIZE x HASH_SIZE block of the 2-D DCT gives the 64 bits.
@@ -170,8 +170,8 @@ class ValidationReport:
     - ``n_files``: image files found by the scan (before anything is removed).
     - ``class_counts``: images found per class (before anything is removed);
       ``usable_class_counts``: per class after removing unreadable and dropped images.
-    - ``skipped``: entries the scan did not use; ``unreadable``: images that failed to
-      decode (reason = the DataError message).
+    - ``skipped``: entries the scan did not use; ``unreadable``: images and masks that
+      failed to decode (reason = the DataError message; a mask's starts with "mask of").
     - ``exact_duplicate_groups``: record ids with identical bytes or identical pixels.
     - ``near_duplicate_groups``: duplicate groups (exact + pHash links) holding at least
       two different images, i.e. not explained by exact copies alone.
@@ -204,8 +204,23 @@ class ValidationReport:
         """Plain JSON-serialisable dict."""
         return asdict(self)
 
+    def check_usable(self, root) -> None:
+        """Raise :class:`DataError` (at ``root``) when a class has no usable image left,
+        e.g. every file of it was unreadable or dropped: training on the rest would
+        silently turn a two-class task into a one-class one."""
+        empty = [label for label, n in self.usable_class_counts.items() if n == 0]
+        if empty:
+            found = ", ".join(f"{label} {self.class_counts.get(label, 0)}" for label in empty)
+            raise DataError(
+                root,
+                f"no usable images left in class(es) {', '.join(map(repr, empty))} "
+                f"(image files found: {found})",
+                "see the Unreadable and Label conflicts sections of the validation report",
+            )
+
     def to_markdown(self, max_examples: int = 5) -> str:
-        """Readable summary: counts, then up to ``max_examples`` examples per finding."""
+        """Readable summary: counts, then up to ``max_examples`` example groups per
+        duplicate finding, then every unreadable and every skipped file with its reason."""
 
         def counts(d: dict[str, int]) -> str:
             return ", ".join(f"{k} {v}" for k, v in d.items()) or "none"
@@ -254,16 +269,12 @@ class ValidationReport:
         section("Label conflicts", self.label_conflicts)
         section("Exact duplicates", self.exact_duplicate_groups)
         section("Near duplicates", self.near_duplicate_groups)
+        # Per-file problems are listed in full, never cut to examples: each file that is
+        # not used must be findable in the report with its reason.
         for title, items in (("Unreadable", self.unreadable), ("Skipped", self.skipped)):
             if items:
-                lines.extend(
-                    [
-                        "",
-                        f"## {title} (showing {min(len(items), max_examples)} of {len(items)})",
-                        "",
-                    ]
-                )
-                lines.extend(f"- `{it.path}`: {it.reason}" for it in items[:max_examples])
+                lines.extend(["", f"## {title} ({len(items)})", ""])
+                lines.extend(f"- `{printable(it.path)}`: {it.reason}" for it in items)
         return "\n".join(lines) + "\n"
 
 
@@ -282,6 +293,20 @@ def _stats(values: list[int]) -> dict:
     return {"min": int(min(values)), "max": int(max(values)), "median": float(np.median(values))}
 
 
+def _check_masks(scan: Scan) -> list[Skipped]:
+    """Decode every mask once. An unreadable mask is returned with its reason and detached
+    from its image (``scan.masks`` is edited in place) so no later stage trips over it;
+    the image itself stays usable."""
+    bad = []
+    for rid, path in list(scan.masks.items()):
+        try:
+            read_grey_info(path)
+        except DataError as exc:
+            bad.append(Skipped(printable(path), f"mask of {rid}: {exc}"))
+            del scan.masks[rid]
+    return bad
+
+
 def validate_records(
     scan: Scan,
     near_dup_threshold: int = 4,
@@ -297,6 +322,7 @@ def validate_records(
     twice. ``near_dup_threshold`` is the largest pHash Hamming distance counted as a near
     duplicate (0 disables near matching beyond identical hashes; negative is an error).
     A progress bar is shown when ``progress`` and there are more than 200 records.
+    Masks are decoded too; an unreadable one is reported and removed from ``scan.masks``.
     """
     if isinstance(near_dup_threshold, bool) or not isinstance(near_dup_threshold, int | np.integer):
         raise ConfigError("near_dup_threshold", f"must be an integer, got {near_dup_threshold!r}")
@@ -326,7 +352,7 @@ def validate_records(
             digest = content_hash(rec.path)
             grey, info = read_grey_info(rec.path)
         except DataError as exc:
-            unreadable.append(Skipped(rec.path, str(exc)))
+            unreadable.append(Skipped(printable(rec.path), str(exc)))
             continue
         ok.append(rec)
         images[rec.id] = grey
@@ -334,6 +360,7 @@ def validate_records(
         byte_digests.append(digest)
         pixel_digests.append(_pixel_digest(grey))
         phashes.append(perceptual_hash(grey))
+    unreadable.extend(_check_masks(scan))
 
     n = len(ok)
     exact = _UnionFind(n)

@@ -37,13 +37,16 @@ def encoder_params(params: Params):
 
 def train_encoders(params: Params, prepared: Prepared, out: Path, settings=None) -> dict:
     """Train every encoder of ``settings`` (default: from ``params``) on the training split."""
+    return write_encoders(prepared.subset("train"), out, settings or encoder_params(params), prepared.digest)
+
+
+def write_encoders(train, out: Path, settings, upstream: str = "") -> dict:
+    """Train every encoder of ``settings`` on ``train`` (an ImageSet: the training split) into ``out``."""
     from bench.nst.domain import train_domain_encoder
     from bench.nst.encoders import domain_head_name, domain_weights_name
     from methods.classify._weights import md5
 
     started = time.perf_counter()
-    settings = settings or encoder_params(params)
-    train = prepared.subset("train")
     out.mkdir(parents=True, exist_ok=True)
     stale = out / "meta.json"
     if stale.exists():
@@ -62,7 +65,7 @@ def train_encoders(params: Params, prepared: Prepared, out: Path, settings=None)
                           "head_md5": md5(head_path)}
         log.info("encoder %s: train accuracy %.3f, loss %.4f, %.1fs (init %s)", arch, record["train_accuracy"],
                  record["train_loss"], record["seconds"], record["init"])
-    meta = {"encoders": encoders, "params": to_dict(settings), "upstream": prepared.digest,
+    meta = {"encoders": encoders, "params": to_dict(settings), "upstream": upstream,
             "n_train": len(train), "seconds": round(time.perf_counter() - started, 2)}
     write_json(out / "meta.json", meta)
     return meta

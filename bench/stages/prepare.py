@@ -78,8 +78,13 @@ def prepare(params: Params, out: Path) -> dict:
     scan = scan_folder(root, params.dataset.classes)
     records, report, decoded = validate_records(scan, params.dataset.near_duplicate_threshold,
                                           params.dataset.drop_label_conflicts)
-    if not records:
-        raise DataError(root, "no usable images after validation", "see validation.md")
+    if not records or report.usable_class_counts and min(report.usable_class_counts.values()) == 0:
+        # the report first, so that the user can read why (tests/reliability/test_files.py)
+        write_json(out / "validation.json", report.to_dict())
+        write_text(out / "validation.md", report.to_markdown())
+        if not records:
+            raise DataError(root, "no usable images after validation", f"see {out / 'validation.md'}")
+        report.check_usable(root)
     ids = [r.id for r in records]
     labels = np.array([int(r.label == params.dataset.positive) for r in records], np.int64)
     groups = [report.groups.get(r.id, r.id) for r in records]

@@ -210,6 +210,9 @@ class _NSTAugmenter(Augmenter):
 
     # ---------------------------------------------------------------- contract
 
+    def needs_encoders(self) -> tuple[str, ...]:
+        return (self.params.encoder,) if self.params.weights == "domain" else ()
+
     def fit(self, train: ImageSet, rng: np.random.Generator) -> None:
         """Resolve the encoder weights (so a missing file fails before any work) and note the labels."""
         from bench.nst.encoders import resolve_encoder_weights

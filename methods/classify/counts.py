@@ -53,10 +53,21 @@ def parameter_counts(name: str, mode: str | None, input_size: int, weights: str 
 
     from bench import registry
 
-    clf = registry.create("classifier", name, weights=weights, **({"transfer": mode} if mode else {}))
+    import dataclasses
+
+    # `weights` and `transfer` are conventions of the built-in classifiers, not of the plugin
+    # contract: a plugin without them is built with its defaults (mode reported as its default).
+    fields = {f.name for f in dataclasses.fields(registry.get("classifier", name).Params)}
+    overrides = {k: v for k, v in (("weights", weights), ("transfer", mode)) if v is not None and k in fields}
+    if mode is not None and "transfer" not in fields:
+        from bench.errors import AugbenchError
+
+        raise AugbenchError(f"classifier {name!r} has no transfer modes (its parameters have no 'transfer')")
+    clf = registry.create("classifier", name, **overrides)
     size = clf.input_size(input_size)
     try:
         model = clf.build((size, size, 3), 2)
-        return {"classifier": name, "mode": clf.params.transfer, "input_size": size, **model_counts(model)}
+        return {"classifier": name, "mode": getattr(clf.params, "transfer", None), "input_size": size,
+                **model_counts(model)}
     finally:
         tf.keras.backend.clear_session()

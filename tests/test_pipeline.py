@@ -79,6 +79,25 @@ def test_repro_writes_report_and_metrics(project: Path):
     assert (project / "dvc.lock").is_file()
 
 
+def test_every_run_is_explained_and_logged(project: Path):
+    """LRP of every trained classifier (phantom masks → share inside the lesion), heatmaps in the
+    report, and dvclive's per-epoch log in every run folder."""
+    lrp = pd.read_csv(project / "reports" / "lrp.csv")
+    results = pd.read_csv(project / "reports" / "results.csv")
+    assert set(zip(lrp["Method"], lrp["Classifier"], strict=True)) == set(
+        zip(results["method"], results["classifier"], strict=True))
+    assert "Note" not in lrp or lrp["Note"].isna().all(), lrp.get("Note")  # every model explained
+    shares = lrp["LRP share in lesion"].str.split(" ").str[0].astype(float)
+    assert ((shares >= 0) & (shares <= 1)).all()
+    for method, clf in zip(lrp["Method"], lrp["Classifier"], strict=True):
+        assert (project / "reports" / "lrp" / f"{method}__{clf}.png").stat().st_size > 1000
+        run = project / "runs" / method / clf / "seed0"
+        with np.load(run / "relevance.npz") as z:
+            assert z["lrp"].shape == z["inputs"].shape == z["masks"].shape and np.isfinite(z["lrp"]).all()
+        assert (run / "dvclive" / "metrics.json").is_file()
+    assert "LRP relevance heatmaps" in (project / "reports" / "index.html").read_text()
+
+
 def test_second_repro_is_up_to_date(project: Path):
     out = _sh([str(BIN / "dvc"), "repro"], project)
     assert "didn't change" in out or "up to date" in out.lower()

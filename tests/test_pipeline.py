@@ -113,6 +113,9 @@ def test_dvc_metrics_and_plots(project: Path):
     for method in METHODS:  # one ROC plot per method × classifier, with data in it
         assert f"{method}__resnet50" in html
     assert html.count('"fpr"') >= len(METHODS)
+    for method in METHODS:  # and every run's training curves (evaluate collects them from the runs)
+        assert f"training/{method}__resnet50__seed0.csv" in html
+    assert html.count('"val_loss"') >= len(METHODS)
 
 
 def test_same_seed_same_arrays_and_metrics(project: Path, tmp_path: Path):

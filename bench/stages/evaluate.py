@@ -112,7 +112,11 @@ def write_training_curves(out: Path, runs: Path, method: str, classifier: str, s
     """``plots/training/<method>__<classifier>__seed<k>.csv``: epoch, loss, val_loss (and accuracy
     where the run logged it) from the run's ``history.csv``."""
     for seed in seeds:
-        history = pd.read_csv(run_dir(runs, method, classifier, seed) / "history.csv")
+        path = run_dir(runs, method, classifier, seed) / "history.csv"
+        if not path.is_file():  # a run folder written by hand or by an older train stage
+            log.warning("%s: no history.csv, no training curve for this run", path.parent)
+            continue
+        history = pd.read_csv(path)
         keep = ["epoch", *[c for c in CURVE_COLUMNS if c in history]]
         write_text(out / "plots" / "training" / f"{method}__{classifier}__seed{seed}.csv",
                    history[keep].to_csv(index=False))

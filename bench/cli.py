@@ -10,7 +10,7 @@ import sys
 
 from bench import registry
 from bench.errors import AugbenchError, RegistryError
-from bench.tracking import is_quiet, quiet_mode
+from bench.quiet import is_quiet, quiet_mode
 from bench.typed import describe_fields, suggest
 
 STAGES = {"prepare": "bench.stages.prepare", "encoder": "bench.stages.encoder",

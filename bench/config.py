@@ -314,6 +314,8 @@ def check_other_profiles(raw: dict, active: str, validate_plugins: bool = True) 
         try:
             build(resolve(raw, name), validate_plugins=validate_plugins)
         except ConfigError as exc:
+            if str(exc.key).startswith("profiles."):  # resolve() already named the profile's own key
+                raise
             raise ConfigError(f"profiles.{name}: {exc.key}", exc.problem, exc.hint) from None
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from bench import tracking
 from bench.errors import AugbenchError, NumericalError
+from bench.quiet import is_quiet
 
 
 def seed_everything(seed: int) -> None:
@@ -201,7 +202,7 @@ def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: i
     if log_dir is not None:  # last: it sees the epoch logs as every other callback left them
         callbacks.append(tracking.epoch_logger(log_dir))
     if verbose is None:
-        verbose = 0 if tracking.is_quiet() else 2
+        verbose = 0 if is_quiet() else 2
     hist = model.fit(x_train, targets(model, y_train, n_classes),
                      validation_data=(x_val, targets(model, y_val, n_classes)),
                      epochs=p.epochs, batch_size=p.batch_size, shuffle=True,

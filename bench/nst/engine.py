@@ -269,10 +269,11 @@ class NSTEngine:
     # ----------------------------------------------------------- targets
 
     def _targets(self, level: _Level, sources: np.ndarray, indices: Sequence[int],
-                 content_weights=None) -> dict[int, tuple]:
+                 content_weights=None, contents: frozenset[int] = frozenset()) -> dict[int, tuple]:
         """{source index: (content features, style representation, content weights or None)} at
         ``level``'s size. ``content_weights(indices, images)`` → one (n, h_l, w_l, N_l) array per
-        content layer (e.g. LRP relevance weights), computed once per source image and level."""
+        content layer (e.g. LRP relevance weights), computed once per level for the sources in
+        ``contents`` only (a pure style reference needs none)."""
         b = self.schedule.batch_size
         small = resize(sources[list(indices)], level.size)
         out = {}
@@ -283,19 +284,24 @@ class NSTEngine:
             content = [c.numpy() for c in content]
             style = [[r.numpy() for r in rep] for rep in style]
             idx_chunk = list(indices[start:start + len(chunk)])
-            weights = content_weights(np.asarray(idx_chunk), chunk) if content_weights is not None else None
+            rows = [i for i, idx in enumerate(idx_chunk) if idx in contents] if content_weights is not None else []
+            weights = content_weights(np.asarray(idx_chunk)[rows], chunk[rows]) if rows else None
+            at = {i: k for k, i in enumerate(rows)}
             for i, idx in enumerate(idx_chunk):
                 out[idx] = ([c[i] for c in content], [tuple(r[i] for r in rep) for rep in style],
-                            None if weights is None else [w[i] for w in weights])
+                            [w[at[i]] for w in weights] if i in at else None)
         return out
 
-    def _batch_targets(self, cache: dict, jobs: list[Job]) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
-        content = [np.stack([cache[j.content][0][k] for j in jobs]) for k in range(len(self.losses.content_layers))]
+    def _batch_targets(self, cache: dict, jobs: list[Job]):
+        """(content targets, style targets, content weights or None) of a batch, stacked per layer."""
+        def per_content_layer(slot: int) -> list[np.ndarray]:
+            return [np.stack([cache[j.content][slot][k] for j in jobs]) for k in range(len(self.losses.content_layers))]
+
         style = []
         for k in range(len(self.losses.style_layers)):
             combined = [self.style_loss.combine([cache[s][1][k] for s in j.styles]) for j in jobs]
             style.append([np.stack([c[r] for c in combined]) for r in range(len(combined[0]))])
-        return content, style
+        return per_content_layer(0), style, per_content_layer(2) if self.losses.weighted_content else None
 
     # ----------------------------------------------------------- run
 
@@ -313,7 +319,8 @@ class NSTEngine:
         jobs = list(jobs)
         needed = sorted({j.content for j in jobs} | {s for j in jobs for s in j.styles})
         weighted = content_weights if self.losses.weighted_content else None
-        caches = [self._targets(level, sources, needed, weighted) for level in self.levels]
+        contents = frozenset(j.content for j in jobs)
+        caches = [self._targets(level, sources, needed, weighted, contents) for level in self.levels]
         b = self.schedule.batch_size
         # progress None: a bar only on a terminal (tqdm's own rule); True/False force it on/off
         bar = tqdm(total=len(jobs), unit="img", desc=desc, disable=None if progress is None else not progress,
@@ -339,9 +346,7 @@ class NSTEngine:
                 current = self._init(batch, sources, level.size)
             else:
                 current = resize(current, level.size)
-            content, style = self._batch_targets(cache, batch)
-            weights = ([np.stack([cache[j.content][2][k] for j in batch])
-                        for k in range(len(self.losses.content_layers))] if self.losses.weighted_content else None)
+            content, style, weights = self._batch_targets(cache, batch)
             level.start_batch(current, content, style, lr, seed, weights)
             done = 0
             while done < its:

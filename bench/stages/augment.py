@@ -35,6 +35,7 @@ from bench.stages.common import (
     log,
     params_from_args,
     stable_seed,
+    writing,
 )
 from bench.typed import to_dict
 
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder", default=None, metavar="DIR",
                         help="output of the encoder stage, for methods with weights: domain")
     args = parser.parse_args(argv)
-    augment(params_from_args(args), load_prepared(args.prepared), args.method, Path(args.out),
-            Path(args.encoder) if args.encoder else None)
+    with writing(args.out):
+        augment(params_from_args(args), load_prepared(args.prepared), args.method, Path(args.out),
+                Path(args.encoder) if args.encoder else None)
     return 0

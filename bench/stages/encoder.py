@@ -22,7 +22,7 @@ import numpy as np
 
 from bench.config import Params
 from bench.io import atomic_path, write_json
-from bench.stages.common import Prepared, add_params_args, load_prepared, log, params_from_args
+from bench.stages.common import Prepared, add_params_args, load_prepared, log, params_from_args, writing
 from bench.typed import from_dict, to_dict
 
 
@@ -77,5 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prepared", default="data/prepared")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    train_encoders(params_from_args(args), load_prepared(args.prepared), Path(args.out))
+    with writing(args.out):
+        train_encoders(params_from_args(args), load_prepared(args.prepared), Path(args.out))
     return 0

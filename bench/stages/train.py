@@ -47,7 +47,7 @@ from bench.errors import AugbenchError
 from bench.io import file_digest, load_npz, read_json, write_json, write_text
 from bench.metrics import binary_metrics
 from bench.stages.augment import check_sources
-from bench.stages.common import Prepared, add_params_args, load_prepared, log, params_from_args
+from bench.stages.common import Prepared, add_params_args, load_prepared, log, params_from_args, writing
 from bench.typed import to_dict
 from bench.xai.runs import write_explanations
 
@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    run(params_from_args(args), load_prepared(args.prepared), Path(args.augmented),
-        args.classifier, args.seed, Path(args.out))
+    with writing(args.out):
+        run(params_from_args(args), load_prepared(args.prepared), Path(args.augmented),
+            args.classifier, args.seed, Path(args.out))
     return 0

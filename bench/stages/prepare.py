@@ -74,6 +74,7 @@ def prepare_inputs(params: Params) -> dict:
 
 def prepare(params: Params, out: Path) -> dict:
     started = time.perf_counter()
+    (out / "meta.json").unlink(missing_ok=True)  # written last: never beside arrays of another run
     root = dataset_root(params, out)
     scan = scan_folder(root, params.dataset.classes)
     records, report, decoded = validate_records(scan, params.dataset.near_duplicate_threshold,

@@ -239,7 +239,8 @@ class _NSTAugmenter(Augmenter):
             self.fit(train, rng)
         self._train = train
         config = self.transfer_config(n, len(train))
-        gen, self.run_info = style_transfer(train, n, rng, config)
+        gen, self.run_info = style_transfer(train, n, rng, config, checkpoint=self.resources.get("checkpoint_dir"),
+                                            checkpoint_key=str(self.resources.get("checkpoint_key", "")))
         self.run_info.update(self.describe_run())
         return gen
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -118,3 +119,68 @@ def test_nst_different_seed_gives_different_images(prepared, nst_reference, tmp_
     augment.augment(_params([*NST_SETS, "augment.seed=1"]), prepared, NST, out)
     a, b = (load_npz(d / "synthetic.npz")["images"] for d in (nst_reference, out))
     assert a.shape == b.shape and not np.array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _tiny_fit(checkpoint, epochs=4, log_dir=None):
+    """A small CNN with Dropout at 32 px, SGD with momentum, lr plateau and best-epoch weights."""
+    import tensorflow as tf
+
+    from bench import training
+
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 32, 32, 1), dtype=np.float32)
+    y = (x[:, :16].mean(axis=(1, 2, 3)) > x[:, 16:].mean(axis=(1, 2, 3))).astype(int)
+    training.seed_everything(3)
+    model = tf.keras.Sequential([
+        tf.keras.Input((32, 32, 1)), tf.keras.layers.Conv2D(4, 3, activation="relu"),
+        tf.keras.layers.BatchNormalization(), tf.keras.layers.GlobalAveragePooling2D(),
+        tf.keras.layers.Dropout(0.5), tf.keras.layers.Dense(2, activation="softmax")])
+    model.compile(tf.keras.optimizers.SGD(0.05, momentum=0.9), "categorical_crossentropy", metrics=["accuracy"])
+    p = SimpleNamespace(epochs=epochs, batch_size=8, reduce_lr_patience=1, reduce_lr_factor=0.5,
+                        early_stopping_patience=0, bn_recalibration_images=16)
+    return training.fit(model, p, x[:32], y[:32], x[32:], y[32:], seed=3, verbose=0, checkpoint=checkpoint,
+                        log_dir=log_dir)
+
+
+def _same_fit(a, b) -> None:
+    assert a.history == b.history and a.best_epoch == b.best_epoch
+    for wa, wb in zip(a.model.get_weights(), b.model.get_weights(), strict=True):
+        assert np.array_equal(wa, wb)
+
+
+def test_training_resumes_after_an_epoch_bit_identical(tmp_path, monkeypatch):
+    from bench import training
+
+    reference = _tiny_fit(None)
+    path = tmp_path / "checkpoint" / "candidate0.npz"
+    original, saved = training.Checkpoint.save, []
+
+    def save(self, *args, **kwargs):
+        if len(saved) == 2:
+            raise Stop
+        saved.append(original(self, *args, **kwargs))
+
+    monkeypatch.setattr(training.Checkpoint, "save", save)
+    with pytest.raises(Stop):
+        _tiny_fit(training.Checkpoint(path, "run"))
+    monkeypatch.undo()
+    resumed = _tiny_fit(training.Checkpoint(path, "run"))
+    _same_fit(reference, resumed)
+    assert "lr" in resumed.history and len(set(resumed.history["lr"])) > 1  # the plateau fired
+    again = _tiny_fit(training.Checkpoint(path, "run"))  # finished: loaded, not trained
+    _same_fit(reference, again)
+    assert again.seconds == resumed.seconds
+
+
+def test_training_checkpoint_of_another_run_is_ignored(tmp_path, caplog):
+    from bench import training
+
+    path = tmp_path / "candidate0.npz"
+    _tiny_fit(training.Checkpoint(path, "other parameters"), epochs=2)
+    with caplog.at_level(logging.INFO, logger="augbench"):
+        result = _tiny_fit(training.Checkpoint(path, "run"))
+    assert "checkpoint of another run" in caplog.text
+    _same_fit(_tiny_fit(None), result)

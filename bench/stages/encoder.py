@@ -22,7 +22,14 @@ import numpy as np
 
 from bench.config import Params
 from bench.io import atomic_path, write_json
-from bench.stages.common import Prepared, add_params_args, load_prepared, log, params_from_args, writing
+from bench.stages.common import (
+    Prepared,
+    add_params_args,
+    load_prepared,
+    log,
+    params_from_args,
+    writing,
+)
 from bench.typed import from_dict, to_dict
 
 

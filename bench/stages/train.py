@@ -47,7 +47,14 @@ from bench.errors import AugbenchError
 from bench.io import file_digest, load_npz, read_json, write_json, write_text
 from bench.metrics import binary_metrics
 from bench.stages.augment import check_sources
-from bench.stages.common import Prepared, add_params_args, load_prepared, log, params_from_args, writing
+from bench.stages.common import (
+    Prepared,
+    add_params_args,
+    load_prepared,
+    log,
+    params_from_args,
+    writing,
+)
 from bench.typed import to_dict
 from bench.xai.runs import write_explanations
 

@@ -53,9 +53,8 @@ def test_stage_command_refuses_a_locked_output_folder(holder):
 
 def test_lock_in_process_refuses_and_is_removed_after(holder, tmp_path):
     folder, proc = holder
-    with pytest.raises(LockedError, match=f"PID {proc.pid}"):
-        with workspace_lock(folder):
-            pass
+    with pytest.raises(LockedError, match=f"PID {proc.pid}"), workspace_lock(folder):
+        pass
     assert json.loads((folder / LOCK_NAME).read_text())["pid"] == proc.pid
     other = tmp_path / "other"
     with workspace_lock(other) as path:

@@ -49,11 +49,11 @@ def parameter_counts(name: str, mode: str | None, input_size: int, weights: str 
     """Build classifier plugin ``name`` in transfer ``mode`` (None: its default) at
     ``input_size`` px (raised to the architecture's minimum) with two outputs, and count
     its parameters: ``model_counts`` plus classifier, mode, input_size."""
-    import dataclasses
-
     import tensorflow as tf
 
     from bench import registry
+
+    import dataclasses
 
     # `weights` and `transfer` are conventions of the built-in classifiers, not of the plugin
     # contract: a plugin without them is built with its defaults (mode reported as its default).

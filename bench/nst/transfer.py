@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from bench.errors import NumericalError
 from bench.nst.engine import Job, LossConfig, Schedule, Shard, get_engine
 from bench.nst.losses import StyleLoss
 from bench.nst.sampling import add_references, plan_pairs, select
+from bench.nst.shards import ShardStore, plan_fingerprint
 from bench.plugins import Generated, ImageSet
 
 log = logging.getLogger("augbench")
@@ -60,8 +62,13 @@ def plan_jobs(train: ImageSet, n: int, rng: np.random.Generator, config: Transfe
 
 
 def style_transfer(train: ImageSet, n: int, rng: np.random.Generator, config: TransferConfig,
-                   progress: bool | None = None) -> tuple[Generated, dict]:
-    """n synthetic images made from ``train`` only, with provenance and a run summary."""
+                   progress: bool | None = None, checkpoint: Path | None = None,
+                   checkpoint_key: str = "") -> tuple[Generated, dict]:
+    """n synthetic images made from ``train`` only, with provenance and a run summary.
+
+    ``checkpoint``: a folder where every finished batch is saved and from which a re-run with
+    the same plan (and ``checkpoint_key``) loads them instead of running them again
+    (:mod:`bench.nst.shards`); the result is the same either way."""
     h, w = train.images.shape[1:]
     info = {"encoder": config.arch, "weights": config.weights.description, "weights_kind": config.weights.kind,
             "style_loss": config.style_loss.describe(), "failures": [], "images_per_second": None}
@@ -73,11 +80,13 @@ def style_transfer(train: ImageSet, n: int, rng: np.random.Generator, config: Tr
                         config.schedule, (h, w))
     sources = train.images.astype(np.float32)
     started, done = time.perf_counter(), {}
+    store = None if checkpoint is None else ShardStore(
+        checkpoint, plan_fingerprint(checkpoint_key, jobs, engine_seed, config, (h, w)))
     pending = {i: job for i, job in enumerate(jobs)}
     for attempt in range(config.max_retries + 1):
         order = sorted(pending)
-        shards = engine.run([pending[i] for i in order], sources, seed=engine_seed,
-                            progress=progress, desc=config.method, content_weights=config.content_weights)
+        shards = _run_attempt(engine, [pending[i] for i in order], order, attempt, sources, engine_seed, config,
+                              store, progress, info)
         position = 0
         for shard in shards:
             for k in range(len(shard.jobs)):
@@ -107,6 +116,33 @@ def style_transfer(train: ImageSet, n: int, rng: np.random.Generator, config: Tr
              len(jobs), seconds, info["images_per_second"], info["image_iterations_per_second"], config.arch,
              config.weights.description)
     return Generated(images, labels, provenance), info
+
+
+def _run_attempt(engine, jobs: list[Job], indices: list[int], attempt: int, sources: np.ndarray, seed: int,
+                 config: TransferConfig, store: ShardStore | None, progress: bool | None, info: dict) -> list[Shard]:
+    """One round over ``jobs`` (``indices``: their positions in the plan), batch by batch: a
+    batch saved by an earlier run of the same plan is loaded, the others are run (and saved)."""
+    b = config.schedule.batch_size
+    starts = list(range(0, len(jobs), b))
+    found = {s: store.load(attempt, s, indices[s:s + b], jobs[s:s + b]) for s in starts} if store else {}
+    todo = [s // b for s in starts if found.get(s) is None]
+    if len(todo) < len(starts):
+        n_loaded = sum(len(found[s].jobs) for s in starts if found.get(s) is not None)
+        log.info("%s: resuming: %d of %d batches (%d images) of %s already done, loaded from %s", config.method,
+                 len(starts) - len(todo), len(starts), n_loaded, "the first round" if attempt == 0 else
+                 f"retry round {attempt}", store.folder)
+        info.setdefault("resumed", []).append({"attempt": attempt, "batches_loaded": len(starts) - len(todo),
+                                               "batches": len(starts)})
+    if todo:
+        run = engine.run(jobs, sources, seed=seed, progress=progress, desc=config.method,
+                         content_weights=config.content_weights,
+                         batches=None if len(todo) == len(starts) else todo)
+        for batch, shard in zip(todo, run, strict=True):
+            start = batch * b
+            if store is not None:
+                store.save(attempt, start, indices[start:start + b], shard)
+            found[start] = shard
+    return [found[s] for s in starts]
 
 
 def _failure(train: ImageSet, shard: Shard, k: int, attempt: int) -> dict:

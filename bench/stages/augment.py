@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -35,8 +36,11 @@ from bench.stages.common import (
     log,
     params_from_args,
     stable_seed,
+    writing,
 )
 from bench.typed import to_dict
+
+CHECKPOINT = "shards"  # partial results of a resumable plugin (NST batches), under the output folder
 
 
 def check_generated(gen: Generated, train: ImageSet, method: str) -> None:
@@ -105,15 +109,28 @@ def check_encoder(encoder_dir: Path, prepared: Prepared) -> None:
                             "test images. Re-run the encoder stage (dvc repro, or augbench encoder)")
 
 
+def checkpoint_key(params: Params, prepared: Prepared, method: str, encoder_dir: Path | None) -> str:
+    """What a resumable plugin's partial results depend on besides its own plan: the method's
+    parameters, the seed, the prepared data and the encoder stage's output."""
+    encoder_meta = Path(encoder_dir) / "meta.json" if encoder_dir is not None else None
+    return json.dumps({"method": method, "params": to_dict(params.method_params(method)),
+                       "seed": params.augment.seed, "upstream": prepared.digest,
+                       "encoder": file_digest(encoder_meta) if encoder_meta and encoder_meta.is_file() else None},
+                      sort_keys=True, default=str)
+
+
 def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_dir: Path | None = None) -> dict:
     """Run augmenter ``method`` on the training split; ``encoder_dir`` (the encoder stage's
     output) is handed to the plugin as ``resources["encoder_dir"]`` before ``fit``."""
     started = time.perf_counter()
+    (out / "meta.json").unlink(missing_ok=True)  # written last: never beside images of another run
     train = prepared.subset("train")
     plugin = registry.get("augmenter", method)(params.method_params(method))
     if encoder_dir is not None:
         check_encoder(Path(encoder_dir), prepared)
         plugin.resources = {**getattr(plugin, "resources", {}), "encoder_dir": Path(encoder_dir)}
+    plugin.resources = {**getattr(plugin, "resources", {}), "checkpoint_dir": out / CHECKPOINT,
+                        "checkpoint_key": checkpoint_key(params, prepared, method, encoder_dir)}
     rng = np.random.default_rng(stable_seed(params.augment.seed, method))
     plugin.fit(train, rng)
     n = plugin.n_synthetic(len(train))
@@ -140,6 +157,7 @@ def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_
         if (Path(encoder_dir) / "meta.json").is_file():  # which encoder-stage output this run saw
             meta["encoder_upstream"] = file_digest(Path(encoder_dir) / "meta.json")
     write_json(out / "meta.json", meta)
+    shutil.rmtree(out / CHECKPOINT, ignore_errors=True)  # complete: partial results are not outputs
     log.info("%s: %d images in %.1fs", method, meta["n_synthetic"], meta["seconds"])
     return meta
 
@@ -153,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder", default=None, metavar="DIR",
                         help="output of the encoder stage, for methods with weights: domain")
     args = parser.parse_args(argv)
-    augment(params_from_args(args), load_prepared(args.prepared), args.method, Path(args.out),
-            Path(args.encoder) if args.encoder else None)
+    with writing(args.out):
+        augment(params_from_args(args), load_prepared(args.prepared), args.method, Path(args.out),
+                Path(args.encoder) if args.encoder else None)
     return 0

@@ -20,7 +20,14 @@ from pathlib import Path
 
 from bench.config import Params
 from bench.io import atomic_path, save_npz, write_json
-from bench.stages.common import Prepared, add_params_args, load_prepared, log, params_from_args
+from bench.stages.common import (
+    Prepared,
+    add_params_args,
+    load_prepared,
+    log,
+    params_from_args,
+    writing,
+)
 from bench.typed import from_dict, to_dict
 
 
@@ -74,5 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prepared", default="data/prepared")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    train_encoders(params_from_args(args), load_prepared(args.prepared), Path(args.out))
+    with writing(args.out):
+        train_encoders(params_from_args(args), load_prepared(args.prepared), Path(args.out))
     return 0

@@ -38,7 +38,7 @@ from bench import metrics, stats
 from bench.config import Params
 from bench.errors import AugbenchError
 from bench.io import read_json, write_json, write_text
-from bench.stages.common import add_params_args, log, params_from_args
+from bench.stages.common import add_params_args, log, params_from_args, writing
 
 
 def run_dir(runs: Path, method: str, classifier: str, seed: int) -> Path:
@@ -181,5 +181,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--out", default="reports")
     args = parser.parse_args(argv)
-    evaluate(params_from_args(args), Path(args.runs), Path(args.out))
+    with writing(args.out):
+        evaluate(params_from_args(args), Path(args.runs), Path(args.out))
     return 0

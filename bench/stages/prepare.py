@@ -29,7 +29,7 @@ from bench.data.srad import srad
 from bench.data.validate import validate_records
 from bench.errors import DataError
 from bench.io import save_npz, write_json, write_text
-from bench.stages.common import add_params_args, log, params_from_args
+from bench.stages.common import add_params_args, log, params_from_args, writing
 from bench.typed import to_dict
 
 
@@ -72,6 +72,7 @@ def prepare_inputs(params: Params) -> dict:
 
 def prepare(params: Params, out: Path) -> dict:
     started = time.perf_counter()
+    (out / "meta.json").unlink(missing_ok=True)  # written last: never beside arrays of another run
     root = dataset_root(params, out)
     scan = scan_folder(root, params.dataset.classes)
     decoded_masks: dict[str, np.ndarray] = {}
@@ -121,5 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     add_params_args(parser)
     parser.add_argument("--out", default="data/prepared", help="output folder")
     args = parser.parse_args(argv)
-    prepare(params_from_args(args), Path(args.out))
+    with writing(args.out):
+        prepare(params_from_args(args), Path(args.out))
     return 0

@@ -26,7 +26,7 @@ from tabulate import tabulate
 from bench import html_report, plots, provenance
 from bench.config import Params
 from bench.io import atomic_path, load_npz, read_json, write_json, write_text
-from bench.stages.common import add_params_args, log, params_from_args
+from bench.stages.common import add_params_args, log, params_from_args, writing
 from bench.stages.evaluate import load_run, run_dir
 
 COLUMNS = {"accuracy": "Acc", "recall": "Recall", "specificity": "Specificity",
@@ -383,5 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--out", default="reports")
     args = parser.parse_args(argv)
-    report(params_from_args(args), Path(args.prepared), Path(args.augmented), Path(args.runs), Path(args.out))
+    with writing(args.out):
+        report(params_from_args(args), Path(args.prepared), Path(args.augmented), Path(args.runs),
+               Path(args.out))
     return 0

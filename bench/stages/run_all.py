@@ -31,7 +31,7 @@ from bench.errors import AugbenchError
 from bench.io import file_digest, read_json
 from bench.quiet import is_quiet, quiet_mode
 from bench.stages import augment, encoder, evaluate, prepare, report, train
-from bench.stages.common import add_params_args, load_prepared, log, params_from_args
+from bench.stages.common import add_params_args, load_prepared, log, params_from_args, writing
 from bench.typed import to_dict
 
 
@@ -155,7 +155,8 @@ def run_workdir(args: argparse.Namespace) -> int:
               f"seeds {', '.join(map(str, params.matrix.seeds))}")
         return 0
     started = time.perf_counter()
-    run_pipeline(params, workdir)
+    with writing(workdir, "this work folder"):
+        run_pipeline(params, workdir)
     print(f"augbench run: finished in {time.perf_counter() - started:.0f}s; report: "
           f"{workdir / 'reports' / 'results.md'}")
     return 0

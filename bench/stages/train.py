@@ -47,9 +47,18 @@ from bench.errors import AugbenchError
 from bench.io import file_digest, load_npz, read_json, write_json, write_text
 from bench.metrics import binary_metrics
 from bench.stages.augment import check_sources
-from bench.stages.common import Prepared, add_params_args, load_prepared, log, params_from_args
+from bench.stages.common import (
+    Prepared,
+    add_params_args,
+    load_prepared,
+    log,
+    params_from_args,
+    writing,
+)
 from bench.typed import to_dict
 from bench.xai.runs import write_explanations
+
+CHECKPOINT = "checkpoint"  # per-epoch training state, under the output folder, until meta.json is written
 
 
 def training_set(prepared: Prepared, augmented: Path) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -82,8 +91,11 @@ def resize_to(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def train_candidate(plugin: type, params, data: tuple, name: str, candidate: training.Candidate, *,
-                    log_root: Path | None = None, n_candidates: int = 1) -> training.Trial:
-    """Build, seed and fit one grid candidate; judge it on the validation split only."""
+                    log_root: Path | None = None, n_candidates: int = 1,
+                    checkpoint_key: str | None = None) -> training.Trial:
+    """Build, seed and fit one grid candidate; judge it on the validation split only. With
+    ``checkpoint_key``, its state after every epoch goes to ``log_root/checkpoint/`` and a
+    re-run with the same key continues from there (bench.training.Checkpoint)."""
     x_train, y_train, x_val, y_val = data
     values = {"learning_rate": candidate.learning_rate, "beta_1": candidate.beta_1}
     clf = plugin(dataclasses.replace(params, **{k: v for k, v in values.items() if hasattr(params, k)}))
@@ -94,7 +106,12 @@ def train_candidate(plugin: type, params, data: tuple, name: str, candidate: tra
              name, candidate.index, candidate.learning_rate, candidate.beta_1, candidate.repeat, candidate.seed,
              training.trainable_count(model), clf.weights_source())
     log_dir = None if log_root is None else training.candidate_log_dir(log_root, candidate.index, n_candidates)
-    result = training.fit(model, clf.params, x_train, y_train, x_val, y_val, seed=candidate.seed, log_dir=log_dir)
+    checkpoint = None
+    if log_root is not None and checkpoint_key is not None:
+        checkpoint = training.Checkpoint(log_root / CHECKPOINT / f"candidate{candidate.index}.npz",
+                                         f"{checkpoint_key} {candidate}")
+    result = training.fit(model, clf.params, x_train, y_train, x_val, y_val, seed=candidate.seed, log_dir=log_dir,
+                          checkpoint=checkpoint)
     val_scores = training.predict_positive(model, x_val)
     val_loss = result.history.get("val_loss", [np.nan])[result.best_epoch - 1]
     return training.Trial(candidate, float(val_loss), binary_metrics(y_val, val_scores)["auc"], result.best_epoch,
@@ -137,8 +154,11 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
     criterion = getattr(configured, "select", "val_loss")
     candidates = training.grid_candidates(configured, seed)
     shutil.rmtree(out / "dvclive", ignore_errors=True)  # outside DVC the folder is reused
+    upstream = [prepared.digest, file_digest(augmented / "synthetic.npz")]
+    key = json.dumps({"classifier": classifier, "params": to_dict(configured), "seed": seed, "upstream": upstream},
+                     sort_keys=True, default=str)
     fit_one = functools.partial(train_candidate, plugin, configured, (x_train, y, x_val, val.labels), classifier,
-                                log_root=out, n_candidates=len(candidates))
+                                log_root=out, n_candidates=len(candidates), checkpoint_key=key)
     best, grid = training.run_grid(candidates, fit_one, criterion)
     # The choice is made; only now is the test split predicted.
     chosen, model, result = best.state["classifier"], best.state["model"], best.state["result"]
@@ -151,13 +171,14 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
             "weights": chosen.weights_source(), "input_size": size,
             "trainable_params": training.trainable_count(model),
             "non_trainable_params": training.non_trainable_count(model), "training_set": composition,
-            "upstream": [prepared.digest, file_digest(augmented / "synthetic.npz")],
+            "upstream": upstream,
             "selection": _selection(best, grid, criterion), "epochs_run": best.epochs,
             "best_epoch": result.best_epoch, "fit_seconds": round(result.seconds, 1)}
     meta.update(write_analysis(chosen, model, best.state["initial"], x_test, out))
     meta.update(write_explanations(model, x_test, test.ids, test_masks(prepared), out))
     meta["seconds"] = round(time.perf_counter() - started, 1)
     write_json(out / "meta.json", meta)
+    shutil.rmtree(out / CHECKPOINT, ignore_errors=True)  # complete: the epoch checkpoints are not outputs
     log.info("%s/%s seed %d: candidate %d of %d, best epoch %d of %d, %.0fs", augmented.name, classifier, seed,
              best.candidate.index, len(grid), meta["best_epoch"], meta["epochs_run"], meta["seconds"])
     return meta
@@ -188,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    run(params_from_args(args), load_prepared(args.prepared), Path(args.augmented),
-        args.classifier, args.seed, Path(args.out))
+    with writing(args.out):
+        run(params_from_args(args), load_prepared(args.prepared), Path(args.augmented),
+            args.classifier, args.seed, Path(args.out))
     return 0

@@ -237,7 +237,8 @@ class _NSTAugmenter(Augmenter):
         if self._weights is None or self._labels is None or len(self._labels) != len(train):
             self.fit(train, rng)
         config = self.transfer_config(n, len(train), train)
-        gen, self.run_info = style_transfer(train, n, rng, config)
+        gen, self.run_info = style_transfer(train, n, rng, config, checkpoint=self.resources.get("checkpoint_dir"),
+                                            checkpoint_key=str(self.resources.get("checkpoint_key", "")))
         self.run_info.update(self.describe_run())
         return gen
 

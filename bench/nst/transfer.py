@@ -13,6 +13,7 @@ failed attempt is listed in ``run_info["failures"]`` (and so in meta.json).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -60,8 +61,13 @@ def plan_jobs(train: ImageSet, n: int, rng: np.random.Generator, config: Transfe
 
 
 def style_transfer(train: ImageSet, n: int, rng: np.random.Generator, config: TransferConfig,
-                   progress: bool | None = None) -> tuple[Generated, dict]:
-    """n synthetic images made from ``train`` only, with provenance and a run summary."""
+                   progress: bool | None = None, shards=None) -> tuple[Generated | None, dict]:
+    """n synthetic images made from ``train`` only, with provenance and a run summary.
+
+    ``shards`` (a :class:`bench.distributed.Sharding`: the Horovod workers and a shard folder)
+    splits the batches of the job plan across ranks, writes each finished batch to the folder
+    and resumes from the batches found there; rank 0 gets the merged result, bit for bit the
+    one-process result, and every other rank ``None``."""
     h, w = train.images.shape[1:]
     info = {"encoder": config.arch, "weights": config.weights.description, "weights_kind": config.weights.kind,
             "style_loss": config.style_loss.describe(), "failures": [], "images_per_second": None}
@@ -69,17 +75,26 @@ def style_transfer(train: ImageSet, n: int, rng: np.random.Generator, config: Tr
         return Generated(np.zeros((0, h, w), np.float32), np.zeros(0, np.int64), []), info
     jobs = plan_jobs(train, n, rng, config)
     engine_seed = int(rng.integers(0, 2**31 - 1))
-    engine = get_engine(config.arch, config.weights, config.pooling, config.style_loss, config.losses,
-                        config.schedule, (h, w))
+    timer = shards.workers.timer if shards is not None else None
+    with timer("build") if timer else contextlib.nullcontext():
+        engine = get_engine(config.arch, config.weights, config.pooling, config.style_loss, config.losses,
+                            config.schedule, (h, w))
+        if shards is not None:
+            engine.trace()  # so that tracing is timed as build, not as the first batch's compute
     sources = train.images.astype(np.float32)
+    if shards is None:
+        def run(batch_jobs, attempt):
+            return engine.run(batch_jobs, sources, seed=engine_seed, progress=progress, desc=config.method,
+                              content_weights=config.content_weights)
+    else:
+        run = shards.runner(engine, sources, engine_seed, config, progress)
     started, done = time.perf_counter(), {}
     pending = {i: job for i, job in enumerate(jobs)}
     for attempt in range(config.max_retries + 1):
         order = sorted(pending)
-        shards = engine.run([pending[i] for i in order], sources, seed=engine_seed,
-                            progress=progress, desc=config.method, content_weights=config.content_weights)
+        batches = run([pending[i] for i in order], attempt)
         position = 0
-        for shard in shards:
+        for shard in batches:
             for k in range(len(shard.jobs)):
                 index = order[position + k]
                 if shard.ok[k]:
@@ -99,6 +114,10 @@ def style_transfer(train: ImageSet, n: int, rng: np.random.Generator, config: Tr
                              f"retries (e.g. content {first['content_id']!r}, styles {first['style_ids']}: "
                              f"{first['reason']}); nothing was written")
     seconds = time.perf_counter() - started
+    if shards is not None:
+        info["distributed"] = shards.describe(run)
+        if not shards.workers.is_root:
+            return None, info
     images, provenance = _collect(train, jobs, done, config)
     info.update(seconds=round(seconds, 2), images_per_second=round(len(jobs) / seconds, 3),
                 image_iterations_per_second=round(len(jobs) * sum(config.schedule.iterations) / seconds, 2))

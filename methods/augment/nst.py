@@ -239,7 +239,11 @@ class _NSTAugmenter(Augmenter):
             self.fit(train, rng)
         self._train = train
         config = self.transfer_config(n, len(train))
-        gen, self.run_info = style_transfer(train, n, rng, config)
+        # under Horovod the stage hands over its bench.distributed.Sharding: the plan's batches are
+        # split across ranks, and ranks other than 0 get None (rank 0 writes the outputs)
+        gen, self.run_info = style_transfer(train, n, rng, config, shards=self.resources.get("sharding"))
+        if gen is None:
+            return None
         self.run_info.update(self.describe_run())
         return gen
 

@@ -391,6 +391,75 @@ class Sharding:
                 "batches_resumed": runner.resumed, "batches_computed": runner.computed}
 
 
+# --------------------------------------------------------------------------- training
+#
+# Data-parallel training: every process keeps the classifier's ``batch_size``, so the global
+# batch is np × batch_size, and the learning rate is multiplied by np (the linear scaling rule
+# of Goyal et al. 2017, "Accurate, Large Minibatch SGD", §2.1; Horovod's own examples do the
+# same). Gradients are averaged over the ranks (allreduce), so one step on np ranks equals one
+# step of a single process on the concatenated global batch at the scaled learning rate —
+# except for BatchNormalization, whose batch statistics stay per rank (tested without BN).
+
+
+def scaled_learning_rate(learning_rate: float, workers: Workers) -> float:
+    """The learning rate for np processes: ``learning_rate × np`` (linear scaling rule)."""
+    return float(learning_rate) * workers.size
+
+
+def shard_rows(n: int, workers: Workers) -> slice:
+    """This rank's contiguous share of ``n`` rows (sizes differ by at most one)."""
+    return slice(workers.rank * n // workers.size, (workers.rank + 1) * n // workers.size)
+
+
+def broadcast_variables(variables, workers: Workers) -> None:
+    """Give every rank rank 0's initial values (model weights, optimizer slots)."""
+    if workers.horovod and workers.size > 1:
+        import horovod.tensorflow as hvd
+
+        hvd.broadcast_variables(list(variables), root_rank=0)
+
+
+def make_train_step(model, optimizer, loss_fn, workers: Workers):
+    """A traced step: loss of this rank's batch, gradients averaged over the ranks
+    (``hvd.DistributedGradientTape``), applied by every rank alike. Returns the global mean loss."""
+    import tensorflow as tf
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        if workers.horovod:
+            import horovod.tensorflow as hvd
+
+            tape = hvd.DistributedGradientTape(tape)
+            grads = tape.gradient(loss, model.trainable_variables)
+            loss = hvd.allreduce(loss)
+        else:
+            grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    return step
+
+
+def keras_distributed(model, workers: Workers, learning_rate: float | None = None):
+    """Recompile a compiled Keras ``model`` for Horovod: its optimizer (learning rate × np) in
+    ``hvd.DistributedOptimizer``; returns the callbacks that broadcast rank 0's initial
+    variables and average the epoch metrics over ranks. One process: the model as it is, no
+    callbacks."""
+    if not (workers.horovod and workers.size > 1):
+        return []
+    import horovod.tensorflow.keras as hvd
+    import tensorflow as tf
+
+    optimizer = model.optimizer
+    lr = float(tf.keras.backend.get_value(optimizer.learning_rate)) if learning_rate is None else learning_rate
+    optimizer.learning_rate = scaled_learning_rate(lr, workers)
+    model.compile(optimizer=hvd.DistributedOptimizer(optimizer), loss=model.loss,
+                  metrics=[m for m in model.compiled_metrics._user_metrics or []])
+    return [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
+
+
 # --------------------------------------------------------------------------- launcher
 
 

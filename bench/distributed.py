@@ -350,7 +350,6 @@ class ShardedRunner:
         keys = [self.store.key(attempt, batch) for batch in batches]
         mine = share(len(batches), self.workers.size, self.workers.rank)
         todo = [i for i in mine if not self.store.valid(attempt, i, keys[i])]
-        self.resumed += len(mine) - len(todo)
         if len(todo) < len(mine):
             log.info("rank %d: %d of its %d batches found finished in %s (resumed)", self.workers.rank,
                      len(mine) - len(todo), len(mine), self.store.folder)
@@ -362,9 +361,10 @@ class ShardedRunner:
                 shard = next(run)
             with timer("io"):
                 self.store.save(attempt, i, keys[i], shard)
-            self.computed += 1
         with timer("wait"):  # idle until every rank has finished the attempt
-            self.workers.allgather(len(todo))
+            counts = self.workers.allgather((len(todo), len(mine) - len(todo)))
+        self.computed += sum(c for c, _ in counts)  # batches over all ranks
+        self.resumed += sum(r for _, r in counts)
         with timer("io"):
             return [self.store.load(attempt, i, batch, self.workers.is_root) for i, batch in enumerate(batches)]
 

@@ -369,6 +369,18 @@ class ShardedRunner:
             return [self.store.load(attempt, i, batch, self.workers.is_root) for i, batch in enumerate(batches)]
 
 
+def _weights_digest(weights) -> list[str]:
+    """Digests of the encoder's weight file and of the encoder stage's meta.json beside it (which
+    also covers the domain classifier head that nst-proposed-lrp's relevance comes from)."""
+    from bench.io import file_digest
+
+    path = Path(weights.path) if getattr(weights, "path", None) else None
+    if path is None or not path.is_file():
+        return []
+    meta = path.parent / "meta.json"
+    return [file_digest(path)] + ([file_digest(meta)] if meta.is_file() else [])
+
+
 @dataclass
 class Sharding:
     """What the augment stage hands to ``style_transfer`` under Horovod: the workers and the
@@ -378,7 +390,8 @@ class Sharding:
     folder: Path
 
     def runner(self, engine, sources: np.ndarray, seed: int, config, progress: bool | None) -> ShardedRunner:
-        base = digest(config.method, config.arch, config.weights.description, config.pooling,
+        base = digest(config.method, config.arch, config.weights.description, _weights_digest(config.weights),
+                      config.pooling,
                       json.dumps(config.style_loss.describe(), sort_keys=True, default=str), config.losses,
                       config.schedule, json.dumps(config.record, sort_keys=True, default=str),
                       sources.shape, sources, seed)
@@ -457,6 +470,9 @@ def keras_distributed(model, workers: Workers, learning_rate: float | None = Non
     optimizer.learning_rate = scaled_learning_rate(lr, workers)
     model.compile(optimizer=hvd.DistributedOptimizer(optimizer), loss=model.loss,
                   metrics=[m for m in model.compiled_metrics._user_metrics or []])
+    # Now, not only in the callback: Horovod's callback broadcasts after the first batch, whose
+    # gradients would then come from different weights on each rank.
+    broadcast_variables(model.variables, workers)
     return [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
 
 

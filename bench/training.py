@@ -186,18 +186,29 @@ def targets(model, labels: np.ndarray, n_classes: int = 2) -> np.ndarray:
 
 
 def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: int | None = None,
-        seed: int = 0, log_dir: str | os.PathLike | None = None) -> FitResult:
+        seed: int = 0, log_dir: str | os.PathLike | None = None, workers=None) -> FitResult:
     """Fit with the model's cross-entropy (and ``p.class_weight``); keep the best-validation weights.
 
     ``verbose``: Keras' (default: one line per epoch, none in quiet mode). ``log_dir``: write
     every epoch's losses and metrics there with dvclive (``train/loss``, ``eval/loss``, …);
-    None (the default) logs nothing."""
+    None (the default) logs nothing. ``workers`` (bench.distributed.Workers, np > 1): data
+    parallel under Horovod — each rank trains on its share of a seeded permutation of the
+    training set with ``batch_size`` per rank, learning rate × np, rank 0's initial weights,
+    gradients and epoch metrics averaged over ranks; only rank 0 logs."""
     started = time.perf_counter()
     callbacks = callbacks_for(p)
     n_bn = getattr(p, "bn_recalibration_images", 0)
-    if n_bn:
+    if n_bn:  # the whole training set on every rank: the same statistics everywhere
         precise = PreciseBatchNorm(x_train, n_bn, 64, seed)
         callbacks.insert(0, precise.callback())
+    if workers is not None and workers.size > 1:
+        from bench.distributed import keras_distributed, shard_rows
+
+        callbacks = keras_distributed(model, workers) + callbacks  # broadcast + metric average first
+        mine = np.random.default_rng(seed).permutation(len(x_train))[shard_rows(len(x_train), workers)]
+        x_train, y_train = x_train[np.sort(mine)], y_train[np.sort(mine)]
+        if not workers.is_root:
+            log_dir, verbose = None, 0
     if log_dir is not None:  # last: it sees the epoch logs as every other callback left them
         callbacks.append(tracking.epoch_logger(log_dir))
     if verbose is None:

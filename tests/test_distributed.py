@@ -30,8 +30,8 @@ from bench.distributed import (
     failure_message,
     have_horovod,
     launch,
-    share,
     shard_rows,
+    share,
 )
 from bench.io import load_npz, read_json
 
@@ -188,7 +188,8 @@ def test_a_killed_rank_fails_the_run_by_name_and_a_rerun_resumes(prepared_dir, t
 STEP_SCRIPT = """
 import sys
 import numpy as np
-from bench.distributed import broadcast_variables, init_workers, make_train_step, scaled_learning_rate, shard_rows
+from bench.distributed import (broadcast_variables, init_workers, keras_distributed, make_train_step,
+                               scaled_learning_rate, shard_rows)
 
 workers = init_workers()
 import tensorflow as tf
@@ -196,15 +197,26 @@ import tensorflow as tf
 tf.keras.utils.set_random_seed(1 + workers.rank)  # different initial weights per rank on purpose
 model = tf.keras.Sequential([tf.keras.Input((12, 12, 1)), tf.keras.layers.Conv2D(4, 3, activation="relu"),
                              tf.keras.layers.GlobalAveragePooling2D(), tf.keras.layers.Dense(2, activation="softmax")])
-optimizer = tf.keras.optimizers.SGD(scaled_learning_rate(float(sys.argv[2]), workers), momentum=0.9)
-broadcast_variables(model.variables, workers)  # rank 0's weights everywhere
 rng = np.random.default_rng(0)
 x = rng.random((8, 12, 12, 1), dtype=np.float32)  # the global batch
 y = tf.keras.utils.to_categorical(rng.integers(0, 2, 8), 2)
 rows = shard_rows(len(x), workers)
-step = make_train_step(model, optimizer, tf.keras.losses.CategoricalCrossentropy(), workers)
 before = [w.copy() for w in model.get_weights()]
-loss = float(step(x[rows], y[rows]))
+if sys.argv[3] == "tape":  # custom loop: DistributedGradientTape
+    optimizer = tf.keras.optimizers.SGD(scaled_learning_rate(float(sys.argv[2]), workers), momentum=0.9)
+    broadcast_variables(model.variables, workers)  # rank 0's weights everywhere
+    before = [w.copy() for w in model.get_weights()]
+    step = make_train_step(model, optimizer, tf.keras.losses.CategoricalCrossentropy(), workers)
+    loss = float(step(x[rows], y[rows]))
+else:  # Keras fit: hvd.DistributedOptimizer + broadcast callback (bench.training.fit's path)
+    model.compile(optimizer=tf.keras.optimizers.SGD(float(sys.argv[2]), momentum=0.9),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+    callbacks = keras_distributed(model, workers)
+    if workers.rank == 0:
+        before = [w.copy() for w in model.get_weights()]
+    history = model.fit(x[rows], y[rows], batch_size=len(x[rows]), epochs=1, shuffle=False, verbose=0,
+                        callbacks=callbacks)
+    loss = history.history["loss"][0]
 if workers.is_root:
     np.savez(sys.argv[1], loss=loss, moved=sum(float(np.abs(a - b).max()) for a, b in zip(model.get_weights(), before)),
              **{f"w{i}": w for i, w in enumerate(model.get_weights())})
@@ -214,15 +226,17 @@ if workers.is_root:
 @needs_horovod
 @pytest.mark.horovod
 @pytest.mark.slow
-def test_one_np2_training_step_equals_one_step_on_the_global_batch(tmp_path):
+@pytest.mark.parametrize("loop", ["tape", "keras"])
+def test_one_np2_training_step_equals_one_step_on_the_global_batch(tmp_path, loop):
     script = tmp_path / "step.py"
     script.write_text(STEP_SCRIPT)
     env = _env()
     # np = 2 at base learning rate 0.05 (scaled to 0.1) ...
     subprocess.run([*distributed.horovodrun(), "-np", "2", "--gloo", sys.executable, str(script),
-                    str(tmp_path / "np2.npz"), "0.05"], check=True, env=env, cwd=ROOT, capture_output=True)
+                    str(tmp_path / "np2.npz"), "0.05", loop], check=True, env=env, cwd=ROOT, capture_output=True)
     # ... equals one process on all 8 rows at 0.1, with rank 0's initial weights (seed 1)
-    subprocess.run([sys.executable, str(script), str(tmp_path / "np1.npz"), "0.1"], check=True, env=env, cwd=ROOT)
+    subprocess.run([sys.executable, str(script), str(tmp_path / "np1.npz"), "0.1", loop], check=True, env=env,
+                   cwd=ROOT)
     a, b = np.load(tmp_path / "np2.npz"), np.load(tmp_path / "np1.npz")
     assert float(b["moved"]) > 1e-4  # the step did something
     np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-6)
@@ -233,7 +247,8 @@ def test_one_np2_training_step_equals_one_step_on_the_global_batch(tmp_path):
 @needs_horovod
 @pytest.mark.horovod
 @pytest.mark.slow
-def test_scale_writes_the_speedup_table_and_plot(prepared_dir, tmp_path, monkeypatch):
+def test_scale_writes_the_speedup_tables_and_plot(prepared_dir, tmp_path, monkeypatch):
+    """Both stages under horovodrun: NST augmentation and resnet50 training with np = 1 and 2."""
     monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])
     from bench.stages import scaling
 
@@ -248,3 +263,10 @@ def test_scale_writes_the_speedup_table_and_plot(prepared_dir, tmp_path, monkeyp
     assert (out / "speedup.png").stat().st_size > 0 and "T_1/T_p" in (out / "speedup.md").read_text()
     assert read_json(out / "scaling.json")["cores"] == distributed.cpu_cores()
     assert len(frame) == 2
+    trained = pd.read_csv(out / "speedup_train.csv")  # scaling.classifier: resnet50, 1 epoch
+    assert list(trained["np"]) == [1, 2] and (trained["stage"] == "train").all()
+    meta = read_json(tmp_path / "work" / "train-np2" / "meta.json")
+    assert meta["distributed"]["np"] == 2 and meta["distributed"]["learning_rate_scaled_by"] == 2
+    assert meta["distributed"]["global_batch_size"] == 2 * meta["params"]["batch_size"]
+    assert (tmp_path / "work" / "train-np2" / "predictions.csv").is_file()  # written by rank 0
+    assert not (tmp_path / "work" / "train-np2.shards").exists()

@@ -1,5 +1,5 @@
-"""scaling: one NST augmentation method (and optionally one classifier's training) under Horovod
-with np = 1, 2, 4, 8 processes; a speedup/efficiency table and plot.
+"""scaling: one NST augmentation method (and, separately, one classifier's training) under
+Horovod with np = 1, 2, 4, 8 processes; speedup/efficiency tables and a plot.
 
 Each run is a fresh ``horovodrun -np N --gloo augbench augment ...`` (bench.distributed.launch)
 into ``--work``/augment-npN, with nothing to resume from. Its wall time T_p is measured around
@@ -12,7 +12,9 @@ Writes to ``--out``: ``speedup.csv``/``speedup.md`` (the layout of Panigrahi et 
 Table 3: np, T_p, T_1, speedup T_1/T_p, efficiency = speedup/np; that table writes S = T_p/T_s,
 the inverse of what it prints), ``speedup.png`` (speedup against np with the ideal line;
 Panigrahi's points for reference), ``scaling.json`` (every run, the machine's core count) and,
-with ``scaling.classifier``, ``speedup_train.csv``. A run with more processes than cores, or
+with ``scaling.classifier``, ``speedup_train.csv``/``.md``: that classifier's training on np = 1's
+images for ``scaling.train_epochs`` epochs, data parallel (batch_size per process, learning
+rate × np). A run with more processes than cores, or
 more threads in all, is labelled oversubscribed in every one of them.
 """
 
@@ -66,6 +68,29 @@ def run_augment(params: Params, n: int, work: Path, common: list[str], prepared:
            "oversubscribed": dist["oversubscribed"], "backend": dist["backend"]}
     log.info("scaling: np=%d augment %.1fs (%s)", n, result.seconds,
              ", ".join(f"{p} {row[p]:.1f}" for p in PHASES))
+    return row
+
+
+def run_train(params: Params, n: int, work: Path, common: list[str], prepared: str, augmented: Path,
+              threads: int | None) -> dict:
+    """One classifier's training on np processes (data parallel, learning rate × np)."""
+    name, out = params.scaling.classifier, work / f"train-np{n}"
+    shutil.rmtree(out, ignore_errors=True)
+    command = ["train", *common, "--prepared", prepared, "--augmented", str(augmented), "--classifier", name,
+               "--seed", "0", "--out", str(out)]
+    if params.scaling.train_epochs:
+        command += ["--set", f"train.classifiers.{name}.epochs={params.scaling.train_epochs}"]
+    result = launch(n, command, out.parent / (out.name + ".shards"), threads=threads, echo=False)
+    meta = read_json(out / "meta.json")
+    dist = meta["distributed"]
+    seen = meta["training_set"]["n_total"] * meta["epochs_run"]
+    row = {"stage": "train", "np": n, "seconds": round(result.seconds, 2),
+           **{p: dist["phases_max"].get(p, 0.0) for p in PHASES},
+           "images": seen, "images_per_s": round(seen / result.seconds, 3),
+           "threads_per_process": dist["threads_per_process"], "cores": dist["cores"],
+           "oversubscribed": dist["oversubscribed"], "backend": dist["backend"],
+           "global_batch": dist["global_batch_size"]}
+    log.info("scaling: np=%d train %.1fs", n, result.seconds)
     return row
 
 
@@ -141,10 +166,18 @@ def scale(params: Params, common: list[str], prepared: str, encoder: str | None,
     frame.to_csv(out / "speedup.csv", index=False)
     write_text(out / "speedup.md", markdown(frame, f"### {title}"))
     speedup_plot(out / "speedup.png", frame, cores, f"{method}, {params.profile}: speedup vs processes")
-    write_json(out / "scaling.json", {"cores": cores, "machine": platform.processor() or platform.machine(),
-                                      "python": sys.version.split()[0], "method": method,
-                                      "profile": params.profile, "threads_per_process": threads,
-                                      "runs": frame.to_dict(orient="records")})
+    record = {"cores": cores, "machine": platform.processor() or platform.machine(),
+              "python": sys.version.split()[0], "method": method, "profile": params.profile,
+              "threads_per_process": threads, "runs": frame.to_dict(orient="records")}
+    if params.scaling.classifier:
+        trained = speedup_table([run_train(params, n, work, common, prepared, work / f"augment-np{nps[0]}", threads)
+                                 for n in nps])
+        trained.to_csv(out / "speedup_train.csv", index=False)
+        write_text(out / "speedup_train.md", markdown(trained, f"### Training {params.scaling.classifier} "
+                   f"({params.scaling.train_epochs or 'profile'} epoch(s), learning rate × np) under Horovod on "
+                   f"{cores} cores"))
+        record["train"] = {"classifier": params.scaling.classifier, "runs": trained.to_dict(orient="records")}
+    write_json(out / "scaling.json", record)
     return frame
 
 

@@ -171,7 +171,9 @@ def finish(out: Path, meta: dict | None, sharding: Sharding | None) -> None:
     """Gather every rank's phase times into rank 0's meta.json, write it last (the completion
     mark), then drop the shard folder."""
     workers = sharding.workers
-    phases = workers.allgather(workers.timer.rounded())
+    # CPU seconds of this process (all its threads): with one thread per process and a busy
+    # machine, the share of the work each rank did, whatever else ran beside it
+    phases = workers.allgather({**workers.timer.rounded(), "cpu": round(time.process_time(), 3)})
     if not workers.is_root:
         return
     meta["distributed"] = {**workers.describe(), "phases_by_rank": phases,

@@ -6,7 +6,10 @@ into ``--work``/augment-npN, with nothing to resume from. Its wall time T_p is m
 the launcher, so it includes process start-up; rank 0's meta.json splits it per rank into
 ``startup`` (spawn to a ready Horovod), ``build`` (encoder build and tracing), ``compute``
 (optimisation), ``io`` (loading, shard files, merge, outputs) and ``wait`` (idle at the end of
-an attempt while other ranks finish). Every run's images are compared with np = 1's.
+an attempt while other ranks finish), and records each rank's CPU seconds: ``cpu_speedup`` = np = 1's CPU
+seconds over the busiest rank's is what the split of the work allows with a core per process,
+which the wall-time speedup falls short of when other jobs share the machine. Every run's
+images are compared with np = 1's.
 
 Writes to ``--out``: ``speedup.csv``/``speedup.md`` (the layout of Panigrahi et al. 2024,
 Table 3: np, T_p, T_1, speedup T_1/T_p, efficiency = speedup/np; that table writes S = T_p/T_s,
@@ -63,6 +66,8 @@ def run_augment(params: Params, n: int, work: Path, common: list[str], prepared:
     dist = meta["distributed"]
     row = {"stage": "augment", "np": n, "seconds": round(result.seconds, 2),
            **{p: dist["phases_max"].get(p, 0.0) for p in PHASES},
+           "cpu_max": dist["phases_max"].get("cpu"), "cpu_total": round(sum(r.get("cpu", 0.0)
+                                                                            for r in dist["phases_by_rank"]), 2),
            "images": meta["n_synthetic"], "images_per_s": round(meta["n_synthetic"] / result.seconds, 3),
            "threads_per_process": dist["threads_per_process"], "cores": dist["cores"],
            "oversubscribed": dist["oversubscribed"], "backend": dist["backend"]}
@@ -107,6 +112,11 @@ def speedup_table(rows: list[dict]) -> pd.DataFrame:
     frame.insert(frame.columns.get_loc("seconds") + 1, "t1", t1)
     frame.insert(frame.columns.get_loc("t1") + 1, "speedup", (t1 / frame["seconds"]).round(3))
     frame.insert(frame.columns.get_loc("speedup") + 1, "efficiency", (frame["speedup"] / frame["np"]).round(3))
+    if "cpu_max" in frame and frame["cpu_max"].notna().all():
+        # T_1's CPU seconds over the busiest rank's: the speedup this split of the work allows when every
+        # process has a core to itself (wall-time speedup under load from other jobs falls short of it)
+        cpu1 = float(frame.loc[frame["np"] == 1, "cpu_max"].iloc[0])
+        frame["cpu_speedup"] = (cpu1 / frame["cpu_max"]).round(3)
     return frame
 
 

@@ -254,7 +254,7 @@ def test_scale_writes_the_speedup_tables_and_plot(prepared_dir, tmp_path, monkey
 
     out = tmp_path / "reports"
     common = ["--params", str(PARAMS), "--profile", "smoke", *NST]
-    params = load_params(PARAMS, "smoke", [a for a in NST if a != "--set"])
+    params = load_params(PARAMS, "smoke", [a for a in NST if a != "--set"] + ["scaling.classifier=resnet50"])
     frame = scaling.scale(params, common, str(prepared_dir), None, tmp_path / "work", out, [1, 2])
     table = pd.read_csv(out / "speedup.csv")
     assert list(table["np"]) == [1, 2] and {"seconds", "speedup", "efficiency", "t1", "compute"} <= set(table)
@@ -263,7 +263,7 @@ def test_scale_writes_the_speedup_tables_and_plot(prepared_dir, tmp_path, monkey
     assert (out / "speedup.png").stat().st_size > 0 and "T_1/T_p" in (out / "speedup.md").read_text()
     assert read_json(out / "scaling.json")["cores"] == distributed.cpu_cores()
     assert len(frame) == 2
-    trained = pd.read_csv(out / "speedup_train.csv")  # scaling.classifier: resnet50, 1 epoch
+    trained = pd.read_csv(out / "speedup_train.csv")  # resnet50, scaling.train_epochs = 1
     assert list(trained["np"]) == [1, 2] and (trained["stage"] == "train").all()
     meta = read_json(tmp_path / "work" / "train-np2" / "meta.json")
     assert meta["distributed"]["np"] == 2 and meta["distributed"]["learning_rate_scaled_by"] == 2

@@ -187,6 +187,10 @@ def scale(params: Params, common: list[str], prepared: str, encoder: str | None,
                    f"({params.scaling.train_epochs or 'profile'} epoch(s), learning rate × np) under Horovod on "
                    f"{cores} cores"))
         record["train"] = {"classifier": params.scaling.classifier, "runs": trained.to_dict(orient="records")}
+    else:  # the files exist either way (declared DVC outputs)
+        pd.DataFrame(columns=["stage", "np", "seconds", "t1", "speedup", "efficiency"]).to_csv(
+            out / "speedup_train.csv", index=False)
+        write_text(out / "speedup_train.md", "Training was not timed (scaling.classifier: null).\n")
     write_json(out / "scaling.json", record)
     return frame
 

@@ -17,8 +17,9 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 venv: $(VENV)/.installed
 
-# The main job: the `quick` profile of the DVC pipeline on the embedded phantom.
-bench: venv
+# The main job: the `quick` profile of the DVC pipeline on the embedded phantom (its `scaling`
+# stage runs horovodrun, so Horovod is built first).
+bench: venv horovod
 	dvc repro
 	@sed -n '/^## Test-set metrics/,/^!\[ROC/p' reports/results.md
 

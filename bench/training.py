@@ -201,6 +201,18 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch)])).permutation(n)
 
 
+def epoch_rows(seed: int, epoch: int, n: int, workers=None) -> np.ndarray:
+    """The training rows of this process in ``epoch``: :func:`epoch_order`, or under Horovod
+    (``workers.size`` > 1) this rank's slice of it, ``n // size`` rows on every rank so that
+    all ranks take the same number of steps (each step is an allreduce); the ``n % size``
+    rows left over differ from epoch to epoch."""
+    order = epoch_order(seed, epoch, n)
+    if workers is None or workers.size == 1:
+        return order
+    m = n // workers.size
+    return order[workers.rank * m:(workers.rank + 1) * m]
+
+
 def random_generators(model) -> list:
     """The ``tf.random.Generator`` of every random layer of ``model`` (Dropout, random
     augmentation layers), created now so their states can be saved before the first step.
@@ -302,7 +314,7 @@ def _epoch_line(epoch: int, epochs: int, seconds: float, logs: dict) -> str:
 
 def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: int | None = None,
         seed: int = 0, log_dir: str | os.PathLike | None = None,
-        checkpoint: Checkpoint | None = None) -> FitResult:
+        checkpoint: Checkpoint | None = None, workers=None) -> FitResult:
     """Fit with the model's cross-entropy (and ``p.class_weight``); keep the best-validation weights.
 
     One Keras ``fit`` call per epoch, on the training images in :func:`epoch_order`; the
@@ -311,15 +323,27 @@ def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: i
     later call with the same checkpoint continues from there, ending with the same weights
     and history as an uninterrupted run. ``verbose``: one line per epoch (default; none in
     quiet mode). ``log_dir``: write every epoch's losses and metrics there with dvclive
-    (``train/loss``, ``eval/loss``, …); None (the default) logs nothing."""
+    (``train/loss``, ``eval/loss``, …); None (the default) logs nothing. ``workers``
+    (bench.distributed.Workers, np > 1): data parallel under Horovod — each rank trains on its
+    share of a seeded permutation of the training set with ``batch_size`` per rank, learning
+    rate × np, rank 0's initial weights, gradients and epoch metrics averaged over ranks; only
+    rank 0 logs; no ``checkpoint``."""
     started = time.perf_counter()
     every = callbacks_for(p)
     in_fit = [cb for cb in every if type(cb).__name__ == "TerminateOnNaN"]
     per_epoch = [cb for cb in every if cb not in in_fit]
     n_bn = getattr(p, "bn_recalibration_images", 0)
-    if n_bn:
+    if n_bn:  # the whole training set on every rank: the same statistics everywhere
         precise = PreciseBatchNorm(x_train, n_bn, 64, seed)
         in_fit.insert(0, precise.callback())
+    if workers is not None and workers.size > 1:
+        from bench.distributed import keras_distributed
+
+        if checkpoint is not None:
+            raise ValueError("epoch checkpoints are not supported under Horovod")
+        in_fit = keras_distributed(model, workers) + in_fit  # broadcast + metric average first
+        if not workers.is_root:
+            log_dir, verbose = None, 0
     if log_dir is not None:  # last: it sees the epoch logs as every other callback left them
         per_epoch.append(tracking.epoch_logger(log_dir))
     if verbose is None:
@@ -339,7 +363,7 @@ def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: i
     model.stop_training = False
     for epoch in range(len(history.get("loss", [])), 0 if _stopped(per_epoch, history) else p.epochs):
         epoch_started = time.perf_counter()
-        order = epoch_order(seed, epoch, len(x_train))
+        order = epoch_rows(seed, epoch, len(x_train), workers)
         hist = model.fit(x_train[order], y_fit[order], validation_data=validation, initial_epoch=epoch,
                          epochs=epoch + 1, batch_size=p.batch_size, shuffle=False, class_weight=weights,
                          callbacks=in_fit, verbose=0)

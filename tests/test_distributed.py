@@ -102,6 +102,15 @@ def test_oversubscription_is_more_processes_or_threads_than_cores():
     assert Workers(size=4, local_size=4, cores=2, threads=1).describe()["oversubscribed"] is True
 
 
+def test_augment_ranks_get_a_long_horovod_cycle_unless_the_user_set_one(monkeypatch):
+    monkeypatch.delenv("HOROVOD_CYCLE_TIME", raising=False)
+    env = distributed.launch_environment(["augment", "--method", "nst-gatys"], threads=1)
+    assert env["HOROVOD_CYCLE_TIME"] == "50" and env["OMP_NUM_THREADS"] == "1"
+    assert "HOROVOD_CYCLE_TIME" not in distributed.launch_environment(["train", "--seed", "0"])
+    monkeypatch.setenv("HOROVOD_CYCLE_TIME", "5")
+    assert distributed.launch_environment(["augment"])["HOROVOD_CYCLE_TIME"] == "5"
+
+
 def test_failure_message_names_the_rank_its_error_and_a_kill(tmp_path):
     (tmp_path / "rank-0.json").write_text(json.dumps({"rank": 0, "pid": 1, "state": "running"}))
     (tmp_path / "rank-1.json").write_text(json.dumps({"rank": 1, "pid": 2, "state": "failed",

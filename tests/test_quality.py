@@ -98,3 +98,30 @@ def test_distribution_metrics_name_their_network(rng):
     real = rng.uniform(size=(40, 4, 4))
     out = quality.distribution_metrics(real, real, net, kid_subsets=5, kid_subset_size=10)
     assert out["feature_network"] == "identity (test)" and out["fid"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_quality_stage_writes_a_row_per_method_and_the_floor(tmp_path, rng):
+    from bench.io import save_npz
+    from bench.stages.common import Prepared
+    from bench.stages.quality import quality_table, write_outputs
+
+    images = rng.uniform(size=(12, 8, 8)).astype(np.float32)
+    prepared = Prepared(images, np.arange(12) % 2, [f"i{k}" for k in range(12)],
+                        np.array(["train"] * 8 + ["val"] * 4), None, {})
+    folder = tmp_path / "copy"
+    save_npz(folder / "synthetic.npz", images=images[:8][::-1].copy(), labels=np.arange(8) % 2)
+    (folder / "provenance.jsonl").write_text("".join(f'{{"source_id": "i{k}"}}\n' for k in range(8)[::-1]))
+    net = quality.FeatureNetwork("identity (test)", lambda im: im.reshape(len(im), -1)[:, :6])
+    rows = quality_table(prepared, {"copy": folder}, net, kid_subsets=3, kid_subset_size=4)
+    assert [r["method"] for r in rows] == ["real train vs real val (floor)", "copy"]
+    copy = rows[1]
+    assert copy["rmse"] == 0.0 and copy["ssim"] == pytest.approx(1.0) and copy["fid"] == pytest.approx(0.0, abs=1e-6)
+    write_outputs(tmp_path / "out", rows)
+    text = (tmp_path / "out" / "quality.md").read_text()
+    assert "identity (test)" in text and "copy" in text
+
+
+def test_feature_network_needs_inception_weights_or_an_encoder(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty Keras cache: no InceptionV3 file
+    with pytest.raises(ValueError, match="no InceptionV3 ImageNet weights"):
+        quality.feature_network(None)

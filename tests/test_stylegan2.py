@@ -204,16 +204,17 @@ def test_generator_shapes_and_conditioning():
     np.testing.assert_array_equal(a.numpy(), g(z, tf.one_hot([0, 0], 2), noise_seed=tf.constant([1, 1])).numpy())
 
 
-def test_resume_from_a_checkpoint_is_bit_for_bit(tmp_path, data):
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_resume_from_a_checkpoint_is_bit_for_bit(tmp_path, data, compiled):
     """Stopped after 3 of 6 steps (last checkpoint at step 2), then resumed by a fresh process-like
     Trainer: every variable of G, D, G_ema and both optimisers, p and the log equal an unbroken run."""
     images, labels = data
-    whole = Trainer(_config(), images, labels, compiled=False)
+    whole = Trainer(_config(), images, labels, compiled=compiled)
     whole.run(6)
-    first = Trainer(_config(), images, labels, compiled=False)
+    first = Trainer(_config(), images, labels, compiled=compiled)
     first.run(6, tmp_path, checkpoint_every=2, stop_after=3)
     assert first.step == 3
-    resumed = Trainer(_config(), images, labels, compiled=False)
+    resumed = Trainer(_config(), images, labels, compiled=compiled)
     rows = resumed.run(6, tmp_path, checkpoint_every=2)
     assert [r["step"] for r in rows] == [3, 4, 5, 6]
     for a, b in zip(_weights(whole), _weights(resumed), strict=True):

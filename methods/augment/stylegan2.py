@@ -232,12 +232,18 @@ def from_gan_pixels(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
-def nearest_sources(images: np.ndarray, labels: np.ndarray, train: ImageSet) -> tuple[np.ndarray, np.ndarray]:
-    """For each image, the index of the nearest training image of the same label and the RMSE to it."""
-    flat = images.reshape(len(images), -1).astype(np.float64)
+def nearest_sources(images: np.ndarray, labels: np.ndarray, train: ImageSet,
+                    chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """For each image, the index of the nearest training image of the same label and the RMSE to it
+    (in chunks of ``chunk`` images, so 2,000 images at 224 px stay within a few hundred MB)."""
     ref = train.images.reshape(len(train), -1).astype(np.float64)
-    d2 = (flat**2).sum(1)[:, None] + (ref**2).sum(1)[None, :] - 2.0 * flat @ ref.T
-    d2[labels[:, None] != np.asarray(train.labels)[None, :]] = np.inf
-    nearest = np.argmin(d2, axis=1)
-    rmse = np.sqrt(np.maximum(d2[np.arange(len(flat)), nearest], 0.0) / flat.shape[1])
+    ref_sq = (ref**2).sum(1)
+    nearest, rmse = np.zeros(len(images), np.int64), np.zeros(len(images))
+    for start in range(0, len(images), chunk):
+        flat = images[start:start + chunk].reshape(-1, ref.shape[1]).astype(np.float64)
+        d2 = (flat**2).sum(1)[:, None] + ref_sq[None, :] - 2.0 * flat @ ref.T
+        d2[labels[start:start + chunk, None] != np.asarray(train.labels)[None, :]] = np.inf
+        best = np.argmin(d2, axis=1)
+        nearest[start:start + chunk] = best
+        rmse[start:start + chunk] = np.sqrt(np.maximum(d2[np.arange(len(flat)), best], 0.0) / ref.shape[1])
     return nearest, rmse

@@ -105,12 +105,17 @@ def check_encoder(encoder_dir: Path, prepared: Prepared) -> None:
                             "test images. Re-run the encoder stage (dvc repro, or augbench encoder)")
 
 
-def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_dir: Path | None = None) -> dict:
+def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_dir: Path | None = None,
+            work_dir: Path | None = None) -> dict:
     """Run augmenter ``method`` on the training split; ``encoder_dir`` (the encoder stage's
-    output) is handed to the plugin as ``resources["encoder_dir"]`` before ``fit``."""
+    output) is handed to the plugin as ``resources["encoder_dir"]`` before ``fit``, and
+    ``work_dir`` (checkpoints and training logs of methods that train, e.g. stylegan2-ada)
+    as ``resources["work_dir"]``."""
     started = time.perf_counter()
     train = prepared.subset("train")
     plugin = registry.get("augmenter", method)(params.method_params(method))
+    if work_dir is not None:
+        plugin.resources = {**getattr(plugin, "resources", {}), "work_dir": Path(work_dir)}
     if encoder_dir is not None:
         check_encoder(Path(encoder_dir), prepared)
         plugin.resources = {**getattr(plugin, "resources", {}), "encoder_dir": Path(encoder_dir)}
@@ -152,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--encoder", default=None, metavar="DIR",
                         help="output of the encoder stage, for methods with weights: domain")
+    parser.add_argument("--work", default=None, metavar="DIR",
+                        help="checkpoints and training logs of methods that train (resumed when they match)")
     args = parser.parse_args(argv)
     augment(params_from_args(args), load_prepared(args.prepared), args.method, Path(args.out),
-            Path(args.encoder) if args.encoder else None)
+            Path(args.encoder) if args.encoder else None, Path(args.work) if args.work else None)
     return 0

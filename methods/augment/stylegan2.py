@@ -197,13 +197,23 @@ class StyleGAN2ADA(Augmenter):
         digest = self.weights_digest()
         record = {"method": self.name, "generator": "G_ema", "truncation_psi": 1.0, "seed": seed,
                   "step": self.trainer.step, "resolution": self.params.resolution,
-                  "generator_sha256": digest, "checkpoint": self.run_info.get("checkpoint"),
+                  "generator_sha256": digest, **self.checkpoint_record(),
                   "source": "nearest training image of the same class (pixel RMSE)"}
         nearest, rmse = nearest_sources(images, labels, train)
         provenance = [{**record, "class": int(c), "index": i, "source_id": train.ids[j], "source_rmse": float(e)}
                       for i, (c, j, e) in enumerate(zip(labels, nearest, rmse, strict=True))]
         self.run_info["generator_sha256"] = digest
         return Generated(images, labels, provenance)
+
+    def checkpoint_record(self) -> dict:
+        """The checkpoint's file name and sha256 (None without a work folder); the folder itself stays out
+        of the per-image records so that they do not depend on the machine."""
+        from bench.io import file_digest
+
+        path = self.run_info.get("checkpoint")
+        if not path or not Path(path).is_file():
+            return {"checkpoint": None, "checkpoint_sha256": None}
+        return {"checkpoint": Path(path).name, "checkpoint_sha256": file_digest(path)}
 
     def weights_digest(self) -> str:
         digest = hashlib.sha256()

@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from bench.gan import ada
 from bench.gan.networks import Architecture, Discriminator, Generator
-from bench.io import atomic_path, load_npz, save_npz, write_text
+from bench.io import load_npz, save_npz, write_text
 
 log = logging.getLogger("augbench.gan")
 
@@ -288,4 +288,4 @@ def _truncate_log(path: Path, step: int) -> None:
     write_text(path, buf.getvalue())
 
 
-__all__ = ["LOG_COLUMNS", "TrainConfig", "Trainer", "atomic_path", "ema_beta", "ema_update", "r1_penalty"]
+__all__ = ["LOG_COLUMNS", "TrainConfig", "Trainer", "ema_beta", "ema_update", "r1_penalty"]

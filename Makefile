@@ -17,8 +17,9 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 venv: $(VENV)/.installed
 
-# The main job: the `quick` profile of the DVC pipeline on the embedded phantom.
-bench: venv
+# The main job: the `quick` profile of the DVC pipeline on the embedded phantom (its `scaling`
+# stage runs horovodrun, so Horovod is built first).
+bench: venv horovod
 	dvc repro
 	@sed -n '/^## Test-set metrics/,/^!\[ROC/p' reports/results.md
 
@@ -26,7 +27,8 @@ bench: venv
 bench-busi: venv
 	augbench run --workdir busi-run --set dataset.source=folder --set dataset.path=$(BUSI) --set dataset.name=busi
 
-test: venv chromium
+# Horovod is built first (once, ~5-10 min): the `horovod`-marked tests start horovodrun.
+test: venv horovod chromium
 	pytest -q
 
 # Headless Chromium for the browser test of reports/index.html (tests/test_report_html.py skips
@@ -46,7 +48,7 @@ chromium:
 
 # Speed-ratio checks (tests/benchmarks, compared with tests/benchmarks/baseline.json); runs are
 # kept under .benchmarks/ (git-ignored) and their history is plotted to .benchmarks/history.png.
-bench-check: venv
+bench-check: venv horovod
 	pytest -q -p no:cacheprovider tests/benchmarks --benchmark-autosave --benchmark-json=.benchmarks/latest.json
 	augbench bench-check .benchmarks/latest.json --require-all
 	augbench bench-history --out .benchmarks/history.png
@@ -55,10 +57,16 @@ lint: venv
 	ruff check .
 
 # Horovod 0.28.1 with TensorFlow + Gloo, no MPI (README "Stack, and why it is pinned"); ~5 min to build.
-horovod: venv
+# Needs cmake and a C++ compiler (build-essential); a cmake from PyPI is installed when none is found.
+$(VENV)/.horovod: $(VENV)/.installed
+	command -v cmake >/dev/null 2>&1 || $(BIN)/pip install -q cmake
 	HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 \
 	$(BIN)/pip install --no-build-isolation -c requirements.lock horovod==0.28.1
+	$(BIN)/python -c "import horovod.tensorflow as hvd; hvd.init(); assert hvd.gloo_enabled()"
+	touch $@
+
+horovod: $(VENV)/.horovod
 
 clean:
 	rm -rf data runs busi-run .pytest_cache .ruff_cache

@@ -10,7 +10,7 @@ import sys
 
 from bench import registry
 from bench.errors import AugbenchError, RegistryError
-from bench.tracking import is_quiet, quiet_mode
+from bench.quiet import is_quiet, quiet_mode
 from bench.typed import describe_fields, suggest
 
 STAGES = {"prepare": "bench.stages.prepare", "encoder": "bench.stages.encoder",
@@ -18,7 +18,8 @@ STAGES = {"prepare": "bench.stages.prepare", "encoder": "bench.stages.encoder",
           "evaluate": "bench.stages.evaluate", "report": "bench.stages.report", "run": "bench.stages.run_all",
           "quality": "bench.stages.quality"}
 # Commands with their own argument parsers, outside the pipeline.
-TOOLS = {"bench-check": "bench.benchcheck:main_check", "bench-history": "bench.benchcheck:main_history"}
+TOOLS = {"bench-check": "bench.benchcheck:main_check", "bench-history": "bench.benchcheck:main_history",
+         "launch": "bench.distributed:main_launch", "scale": "bench.stages.scaling:main"}
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -181,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("bench-history", help="plot benchmark ratios over the runs saved in .benchmarks/",
                    add_help=False)
+    sub.add_parser("launch", help="run a stage on N Horovod processes (horovodrun --gloo), naming any rank "
+                   "that fails", add_help=False)
+    sub.add_parser("scale", help="time NST augmentation under Horovod with np = 1, 2, 4, 8: speedup table "
+                   "and plot (stage 'scaling')", add_help=False)
     return parser
 
 

@@ -179,6 +179,25 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class ScalingParams:
+    """``augbench scale`` (stage ``scaling``): one NST augmentation method, and separately one
+    classifier's training, timed under Horovod with each number of processes."""
+
+    np: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # Panigrahi 2024 Table 3 ran 1, 2, 4, 6, 8
+    method: str = "nst-gatys"
+    classifier: str | None = None  # also time this classifier's training on np = 1's images; None: skip
+    train_epochs: int | None = 1  # epochs of that timed training (None: the profile's)
+    threads_per_process: int | None = 1  # 1: every np gets one thread per process; None: cores // np
+
+    def check(self, path: str) -> None:
+        require(bool(self.np) and all(n >= 1 for n in self.np), f"{path}.np", "a non-empty list of counts >= 1")
+        require(1 in self.np, f"{path}.np", "must include 1 (speedup is T_1/T_p)")
+        require(self.train_epochs is None or self.train_epochs >= 1, f"{path}.train_epochs", "must be >= 1 or null")
+        require(self.threads_per_process is None or self.threads_per_process >= 1,
+                f"{path}.threads_per_process", "must be >= 1 or null")
+
+
+@dataclass(frozen=True)
 class Params:
     profile: str
     matrix: MatrixParams
@@ -190,6 +209,7 @@ class Params:
     augment: AugmentParams
     train: TrainParams
     evaluate: EvaluateParams
+    scaling: ScalingParams = field(default_factory=ScalingParams)
 
     def method_params(self, name: str):
         """The validated parameter dataclass of augmentation method ``name``."""
@@ -314,6 +334,8 @@ def check_other_profiles(raw: dict, active: str, validate_plugins: bool = True) 
         try:
             build(resolve(raw, name), validate_plugins=validate_plugins)
         except ConfigError as exc:
+            if str(exc.key).startswith("profiles."):  # resolve() already named the profile's own key
+                raise
             raise ConfigError(f"profiles.{name}: {exc.key}", exc.problem, exc.hint) from None
 
 

@@ -113,7 +113,7 @@ def augmenter(name: str):
     """The augmenter ``name`` with its default parameters (and, when it needs domain encoders,
     tiny ones trained on the check set, as the encoder stage would)."""
     plugin = registry.get("augmenter", name)(registry.params_for("augmenter", name))
-    archs = tuple(getattr(plugin, "needs_encoders", lambda: ())())
+    archs = tuple(plugin.needs_encoders()) if hasattr(plugin, "needs_encoders") else ()
     if archs:
         plugin.resources = {**getattr(plugin, "resources", {}), "encoder_dir": _encoder_dir(archs)}
     return plugin
@@ -122,6 +122,8 @@ def augmenter(name: str):
 @functools.lru_cache(maxsize=4)
 def _encoder_dir(archs: tuple[str, ...]):
     """Domain encoders for the checks: 1 epoch on the check set, in a temporary folder."""
+    import atexit
+    import shutil
     import tempfile
     from pathlib import Path
 
@@ -129,6 +131,7 @@ def _encoder_dir(archs: tuple[str, ...]):
     from bench.stages.encoder import write_encoders
 
     out = Path(tempfile.mkdtemp(prefix="augbench-contract-encoder-"))
+    atexit.register(shutil.rmtree, out, True)  # ~100 MB of weights per process otherwise left in /tmp
     settings = EncoderParams(archs=list(archs), init="random", epochs=1, batch_size=2 * N_PER_CLASS,
                              bn_recalibration_images=2 * N_PER_CLASS)
     write_encoders(phantom(), out, settings)

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -44,6 +45,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def remove_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete what :func:`atomic_path` leaves when its process is killed before the rename
+    (``.<name>.<random>.tmp<suffix>``) anywhere under ``folder``; call it only while holding the
+    folder's lock (bench.lock), when no other writer can be mid-write. Returns what was removed."""
+    removed = []
+    for path in sorted(Path(folder).rglob(".*.tmp*")) if Path(folder).is_dir() else []:
+        if path.is_file() and re.fullmatch(r"\..+\.[A-Za-z0-9_]{8}\.tmp.*", path.name):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -73,10 +86,10 @@ def read_json(path: str | os.PathLike) -> Any:
         raise DataError(path, f"not valid JSON ({exc})", "delete it and re-run the stage that writes it") from None
 
 
-def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """``np.savez_compressed`` to a temporary file, then rename."""
+def save_npz(path: str | os.PathLike, compress: bool = True, **arrays: np.ndarray) -> None:
+    """``np.savez_compressed`` (``np.savez`` when not ``compress``) to a temporary file, then rename."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
+        (np.savez_compressed if compress else np.savez)(fh, **arrays)
 
 
 def file_digest(path: str | os.PathLike) -> str:

@@ -52,8 +52,12 @@ class Generated:
 class Augmenter:
     """Base class for augmentation plugins (optional; the contract is duck-typed).
 
-    ``resources`` holds paths the pipeline hands over before ``fit`` — today
-    ``"encoder_dir"``, the ``encoder`` stage's output (``augbench augment --encoder DIR``).
+    ``resources`` holds what the pipeline hands over before ``fit``: ``"encoder_dir"``, the
+    ``encoder`` stage's output (``augbench augment --encoder DIR``); ``"checkpoint_dir"``, a
+    folder for partial results that a re-run of the same stage may resume from (removed by
+    the stage once its output is complete), with ``"checkpoint_key"``, a string that changes
+    whenever the stage's parameters or inputs do (bench.nst.shards uses both); ``"log_dir"``,
+    the stage's output folder, for logs that are part of the output (a GAN's training log).
     """
 
     Params: ClassVar[type]
@@ -63,7 +67,7 @@ class Augmenter:
 
     def __init__(self, params: Any):
         self.params = params
-        self.resources: dict[str, Path] = {}
+        self.resources: dict[str, Path | str] = {}
 
     def needs_encoders(self) -> tuple[str, ...]:
         """Domain encoders (architectures) this plugin reads from ``resources["encoder_dir"]``

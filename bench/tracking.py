@@ -1,4 +1,4 @@
-"""dvclive logs of training and generation, and the quiet mode of the command line.
+"""dvclive logs of training and generation.
 
 Logs go to a ``dvclive/`` folder inside a stage's output folder, so DVC caches
 them with the stage and ``dvc plots show`` reads them. dvclive only writes files
@@ -7,58 +7,18 @@ report, and never opens (or, in a plain Git repository, initialises) a DVC
 repository. Logging reads values the stage has already computed, so it cannot
 change any number the stage produces.
 
-Quiet mode (``augbench --quiet …``, ``augbench run --quiet``) keeps only
-warnings, errors and summary lines: no progress bars, no Keras epoch lines, no
-INFO log records. It is carried to child processes (the stages ``dvc repro``
-starts) by the ``AUGBENCH_QUIET`` environment variable.
+Quiet mode is in :mod:`bench.quiet`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-QUIET_ENV = "AUGBENCH_QUIET"
 # Per-image NST losses in a provenance record → their dvclive metric names.
 GENERATION_METRICS = {"loss": "generation/total", "loss_content": "generation/content",
                       "loss_style": "generation/style", "loss_tv": "generation/tv"}
-
-
-def is_quiet() -> bool:
-    return os.environ.get(QUIET_ENV, "") not in ("", "0")
-
-
-@contextlib.contextmanager
-def quiet_mode(enabled: bool = True) -> Iterator[None]:
-    """While active: INFO records dropped, every tqdm bar disabled, ``AUGBENCH_QUIET=1``
-    set for child processes. Everything is put back on exit."""
-    if not enabled:
-        yield
-        return
-    from tqdm import std
-
-    root = logging.getLogger()
-    level, env, init = root.level, os.environ.get(QUIET_ENV), std.tqdm.__init__
-
-    def silent_init(self, *args, **kwargs):
-        kwargs["disable"] = True  # callers pass disable= explicitly, so TQDM_DISABLE would not do
-        init(self, *args, **kwargs)
-
-    root.setLevel(logging.WARNING)
-    os.environ[QUIET_ENV] = "1"
-    std.tqdm.__init__ = silent_init
-    try:
-        yield
-    finally:
-        std.tqdm.__init__ = init
-        root.setLevel(level)
-        if env is None:
-            os.environ.pop(QUIET_ENV, None)
-        else:
-            os.environ[QUIET_ENV] = env
 
 
 def open_live(folder: str | os.PathLike):

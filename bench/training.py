@@ -13,6 +13,8 @@ needs the fields it uses: ``epochs``, ``batch_size`` (required); ``monitor``
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -25,14 +27,20 @@ import pandas as pd
 
 from bench import tracking
 from bench.errors import AugbenchError, NumericalError
+from bench.quiet import is_quiet
+
+log = logging.getLogger("augbench")
 
 
 def seed_everything(seed: int) -> None:
-    """Python, NumPy and TensorFlow seeds plus deterministic TF kernels."""
+    """Python, NumPy and TensorFlow seeds plus deterministic TF kernels; random layers built
+    from now on (Dropout) draw from a ``tf.random.Generator``, whose state can be saved and
+    restored (:class:`Checkpoint`), instead of from stateful ops whose state cannot."""
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+    tf.keras.backend.experimental.enable_tf_random_generator()
 
 
 def trainable_count(model) -> int:
@@ -185,37 +193,234 @@ def targets(model, labels: np.ndarray, n_classes: int = 2) -> np.ndarray:
     return tf.keras.utils.to_categorical(labels, n_classes)
 
 
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order of the ``n`` training images in ``epoch``: a permutation drawn from (seed,
+    epoch) alone, so a run resumed at epoch k shuffles it as an uninterrupted run does. (Keras'
+    own ``shuffle=True`` draws from a stateful op inside its input pipeline, which restarts
+    with every new process.)"""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch)])).permutation(n)
+
+
+def epoch_rows(seed: int, epoch: int, n: int, workers=None) -> np.ndarray:
+    """The training rows of this process in ``epoch``: :func:`epoch_order`, or under Horovod
+    (``workers.size`` > 1) this rank's slice of it, ``n // size`` rows on every rank so that
+    all ranks take the same number of steps (each step is an allreduce); the ``n % size``
+    rows left over differ from epoch to epoch."""
+    order = epoch_order(seed, epoch, n)
+    if workers is None or workers.size == 1:
+        return order
+    m = n // workers.size
+    return order[workers.rank * m:(workers.rank + 1) * m]
+
+
+def random_generators(model) -> list:
+    """The ``tf.random.Generator`` of every random layer of ``model`` (Dropout, random
+    augmentation layers), created now so their states can be saved before the first step.
+    Layers built before :func:`seed_everything` use stateful ops instead and are not listed.
+    (Keras 2.15 keeps the generator in ``layer._random_generator._generator``.)"""
+    import tensorflow as tf
+
+    found = []
+    for layer in model.submodules:
+        wrapper = getattr(layer, "_random_generator", None) if isinstance(layer, tf.keras.layers.Layer) else None
+        if wrapper is not None and hasattr(wrapper, "_maybe_init"):
+            wrapper._maybe_init()
+            if getattr(wrapper, "_generator", None) is not None:
+                found.append(wrapper._generator)
+    return found
+
+
+# Attributes that hold a Keras callback's progress (EarlyStopping, ReduceLROnPlateau, RestoreBest).
+CALLBACK_STATE = ("wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch")
+
+
+class Checkpoint:
+    """A training run's state after its last finished epoch, in one file replaced atomically:
+    weights, optimizer variables and learning rate, random-generator states, the progress of
+    the epoch callbacks (best value and best-epoch weights, patience counters), the history
+    and the elapsed time. ``done``: the run is over, and the weights are its final ones.
+    ``key`` names what the run depends on; a file with another key is ignored."""
+
+    def __init__(self, path: str | os.PathLike, key: str):
+        self.path, self.key = Path(path), key
+
+    def save(self, model, history: dict, callbacks: Sequence, seconds: float, done: bool = False) -> None:
+        from bench.io import save_npz
+
+        arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+        states = []
+        if not done:
+            arrays.update({f"o{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
+            arrays["lr"] = np.asarray(model.optimizer.learning_rate.numpy())
+            arrays.update({f"r{i}": g.state.numpy() for i, g in enumerate(random_generators(model))})
+            for cb in callbacks:
+                states.append({a: _plain(getattr(cb, a)) for a in CALLBACK_STATE if hasattr(cb, a)})
+                for i, w in enumerate(getattr(cb, "best_weights", None) or []):
+                    arrays[f"b{len(states) - 1}_{i}"] = w
+        meta = {"key": self.key, "done": done, "epochs": len(history.get("loss", [])), "history": history,
+                "callbacks": states, "seconds": seconds}
+        save_npz(self.path, compress=False, meta=np.array(json.dumps(meta)), **arrays)
+
+    def load(self) -> tuple[dict, dict] | None:
+        """(meta, arrays) of a checkpoint of this run, or None."""
+        from bench.io import load_npz
+
+        if not self.path.is_file():
+            return None
+        try:
+            arrays = load_npz(self.path)
+            meta = json.loads(str(arrays.pop("meta")))
+        except (AugbenchError, KeyError, ValueError) as exc:
+            log.warning("%s: unreadable checkpoint ignored (%s)", self.path, exc)
+            return None
+        if meta.get("key") != self.key:
+            log.warning("%s: checkpoint of another run (other parameters or data) ignored", self.path)
+            return None
+        return meta, arrays
+
+    @staticmethod
+    def restore(model, callbacks: Sequence, meta: dict, arrays: dict) -> None:
+        """Put a saved state back into ``model`` (whose optimizer is built here) and ``callbacks``."""
+        import tensorflow as tf
+
+        model.set_weights([arrays[f"w{i}"] for i in range(len(model.get_weights()))])
+        if meta["done"]:
+            return
+        optimizer = model.optimizer
+        if not getattr(optimizer, "_built", False):
+            optimizer.build(model.trainable_variables)
+        for i, v in enumerate(optimizer.variables):
+            v.assign(arrays[f"o{i}"])
+        tf.keras.backend.set_value(optimizer.learning_rate, arrays["lr"])
+        for i, g in enumerate(random_generators(model)):
+            g.state.assign(arrays[f"r{i}"])
+        for k, (cb, state) in enumerate(zip(callbacks, meta["callbacks"], strict=True)):
+            for name, value in state.items():
+                setattr(cb, name, value)
+            if hasattr(cb, "best_weights") and f"b{k}_0" in arrays:
+                cb.best_weights = [arrays[f"b{k}_{i}"] for i in range(len(model.get_weights()))]
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _epoch_line(epoch: int, epochs: int, seconds: float, logs: dict) -> str:
+    values = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+    return f"Epoch {epoch + 1}/{epochs} - {seconds:.0f}s - {values}"
+
+
 def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: int | None = None,
-        seed: int = 0, log_dir: str | os.PathLike | None = None) -> FitResult:
+        seed: int = 0, log_dir: str | os.PathLike | None = None,
+        checkpoint: Checkpoint | None = None, workers=None) -> FitResult:
     """Fit with the model's cross-entropy (and ``p.class_weight``); keep the best-validation weights.
 
-    ``verbose``: Keras' (default: one line per epoch, none in quiet mode). ``log_dir``: write
-    every epoch's losses and metrics there with dvclive (``train/loss``, ``eval/loss``, …);
-    None (the default) logs nothing."""
+    One Keras ``fit`` call per epoch, on the training images in :func:`epoch_order`; the
+    epoch-level callbacks (learning-rate plateau, early stopping, best weights, dvclive) are
+    driven here, so that after every epoch the whole state can go to ``checkpoint`` and a
+    later call with the same checkpoint continues from there, ending with the same weights
+    and history as an uninterrupted run. ``verbose``: one line per epoch (default; none in
+    quiet mode). ``log_dir``: write every epoch's losses and metrics there with dvclive
+    (``train/loss``, ``eval/loss``, …); None (the default) logs nothing. ``workers``
+    (bench.distributed.Workers, np > 1): data parallel under Horovod — each rank trains on its
+    share of a seeded permutation of the training set with ``batch_size`` per rank, learning
+    rate × np, rank 0's initial weights, gradients and epoch metrics averaged over ranks; only
+    rank 0 logs; no ``checkpoint``."""
     started = time.perf_counter()
-    callbacks = callbacks_for(p)
+    every = callbacks_for(p)
+    in_fit = [cb for cb in every if type(cb).__name__ == "TerminateOnNaN"]
+    per_epoch = [cb for cb in every if cb not in in_fit]
     n_bn = getattr(p, "bn_recalibration_images", 0)
-    if n_bn:
+    if n_bn:  # the whole training set on every rank: the same statistics everywhere
         precise = PreciseBatchNorm(x_train, n_bn, 64, seed)
-        callbacks.insert(0, precise.callback())
+        in_fit.insert(0, precise.callback())
+    if workers is not None and workers.size > 1:
+        from bench.distributed import keras_distributed
+
+        if checkpoint is not None:
+            raise ValueError("epoch checkpoints are not supported under Horovod")
+        in_fit = keras_distributed(model, workers) + in_fit  # broadcast + metric average first
+        if not workers.is_root:
+            log_dir, verbose = None, 0
     if log_dir is not None:  # last: it sees the epoch logs as every other callback left them
-        callbacks.append(tracking.epoch_logger(log_dir))
+        per_epoch.append(tracking.epoch_logger(log_dir))
     if verbose is None:
-        verbose = 0 if tracking.is_quiet() else 2
-    hist = model.fit(x_train, targets(model, y_train, n_classes),
-                     validation_data=(x_val, targets(model, y_val, n_classes)),
-                     epochs=p.epochs, batch_size=p.batch_size, shuffle=True,
-                     class_weight=class_weights(y_train, getattr(p, "class_weight", "none"), n_classes),
-                     callbacks=callbacks, verbose=verbose)
+        verbose = 0 if is_quiet() else 2
+    for cb in per_epoch:
+        cb.set_model(model)
+        cb.on_train_begin()
+    random_generators(model)  # create them now, at the same point in a fresh and a resumed run
+    history, elapsed, done = _resume(model, per_epoch, checkpoint)
+    if done:
+        for cb in per_epoch:
+            cb.on_train_end()  # closes the dvclive log replayed by _resume
+        return FitResult(model, history, best_epoch_index_of(history, p) + 1, elapsed)
+    y_fit = targets(model, y_train, n_classes)
+    validation = (x_val, targets(model, y_val, n_classes))
+    weights = class_weights(y_train, getattr(p, "class_weight", "none"), n_classes)
+    model.stop_training = False
+    for epoch in range(len(history.get("loss", [])), 0 if _stopped(per_epoch, history) else p.epochs):
+        epoch_started = time.perf_counter()
+        order = epoch_rows(seed, epoch, len(x_train), workers)
+        hist = model.fit(x_train[order], y_fit[order], validation_data=validation, initial_epoch=epoch,
+                         epochs=epoch + 1, batch_size=p.batch_size, shuffle=False, class_weight=weights,
+                         callbacks=in_fit, verbose=0)
+        logs = {k: v[-1] for k, v in hist.history.items()}
+        for cb in per_epoch:
+            cb.on_epoch_end(epoch, logs)
+        for k, v in logs.items():
+            history.setdefault(k, []).append(float(v))
+        if verbose:
+            print(_epoch_line(epoch, p.epochs, time.perf_counter() - epoch_started, logs), flush=True)
+        stop = bool(model.stop_training)
+        if checkpoint is not None:
+            checkpoint.save(model, history, per_epoch, elapsed + time.perf_counter() - started)
+        if stop:
+            break
+    for cb in per_epoch:
+        cb.on_train_end()
     if n_bn:  # the best epoch's weights are back: re-estimate their statistics
         precise.recalibrate(model)
-    history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     if any(not np.isfinite(v) for v in history.get("loss", [])):
         raise NumericalError("training loss became NaN/inf; no predictions were written "
                              "(lower the learning rate or check the inputs)")
+    seconds = elapsed + time.perf_counter() - started
+    if checkpoint is not None:
+        checkpoint.save(model, history, per_epoch, seconds, done=True)
+    return FitResult(model, history, best_epoch_index_of(history, p) + 1, seconds)
+
+
+def best_epoch_index_of(history: dict, p) -> int:
     monitor = getattr(p, "monitor", "val_loss")
-    best = best_epoch_index(history.get(monitor, [0.0]), monitor)
-    return FitResult(model, history, best + 1, time.perf_counter() - started)
+    return best_epoch_index(history.get(monitor, [0.0]), monitor)
+
+
+def _stopped(callbacks: Sequence, history: dict) -> bool:
+    """Training stopped in the epochs already run (early stopping, or a NaN loss)."""
+    early = any(getattr(cb, "stopped_epoch", 0) for cb in callbacks)
+    return early or any(not np.isfinite(v) for v in history.get("loss", []))
+
+
+def _resume(model, callbacks: Sequence, checkpoint: Checkpoint | None) -> tuple[dict, float, bool]:
+    """(history, seconds, finished) of the run so far, after restoring ``checkpoint``'s state
+    into ``model`` and ``callbacks``; ({}, 0.0, False) when there is nothing to resume."""
+    found = checkpoint.load() if checkpoint is not None else None
+    if found is None:
+        return {}, 0.0, False
+    meta, arrays = found
+    Checkpoint.restore(model, callbacks, meta, arrays)
+    history = meta["history"]
+    if meta["done"]:
+        log.info("%s: finished earlier; its final weights loaded", checkpoint.path)
+    else:
+        log.info("%s: resuming after epoch %d", checkpoint.path, meta["epochs"])
+    for epoch in range(meta["epochs"]):  # dvclive starts its files afresh: replay the finished epochs
+        for cb in callbacks:
+            if type(cb).__name__ == "DVCLiveCallback":
+                cb.on_epoch_end(epoch, {k: v[epoch] for k, v in history.items()})
+    return history, meta["seconds"], meta["done"]
 
 
 def predict_positive(model, x, batch_size: int = 64) -> np.ndarray:

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bench import tracking
+from bench import quiet, tracking
 
 pytestmark = pytest.mark.filterwarnings(
     # Keras 2.15 initialisers call random.randint(1, 1e9); not ours to fix.
@@ -100,16 +100,16 @@ def test_no_generation_log_without_losses(tmp_path):
 def test_quiet_mode_silences_bars_and_info_and_is_undone(capsys, monkeypatch):
     from tqdm import tqdm
 
-    monkeypatch.delenv(tracking.QUIET_ENV, raising=False)
+    monkeypatch.delenv(quiet.QUIET_ENV, raising=False)
     log = logging.getLogger("augbench.test")
     before = logging.getLogger().level
-    with tracking.quiet_mode():
-        assert tracking.is_quiet() and os.environ[tracking.QUIET_ENV] == "1"
+    with quiet.quiet_mode():
+        assert quiet.is_quiet() and os.environ[quiet.QUIET_ENV] == "1"
         for _ in tqdm(range(3), disable=False, mininterval=0):  # even an explicit disable=False
             pass
         assert not logging.getLogger().isEnabledFor(logging.INFO) and log.isEnabledFor(logging.WARNING)
     assert capsys.readouterr().err == ""
-    assert not tracking.is_quiet() and logging.getLogger().level == before
+    assert not quiet.is_quiet() and logging.getLogger().level == before
     for _ in tqdm(range(3), disable=False, mininterval=0):
         pass
     assert "3/3" in capsys.readouterr().err
@@ -118,6 +118,6 @@ def test_quiet_mode_silences_bars_and_info_and_is_undone(capsys, monkeypatch):
 def test_quiet_fit_prints_no_epoch_lines(tmp_path, capsys):
     _fit(None, verbose=None)
     assert "Epoch 1/2" in capsys.readouterr().out
-    with tracking.quiet_mode():
+    with quiet.quiet_mode():
         _fit(None, verbose=None)
     assert "Epoch" not in capsys.readouterr().out

@@ -22,19 +22,7 @@ from bench.data.loader import (
     scan_folder,
 )
 from bench.errors import ConfigError, DataError
-
-
-def ramp(h: int = 24, w: int = 32) -> np.ndarray:
-    """uint8 (h, w) test pattern with distinct rows and columns."""
-    y, x = np.mgrid[0:h, 0:w]
-    return ((x * 7 + y * 3) % 256).astype(np.uint8)
-
-
-def save(path: Path, image: Image.Image, **kw) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, **kw)
-    return path
-
+from tests.reliability.builders import make_dataset, ramp, save
 
 # ---------------------------------------------------------------- read_grey: modes
 
@@ -78,13 +66,6 @@ def test_la_alpha_ignored(tmp_path):
 
 
 # --------------------------------------------------------------------- scan_folder
-
-
-def make_dataset(root: Path, spec: dict[str, list[str]]) -> Path:
-    for cls, names in spec.items():
-        for name in names:
-            save(root / cls / name, Image.fromarray(ramp(16, 16)))
-    return root
 
 
 def test_scan_basic_and_natural_sort(tmp_path):

@@ -279,23 +279,25 @@ def dense_model():
     return dense_net()
 
 
+def assert_matches_reference(model, x, reference, rule, options, floor=None, **target):
+    """LRP of ``model`` equals the NumPy ``reference`` (and so do the logits); ``floor``: the
+    largest expected relevance must exceed it (the comparison is not vacuous)."""
+    logits, expected = reference(model, x, rule, **target, **_ref_args(rule, options))
+    np.testing.assert_allclose(lrp.canonize(model).logits(x), logits, rtol=1e-9, atol=1e-12)
+    got = lrp.explain(model, x, **target, **_explain_args(rule, options))
+    if floor is not None:
+        assert got.shape == x.shape and np.abs(expected).max() > floor
+    np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-10 * np.abs(expected).max())
+
+
 @pytest.mark.parametrize(("rule", "options"), RULES, ids=RULE_IDS)
 def test_conv_net_matches_numpy_reference(conv_model, rule, options, rng):
-    x = rng.random((2, 10, 10, 2))
-    logits, expected = ref_conv_net(conv_model, x, rule, **_ref_args(rule, options))
-    np.testing.assert_allclose(lrp.canonize(conv_model).logits(x), logits, rtol=1e-9, atol=1e-12)
-    got = lrp.explain(conv_model, x, **_explain_args(rule, options))
-    assert got.shape == x.shape and np.abs(expected).max() > 1e-3
-    np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-10 * np.abs(expected).max())
+    assert_matches_reference(conv_model, rng.random((2, 10, 10, 2)), ref_conv_net, rule, options, floor=1e-3)
 
 
 @pytest.mark.parametrize(("rule", "options"), RULES, ids=RULE_IDS)
 def test_dense_net_matches_numpy_reference(dense_model, rule, options, rng):
-    x = rng.random((3, 2, 3))
-    logits, expected = ref_dense_net(dense_model, x, rule, target=1, **_ref_args(rule, options))
-    np.testing.assert_allclose(lrp.canonize(dense_model).logits(x), logits, rtol=1e-9, atol=1e-12)
-    got = lrp.explain(dense_model, x, target=1, **_explain_args(rule, options))
-    np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-10 * np.abs(expected).max())
+    assert_matches_reference(dense_model, rng.random((3, 2, 3)), ref_dense_net, rule, options, target=1)
 
 
 # --------------------------------------------------------------------------- depthwise convolutions, gates
@@ -361,12 +363,8 @@ def depthwise_model():
 
 @pytest.mark.parametrize(("rule", "options"), RULES, ids=RULE_IDS)
 def test_depthwise_net_matches_numpy_reference(depthwise_model, rule, options, rng):
-    x = rng.random((2, 6, 6, 2))
-    logits, expected = ref_depthwise_net(depthwise_model, x, rule, **_ref_args(rule, options))
-    np.testing.assert_allclose(lrp.canonize(depthwise_model).logits(x), logits, rtol=1e-9, atol=1e-12)
-    got = lrp.explain(depthwise_model, x, **_explain_args(rule, options))
-    assert got.shape == x.shape and np.abs(expected).max() > 1e-4  # the logits are ~0.1
-    np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-10 * np.abs(expected).max())
+    # floor 1e-4: the logits are ~0.1
+    assert_matches_reference(depthwise_model, rng.random((2, 6, 6, 2)), ref_depthwise_net, rule, options, floor=1e-4)
 
 
 def test_depthwise_batchnorm_is_folded_per_channel(depthwise_model, rng):

@@ -159,16 +159,12 @@ def test_lrp_params_are_checked():
 @pytest.fixture(scope="module")
 def encoder_dir(tmp_path_factory, phantom) -> Path:
     """A real domain ResNet50 (1 epoch on the 8 phantom images) written by the encoder stage code."""
-    from bench.io import write_json
-    from bench.nst.domain import EncoderParams, train_domain_encoder
-    from bench.nst.encoders import domain_head_name, domain_weights_name
+    from bench.nst.domain import EncoderParams
+    from bench.stages.encoder import write_encoders
 
     out = tmp_path_factory.mktemp("enc")
-    backbone, head, record = train_domain_encoder("resnet50", phantom, EncoderParams(
-        archs=["resnet50"], init="random", epochs=1, batch_size=8, bn_recalibration_images=8))
-    backbone.save_weights(str(out / domain_weights_name("resnet50")))
-    np.savez(out / domain_head_name("resnet50"), **head)
-    write_json(out / "meta.json", {"encoders": {"resnet50": record}})
+    write_encoders(phantom, out, EncoderParams(archs=["resnet50"], init="random", epochs=1, batch_size=8,
+                                               bn_recalibration_images=8))
     return out
 
 

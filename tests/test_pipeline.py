@@ -79,6 +79,25 @@ def test_repro_writes_report_and_metrics(project: Path):
     assert (project / "dvc.lock").is_file()
 
 
+def test_every_run_is_explained_and_logged(project: Path):
+    """LRP of every trained classifier (phantom masks → share inside the lesion), heatmaps in the
+    report, and dvclive's per-epoch log in every run folder."""
+    lrp = pd.read_csv(project / "reports" / "lrp.csv")
+    results = pd.read_csv(project / "reports" / "results.csv")
+    assert set(zip(lrp["Method"], lrp["Classifier"], strict=True)) == set(
+        zip(results["method"], results["classifier"], strict=True))
+    assert "Note" not in lrp or lrp["Note"].isna().all(), lrp.get("Note")  # every model explained
+    shares = lrp["LRP share in lesion"].str.split(" ").str[0].astype(float)
+    assert ((shares >= 0) & (shares <= 1)).all()
+    for method, clf in zip(lrp["Method"], lrp["Classifier"], strict=True):
+        assert (project / "reports" / "lrp" / f"{method}__{clf}.png").stat().st_size > 1000
+        run = project / "runs" / method / clf / "seed0"
+        with np.load(run / "relevance.npz") as z:
+            assert z["lrp"].shape == z["inputs"].shape == z["masks"].shape and np.isfinite(z["lrp"]).all()
+        assert (run / "dvclive" / "metrics.json").is_file()
+    assert "LRP relevance heatmaps" in (project / "reports" / "index.html").read_text()
+
+
 def test_second_repro_is_up_to_date(project: Path):
     out = _sh([str(BIN / "dvc"), "repro"], project)
     assert "didn't change" in out or "up to date" in out.lower()
@@ -94,6 +113,9 @@ def test_dvc_metrics_and_plots(project: Path):
     for method in METHODS:  # one ROC plot per method × classifier, with data in it
         assert f"{method}__resnet50" in html
     assert html.count('"fpr"') >= len(METHODS)
+    for method in METHODS:  # and every run's training curves (evaluate collects them from the runs)
+        assert f"training/{method}__resnet50__seed0.csv" in html
+    assert html.count('"val_loss"') >= len(METHODS)
 
 
 def test_same_seed_same_arrays_and_metrics(project: Path, tmp_path: Path):

@@ -282,7 +282,7 @@ def test_minority_mode_generates_the_minority_class_with_nearest_sources(tmp_pat
     keep = np.flatnonzero((train.labels == 0) | (np.arange(len(train)) % 2 == 0))  # fewer malignant
     train = type(train)(train.images[keep], train.labels[keep], [train.ids[i] for i in keep])
     plugin = StyleGAN2ADA(StyleGAN2Params(classes="minority", n_per_class=3))
-    plugin.resources = {"work_dir": tmp_path}
+    plugin.resources = {"checkpoint_dir": tmp_path / "shards", "log_dir": tmp_path}
     rng = np.random.default_rng(0)
     plugin.fit(train, rng)
     gen = plugin.generate(train, plugin.n_synthetic(len(train)), rng)
@@ -293,8 +293,8 @@ def test_minority_mode_generates_the_minority_class_with_nearest_sources(tmp_pat
         assert train.labels[src] == 1 and rec["class"] == 1 and rec["checkpoint"].endswith(CHECKPOINT)
         rmse = [np.sqrt(np.mean((img - train.images[k]) ** 2)) for k in range(len(train)) if train.labels[k] == 1]
         assert rec["source_rmse"] == pytest.approx(min(rmse), rel=1e-5)
-    assert (tmp_path / CHECKPOINT).is_file() and (tmp_path / TRAIN_LOG).is_file()
+    assert (tmp_path / "shards" / CHECKPOINT).is_file() and (tmp_path / TRAIN_LOG).is_file()
     again = StyleGAN2ADA(StyleGAN2Params(classes="minority", n_per_class=3))
-    again.resources = {"work_dir": tmp_path}
+    again.resources = {"checkpoint_dir": tmp_path / "shards", "log_dir": tmp_path}
     again.fit(train, np.random.default_rng(0))  # resumes at the last step: nothing left to train
     assert again.weights_digest() == plugin.weights_digest()

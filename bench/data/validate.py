@@ -293,14 +293,16 @@ def _stats(values: list[int]) -> dict:
     return {"min": int(min(values)), "max": int(max(values)), "median": float(np.median(values))}
 
 
-def _check_masks(scan: Scan) -> list[Skipped]:
-    """Decode every mask once. An unreadable mask is returned with its reason and detached
-    from its image (``scan.masks`` is edited in place) so no later stage trips over it;
-    the image itself stays usable."""
+def _check_masks(scan: Scan, decoded: dict[str, np.ndarray] | None = None) -> list[Skipped]:
+    """Decode every mask once (into ``decoded``, keyed by its image's id, when given). An
+    unreadable mask is returned with its reason and detached from its image (``scan.masks``
+    is edited in place) so no later stage trips over it; the image itself stays usable."""
     bad = []
     for rid, path in list(scan.masks.items()):
         try:
-            read_grey_info(path)
+            grey, _ = read_grey_info(path)
+            if decoded is not None:
+                decoded[rid] = grey
         except DataError as exc:
             bad.append(Skipped(printable(path), f"mask of {rid}: {exc}"))
             del scan.masks[rid]
@@ -312,6 +314,7 @@ def validate_records(
     near_dup_threshold: int = 4,
     drop_conflicts: bool = True,
     progress: bool = True,
+    masks_out: dict[str, np.ndarray] | None = None,
 ) -> tuple[list[Record], ValidationReport, dict[str, np.ndarray]]:
     """Decode and check every record of ``scan``.
 
@@ -322,7 +325,8 @@ def validate_records(
     twice. ``near_dup_threshold`` is the largest pHash Hamming distance counted as a near
     duplicate (0 disables near matching beyond identical hashes; negative is an error).
     A progress bar is shown when ``progress`` and there are more than 200 records.
-    Masks are decoded too; an unreadable one is reported and removed from ``scan.masks``.
+    Masks are decoded too; an unreadable one is reported and removed from ``scan.masks``;
+    ``masks_out`` (a dict) receives the decoded masks keyed by record id.
     """
     if isinstance(near_dup_threshold, bool) or not isinstance(near_dup_threshold, int | np.integer):
         raise ConfigError("near_dup_threshold", f"must be an integer, got {near_dup_threshold!r}")
@@ -360,7 +364,7 @@ def validate_records(
         byte_digests.append(digest)
         pixel_digests.append(_pixel_digest(grey))
         phashes.append(perceptual_hash(grey))
-    unreadable.extend(_check_masks(scan))
+    unreadable.extend(_check_masks(scan, masks_out))
 
     n = len(ok)
     exact = _UnionFind(n)

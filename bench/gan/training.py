@@ -229,26 +229,28 @@ class Trainer:
     # ---------------------------------------------------------------- the loop
 
     def run(self, steps: int, work_dir: Path | None = None, checkpoint_every: int = 0,
-            stop_after: int | None = None) -> list[dict]:
+            stop_after: int | None = None, log_dir: Path | None = None) -> list[dict]:
         """Train until ``steps`` minibatches in all; with ``work_dir`` resume from its checkpoint (when it
-        matches), append to its CSV log and checkpoint every ``checkpoint_every`` steps and at the end.
-        ``stop_after`` ends the call early after that many steps (tests: an interrupted run)."""
+        matches), append to the CSV log in ``log_dir`` (default: ``work_dir``; its rows after the
+        checkpoint's step are dropped first) and checkpoint every ``checkpoint_every`` steps and at the
+        end. ``stop_after`` ends the call early after that many steps (tests: an interrupted run)."""
         ckpt = work_dir / CHECKPOINT if work_dir else None
+        log_file = (log_dir or work_dir) / TRAIN_LOG if (log_dir or work_dir) else None
         if ckpt is not None and ckpt.is_file():
             if self.load(ckpt):
                 log.info("resumed from %s at step %d (p = %.3f)", ckpt, self.step, self.ada.p)
             else:
                 log.warning("%s belongs to another configuration or training set; starting afresh", ckpt)
-        if work_dir is not None:
-            _truncate_log(work_dir / TRAIN_LOG, self.step)
+        if log_file is not None:
+            _truncate_log(log_file, self.step)
         rows, done = [], 0
         while self.step < steps and (stop_after is None or done < stop_after):
             rows.append(self.train_step())
             done += 1
-            if work_dir is not None:
-                _append_log(work_dir / TRAIN_LOG, rows[-1])
-                if self.step == steps or (checkpoint_every and self.step % checkpoint_every == 0):
-                    self.save(ckpt)
+            if log_file is not None:
+                _append_log(log_file, rows[-1])
+            if ckpt is not None and (self.step == steps or (checkpoint_every and self.step % checkpoint_every == 0)):
+                self.save(ckpt)
         return rows
 
     def generate(self, labels: np.ndarray, seed: int, batch: int = 64) -> np.ndarray:

@@ -74,6 +74,16 @@ def _initial_weights(arch: str, init: str) -> tuple[str | None, str]:
     return str(path), f"imagenet ({path.name}, md5 verified)"
 
 
+def with_head(backbone, n_classes: int):
+    """``backbone`` → GlobalAveragePooling2D → Dense(n_classes, softmax): the domain classifier.
+    The layer names are how the head is saved (here) and restored (bench.nst.relevance)."""
+    import tensorflow as tf
+
+    pooled = tf.keras.layers.GlobalAveragePooling2D(name="domain_gap")(backbone.output)
+    out = tf.keras.layers.Dense(n_classes, activation="softmax", name="domain_head")(pooled)
+    return tf.keras.Model(backbone.input, out, name=f"{backbone.name}_domain_classifier")
+
+
 def train_domain_encoder(arch: str, train: ImageSet, params: EncoderParams) -> tuple[object, dict, dict]:
     """(trained no-top backbone, head {kernel, bias}, record) for ``arch``, trained on ``train``
     only. The head (GlobalAveragePooling2D → Dense) is kept: ``nst-proposed-lrp`` explains the
@@ -91,9 +101,7 @@ def train_domain_encoder(arch: str, train: ImageSet, params: EncoderParams) -> t
         backbone.load_weights(weights_file)
     trainable = clone_with_input_grad_convs(backbone, pooling="max", freeze=False)  # same maths, faster on CPU
     n_classes = int(max(2, train.labels.max() + 1)) if len(train) else 2
-    pooled = tf.keras.layers.GlobalAveragePooling2D(name="domain_gap")(trainable.output)
-    out = tf.keras.layers.Dense(n_classes, activation="softmax", name="domain_head")(pooled)
-    model = tf.keras.Model(trainable.input, out)
+    model = with_head(trainable, n_classes)
     model.compile(optimizer=tf.keras.optimizers.Adam(params.learning_rate), loss="categorical_crossentropy",
                   metrics=["accuracy"])
     x = to_encoder_input(tf.constant(train.images[..., None], tf.float32)).numpy()

@@ -194,41 +194,44 @@ def domain_head_name(arch: str) -> str:
     return f"{arch}_domain_head.npz"
 
 
-def domain_head(arch: str, encoder_dir: Path) -> tuple[Path, dict]:
-    """(path, {kernel, bias}) of the domain encoder's classification head (encoder stage),
-    MD5-checked against meta.json; a clear error when it is missing (older encoder folders)."""
-    import numpy as np
-
+def _encoder_file(encoder_dir: Path, arch: str, name: str, md5_key: str, missing: str) -> tuple[Path, dict, str]:
+    """(path, meta.json record of ``arch``, md5) of a file the encoder stage wrote into
+    ``encoder_dir``, its MD5 checked against meta.json; ``missing``: the error when it is absent."""
     from methods.classify._weights import md5
 
-    path = Path(encoder_dir) / domain_head_name(arch)
-    if not path.is_file():
-        raise AugbenchError(f"{path}: the domain encoder's classification head is missing (needed for the "
-                            f"LRP relevance); re-run the encoder stage with {arch!r} among encoder.archs")
-    record = read_json(Path(encoder_dir) / "meta.json").get("encoders", {}).get(arch, {})
-    if record.get("head_md5") not in (None, md5(path)):
-        raise AugbenchError(f"{path}: MD5 differs from meta.json; re-run the encoder stage")
-    with np.load(path) as data:
-        return path, {"kernel": data["kernel"], "bias": data["bias"]}
+    path, meta_path = encoder_dir / name, encoder_dir / "meta.json"
+    if not path.is_file() or not meta_path.is_file():
+        raise AugbenchError(missing)
+    record = read_json(meta_path).get("encoders", {}).get(arch, {})
+    digest = md5(path)
+    if record.get(md5_key) not in (None, digest):
+        raise AugbenchError(f"{path}: MD5 {digest} differs from the {record[md5_key]} in {meta_path}; "
+                            "re-run the encoder stage")
+    return path, record, digest
+
+
+def domain_head(arch: str, encoder_dir: Path) -> dict:
+    """{kernel, bias} of the domain encoder's classification head (encoder stage), MD5-checked
+    against meta.json; a clear error when it is missing (older encoder folders)."""
+    from bench.io import load_npz
+
+    name = domain_head_name(arch)
+    path, _, _ = _encoder_file(Path(encoder_dir), arch, name, "head_md5",
+                               f"{Path(encoder_dir) / name}: the domain encoder's classification head is missing "
+                               f"(needed for the LRP relevance); re-run the encoder stage with {arch!r} among "
+                               "encoder.archs")
+    return load_npz(path)
 
 
 def _domain_weights(arch: str, encoder_dir: Path | None) -> WeightsSource:
-    from methods.classify._weights import md5
-
     if encoder_dir is None:
         raise AugbenchError("weights: 'domain' needs the encoder stage's output folder: run "
                             "`augbench encoder` and pass `augbench augment --encoder DIR`")
     encoder_dir = Path(encoder_dir)
-    path = encoder_dir / domain_weights_name(arch)
-    meta_path = encoder_dir / "meta.json"
-    if not path.is_file() or not meta_path.is_file():
-        raise AugbenchError(f"{encoder_dir}: no domain encoder for {arch!r} ({path.name} and meta.json "
-                            f"expected); run `augbench encoder` with {arch!r} among its archs")
-    record = read_json(meta_path).get("encoders", {}).get(arch, {})
-    digest = md5(path)
-    if record.get("md5") not in (None, digest):
-        raise AugbenchError(f"{path}: MD5 {digest} differs from the {record['md5']} in {meta_path}; "
-                            "re-run the encoder stage")
+    name = domain_weights_name(arch)
+    path, record, digest = _encoder_file(encoder_dir, arch, name, "md5",
+                                         f"{encoder_dir}: no domain encoder for {arch!r} ({name} and meta.json "
+                                         f"expected); run `augbench encoder` with {arch!r} among its archs")
     trained = (f"trained on the training split ({record.get('n_train', '?')} images, "
                f"{record.get('epochs', '?')} epochs, init {record.get('init', '?')})")
     return WeightsSource("domain", str(path), f"domain ({path.name}, {trained}, md5 {digest})")

@@ -269,41 +269,56 @@ class NSTEngine:
     # ----------------------------------------------------------- targets
 
     def _targets(self, level: _Level, sources: np.ndarray, indices: Sequence[int],
-                 content_weights=None) -> dict[int, tuple]:
+                 content_weights=None, contents: frozenset[int] = frozenset(),
+                 wanted: set[int] | None = None) -> dict[int, tuple]:
         """{source index: (content features, style representation, content weights or None)} at
         ``level``'s size. ``content_weights(indices, images)`` → one (n, h_l, w_l, N_l) array per
-        content layer (e.g. LRP relevance weights), computed once per source image and level."""
+        content layer (e.g. LRP relevance weights), computed once per level for the sources in
+        ``contents`` only (a pure style reference needs none).
+        ``wanted``: skip the chunks of ``indices`` holding none of these (a rank's share); the
+        chunks themselves stay those of the whole list, so every target is computed in the same
+        batch as in a single-process run and comes out bit for bit the same."""
         b = self.schedule.batch_size
         small = resize(sources[list(indices)], level.size)
         out = {}
         for start in range(0, len(indices), b):
+            if wanted is not None and wanted.isdisjoint(indices[start:start + b]):
+                continue
             chunk = small[start:start + b]
             pad = np.concatenate([chunk, np.repeat(chunk[-1:], b - len(chunk), axis=0)])
             content, style = level.features(pad[..., None])
             content = [c.numpy() for c in content]
             style = [[r.numpy() for r in rep] for rep in style]
             idx_chunk = list(indices[start:start + len(chunk)])
-            weights = content_weights(np.asarray(idx_chunk), chunk) if content_weights is not None else None
+            rows = [i for i, idx in enumerate(idx_chunk) if idx in contents] if content_weights is not None else []
+            weights = content_weights(np.asarray(idx_chunk)[rows], chunk[rows]) if rows else None
+            at = {i: k for k, i in enumerate(rows)}
             for i, idx in enumerate(idx_chunk):
                 out[idx] = ([c[i] for c in content], [tuple(r[i] for r in rep) for rep in style],
-                            None if weights is None else [w[i] for w in weights])
+                            [w[at[i]] for w in weights] if i in at else None)
         return out
 
-    def _batch_targets(self, cache: dict, jobs: list[Job]) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
-        content = [np.stack([cache[j.content][0][k] for j in jobs]) for k in range(len(self.losses.content_layers))]
+    def _batch_targets(self, cache: dict, jobs: list[Job]):
+        """(content targets, style targets, content weights or None) of a batch, stacked per layer."""
+        def per_content_layer(slot: int) -> list[np.ndarray]:
+            return [np.stack([cache[j.content][slot][k] for j in jobs]) for k in range(len(self.losses.content_layers))]
+
         style = []
         for k in range(len(self.losses.style_layers)):
             combined = [self.style_loss.combine([cache[s][1][k] for s in j.styles]) for j in jobs]
             style.append([np.stack([c[r] for c in combined]) for r in range(len(combined[0]))])
-        return content, style
+        return per_content_layer(0), style, per_content_layer(2) if self.losses.weighted_content else None
 
     # ----------------------------------------------------------- run
 
     def run(self, jobs: Sequence[Job], sources: np.ndarray, seed: int = 0,
-            progress: bool | None = None, desc: str = "nst", content_weights=None) -> Iterator[Shard]:
+            progress: bool | None = None, desc: str = "nst", content_weights=None,
+            batches: Sequence[int] | None = None) -> Iterator[Shard]:
         """Yield one Shard per batch of ``jobs``; ``sources`` (N, H, W) in [0, 1] are indexed by
         the jobs. ``seed`` drives the stochastic style estimators (same for every image).
-        ``content_weights``: see :meth:`_targets`; required when the losses weight the content."""
+        ``content_weights``: see :meth:`_targets`; required when the losses weight the content.
+        ``batches``: run only these batches (index = start // batch_size) of the whole list, as
+        a Horovod rank does with its share (bench.distributed); results equal the full run's."""
         from tqdm import tqdm
 
         if sources.shape[1:] != self.image_size:
@@ -311,15 +326,19 @@ class NSTEngine:
         if self.losses.weighted_content and content_weights is None:
             raise AugbenchError("these losses weight the content loss: pass content_weights to run()")
         jobs = list(jobs)
-        needed = sorted({j.content for j in jobs} | {s for j in jobs for s in j.styles})
-        weighted = content_weights if self.losses.weighted_content else None
-        caches = [self._targets(level, sources, needed, weighted) for level in self.levels]
         b = self.schedule.batch_size
+        starts = list(range(0, len(jobs), b)) if batches is None else [i * b for i in batches]
+        mine = [j for start in starts for j in jobs[start:start + b]]
+        needed = sorted({j.content for j in jobs} | {s for j in jobs for s in j.styles})
+        wanted = None if batches is None else {j.content for j in mine} | {s for j in mine for s in j.styles}
+        weighted = content_weights if self.losses.weighted_content else None
+        contents = frozenset(j.content for j in jobs)
+        caches = [self._targets(level, sources, needed, weighted, contents, wanted) for level in self.levels]
         # progress None: a bar only on a terminal (tqdm's own rule); True/False force it on/off
-        bar = tqdm(total=len(jobs), unit="img", desc=desc, disable=None if progress is None else not progress,
+        bar = tqdm(total=len(mine), unit="img", desc=desc, disable=None if progress is None else not progress,
                    mininterval=1.0, dynamic_ncols=True, leave=False)
         try:
-            for start in range(0, len(jobs), b):
+            for start in starts:
                 real = jobs[start:start + b]
                 batch = real + [real[-1]] * (b - len(real))
                 shard = self._run_batch(batch, sources, caches, seed, bar)
@@ -328,6 +347,17 @@ class NSTEngine:
                             shard[2][:len(real)], shard[3][:len(real)])
         finally:
             bar.close()
+
+    def trace(self) -> None:
+        """Trace every level's functions now (otherwise the first batch does it), so that a
+        timing can tell model build and tracing apart from compute (bench.distributed)."""
+        import tensorflow as tf
+
+        b = self.schedule.batch_size
+        for level in self.levels:
+            level.features.get_concrete_function(tf.TensorSpec((b, *level.size, 1), tf.float32))
+            level.steps.get_concrete_function(tf.TensorSpec((), tf.int32))
+            level.evaluate.get_concrete_function()
 
     def _run_batch(self, batch: list[Job], sources: np.ndarray, caches: list[dict], seed: int, bar):
         import tensorflow as tf
@@ -339,9 +369,7 @@ class NSTEngine:
                 current = self._init(batch, sources, level.size)
             else:
                 current = resize(current, level.size)
-            content, style = self._batch_targets(cache, batch)
-            weights = ([np.stack([cache[j.content][2][k] for j in batch])
-                        for k in range(len(self.losses.content_layers))] if self.losses.weighted_content else None)
+            content, style, weights = self._batch_targets(cache, batch)
             level.start_batch(current, content, style, lr, seed, weights)
             done = 0
             while done < its:

@@ -148,7 +148,7 @@ class GramStyle(StyleLoss):
         return tf.reduce_sum(tf.square(diff), axis=[1, 2]) / (4.0 * n * n)  # Panigrahi Eq. 4
 
     def combine(self, reps):
-        return (np.max(np.stack([r[0] for r in reps]), axis=0),)  # Panigrahi Eq. 9, M(·)
+        return max_combine(reps)
 
 
 class MMDStyle(StyleLoss):
@@ -282,15 +282,18 @@ class CombinedStyle(MMDStyle):
     max-Gram loss (Eq. 7-9). Panigrahi use the degree-2 polynomial kernel (Eq. 6: c = 0).
     """
 
-    name = "combined"
-
     def __init__(self, c: float = 0.0):
         super().__init__("poly", c=c)
         self.name = "combined-mmd-poly"
 
     def combine(self, reps):
-        # Panigrahi Eq. 9, M(·): element-wise maximum over the references, for each statistic.
-        return tuple(np.max(np.stack([r[i] for r in reps]), axis=0) for i in range(len(reps[0])))
+        return max_combine(reps)
+
+
+def max_combine(reps: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    """Panigrahi Eq. 9, M(·): the element-wise maximum over the references' representations,
+    statistic by statistic (the Gram matrix; for the polynomial kernel also the channel means)."""
+    return tuple(np.max(np.stack([r[i] for r in reps]), axis=0) for i in range(len(reps[0])))
 
 
 STYLE_LOSSES = {

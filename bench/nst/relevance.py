@@ -34,19 +34,16 @@ from bench.nst.losses import relevance_weights
 def domain_classifier(arch: str, weights, encoder_dir: Path):
     """The encoder stage's classifier: the Keras backbone with ``weights`` (a WeightsSource of
     kind ``domain``) + GlobalAveragePooling2D + Dense(softmax) with the saved head."""
-    import tensorflow as tf
-
+    from bench.nst.domain import with_head
     from bench.nst.encoders import domain_head, get_encoder_spec
 
     if weights.kind != "domain" or not weights.path:
         raise AugbenchError("nst-proposed-lrp explains the domain encoder's classifier: set weights: domain "
                             f"(got {weights.kind!r}); ImageNet and random backbones have no breast-lesion head")
-    _, head = domain_head(arch, encoder_dir)
+    head = domain_head(arch, encoder_dir)
     backbone = get_encoder_spec(arch).build()
     backbone.load_weights(weights.path)
-    pooled = tf.keras.layers.GlobalAveragePooling2D(name="domain_gap")(backbone.output)
-    out = tf.keras.layers.Dense(head["kernel"].shape[1], activation="softmax", name="domain_head")(pooled)
-    model = tf.keras.Model(backbone.input, out, name=f"{arch}_domain_classifier")
+    model = with_head(backbone, head["kernel"].shape[1])
     model.get_layer("domain_head").set_weights([head["kernel"], head["bias"]])
     return model
 
@@ -56,14 +53,17 @@ class ContentRelevance:
     every content layer for a chunk of source images, explained for their own labels."""
 
     def __init__(self, model, labels: np.ndarray, content_layers: Sequence[str], rule: str = "alpha-beta",
-                 alpha: float = 2.0, beta: float = 1.0):
-        from bench.xai.lrp import canonize
+                 alpha: float | None = None, beta: float | None = None):
+        from bench.xai.lrp import ALPHA, BETA, canonize
 
         self.graph = canonize(model)  # once: folding BatchNorm is the slow part
         self.labels = np.asarray(labels)
         self.layers = list(content_layers)
-        self.rule, self.alpha, self.beta = rule, alpha, beta
-        self.stats: list[dict] = []
+        self.rule = rule
+        self.alpha, self.beta = ALPHA if alpha is None else alpha, BETA if beta is None else beta
+        # (source index, layer, shape) → shares; a retry or another resolution level of the same
+        # image replaces or adds its own entry, never double-counts it
+        self.stats: dict[tuple, dict] = {}
 
     def __call__(self, indices: np.ndarray, images: np.ndarray) -> list[np.ndarray]:
         import tensorflow as tf
@@ -85,16 +85,17 @@ class ContentRelevance:
                                     f"{list(map(int, indices))}")
             w = np.stack([relevance_weights(ri) for ri in r])
             out.append(w)
-            self.stats.extend({"layer": name, "positive_share": float((ri > 0).mean()),
-                               "zero_weight_share": float((wi == 0).mean())} for ri, wi in zip(r, w, strict=True))
+            for idx, ri, wi in zip(indices, r, w, strict=True):
+                self.stats[(int(idx), name, ri.shape)] = {"positive_share": float((ri > 0).mean()),
+                                                          "zero_weight_share": float((wi == 0).mean())}
         return out
 
     def summary(self) -> dict:
         """Mean share of elements with positive relevance (= weight > 0) over the explained images."""
         if not self.stats:
             return {}
+        shares = list(self.stats.values())
         return {"relevance_rule": f"{self.rule} (alpha {self.alpha}, beta {self.beta})",
-                "relevance_images": len(self.stats),
-                "relevance_positive_share": round(float(np.mean([s["positive_share"] for s in self.stats])), 4),
-                "relevance_zero_weight_share": round(float(np.mean([s["zero_weight_share"] for s in self.stats])),
-                                                     4)}
+                "relevance_images": len({key[0] for key in self.stats}),
+                "relevance_positive_share": round(float(np.mean([s["positive_share"] for s in shares])), 4),
+                "relevance_zero_weight_share": round(float(np.mean([s["zero_weight_share"] for s in shares])), 4)}

@@ -13,17 +13,20 @@ failed attempt is listed in ``run_info["failures"]`` (and so in meta.json).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from bench.errors import NumericalError
+from bench.errors import AugbenchError, NumericalError
 from bench.nst.engine import Job, LossConfig, Schedule, Shard, get_engine
 from bench.nst.losses import StyleLoss
 from bench.nst.sampling import add_references, plan_pairs, select
+from bench.nst.shards import ShardStore, plan_fingerprint
 from bench.plugins import Generated, ImageSet
 
 log = logging.getLogger("augbench")
@@ -60,8 +63,19 @@ def plan_jobs(train: ImageSet, n: int, rng: np.random.Generator, config: Transfe
 
 
 def style_transfer(train: ImageSet, n: int, rng: np.random.Generator, config: TransferConfig,
-                   progress: bool | None = None) -> tuple[Generated, dict]:
-    """n synthetic images made from ``train`` only, with provenance and a run summary."""
+                   progress: bool | None = None, checkpoint: Path | None = None,
+                   checkpoint_key: str = "", workers=None) -> tuple[Generated | None, dict]:
+    """n synthetic images made from ``train`` only, with provenance and a run summary.
+
+    ``checkpoint``: a folder where every finished batch is saved and from which a re-run with
+    the same plan (and ``checkpoint_key``) loads them instead of running them again
+    (:mod:`bench.nst.shards`); the result is the same either way.
+
+    ``workers`` (a :class:`bench.distributed.Workers` of a Horovod run, with ``checkpoint``):
+    the batches of each round are split across the ranks, every rank saves its own to the
+    folder, and all of them then read the round's results from there; rank 0 gets the merged
+    result, bit for bit the one-process result, and every other rank ``None``. Phase times
+    (build, compute, io, wait) go to ``workers.timer``."""
     h, w = train.images.shape[1:]
     info = {"encoder": config.arch, "weights": config.weights.description, "weights_kind": config.weights.kind,
             "style_loss": config.style_loss.describe(), "failures": [], "images_per_second": None}
@@ -69,15 +83,24 @@ def style_transfer(train: ImageSet, n: int, rng: np.random.Generator, config: Tr
         return Generated(np.zeros((0, h, w), np.float32), np.zeros(0, np.int64), []), info
     jobs = plan_jobs(train, n, rng, config)
     engine_seed = int(rng.integers(0, 2**31 - 1))
-    engine = get_engine(config.arch, config.weights, config.pooling, config.style_loss, config.losses,
-                        config.schedule, (h, w))
+    distributed = workers is not None and workers.size > 1
+    if distributed and checkpoint is None:
+        raise ValueError("a run on several processes needs a checkpoint folder that all of them can reach")
+    phase = workers.timer if workers is not None else (lambda _name: contextlib.nullcontext())
+    with phase("build"):
+        engine = get_engine(config.arch, config.weights, config.pooling, config.style_loss, config.losses,
+                            config.schedule, (h, w))
+        if workers is not None:
+            engine.trace()  # so that tracing is timed as build, not as the first batch's compute
     sources = train.images.astype(np.float32)
     started, done = time.perf_counter(), {}
+    store = None if checkpoint is None else ShardStore(
+        checkpoint, plan_fingerprint(checkpoint_key, jobs, engine_seed, config, (h, w)))
     pending = {i: job for i, job in enumerate(jobs)}
     for attempt in range(config.max_retries + 1):
         order = sorted(pending)
-        shards = engine.run([pending[i] for i in order], sources, seed=engine_seed,
-                            progress=progress, desc=config.method, content_weights=config.content_weights)
+        shards = _run_attempt(engine, [pending[i] for i in order], order, attempt, sources, engine_seed, config,
+                              store, progress, info, workers)
         position = 0
         for shard in shards:
             for k in range(len(shard.jobs)):
@@ -99,6 +122,12 @@ def style_transfer(train: ImageSet, n: int, rng: np.random.Generator, config: Tr
                              f"retries (e.g. content {first['content_id']!r}, styles {first['style_ids']}: "
                              f"{first['reason']}); nothing was written")
     seconds = time.perf_counter() - started
+    counts = info.pop("batch_counts", {"computed": 0, "resumed": 0})
+    if workers is not None:
+        info["distributed"] = {**workers.describe(), "shard_dir": str(checkpoint),
+                               "batches_resumed": counts["resumed"], "batches_computed": counts["computed"]}
+        if not workers.is_root:
+            return None, info
     images, provenance = _collect(train, jobs, done, config)
     info.update(seconds=round(seconds, 2), images_per_second=round(len(jobs) / seconds, 3),
                 image_iterations_per_second=round(len(jobs) * sum(config.schedule.iterations) / seconds, 2))
@@ -107,6 +136,62 @@ def style_transfer(train: ImageSet, n: int, rng: np.random.Generator, config: Tr
              len(jobs), seconds, info["images_per_second"], info["image_iterations_per_second"], config.arch,
              config.weights.description)
     return Generated(images, labels, provenance), info
+
+
+def _run_attempt(engine, jobs: list[Job], indices: list[int], attempt: int, sources: np.ndarray, seed: int,
+                 config: TransferConfig, store: ShardStore | None, progress: bool | None, info: dict,
+                 workers=None) -> list[Shard]:
+    """One round over ``jobs`` (``indices``: their positions in the plan), batch by batch: a
+    batch saved by an earlier run of the same plan is loaded, the others are run (and saved).
+    Under Horovod (``workers.size`` > 1) this rank runs its share of the batches
+    (:func:`bench.distributed.share`) and then reads the others' from ``store``."""
+    from bench.distributed import share
+
+    b = config.schedule.batch_size
+    starts = list(range(0, len(jobs), b))
+    distributed = workers is not None and workers.size > 1
+    phase = workers.timer if workers is not None else (lambda _name: contextlib.nullcontext())
+    mine = [starts[i] for i in share(len(starts), workers.size, workers.rank)] if distributed else starts
+    with phase("io"):
+        found = {s: store.load(attempt, s, indices[s:s + b], jobs[s:s + b]) for s in mine} if store else {}
+    todo = [s // b for s in mine if found.get(s) is None]
+    if len(todo) < len(mine):
+        n_loaded = sum(len(found[s].jobs) for s in mine if found.get(s) is not None)
+        log.info("%s: resuming: %d of %d batches (%d images) of %s already done, loaded from %s", config.method,
+                 len(mine) - len(todo), len(mine), n_loaded, "the first round" if attempt == 0 else
+                 f"retry round {attempt}", store.folder)
+        info.setdefault("resumed", []).append({"attempt": attempt, "batches_loaded": len(mine) - len(todo),
+                                               "batches": len(mine)})
+    if todo:
+        run = engine.run(jobs, sources, seed=seed, progress=progress if not distributed or workers.is_root else False,
+                         desc=config.method, content_weights=config.content_weights,
+                         batches=None if len(todo) == len(starts) else todo)
+        for batch in todo:
+            with phase("compute"):
+                shard = next(run)
+            start = batch * b
+            if store is not None:
+                with phase("io"):
+                    store.save(attempt, start, indices[start:start + b], shard)
+            found[start] = shard
+        run.close()
+    counts = info.setdefault("batch_counts", {"computed": 0, "resumed": 0})
+    if distributed:
+        with phase("wait"):  # idle until every rank has finished the round
+            gathered = workers.allgather((len(todo), len(mine) - len(todo)))
+        with phase("io"):
+            for s in starts:
+                if found.get(s) is None:
+                    found[s] = store.load(attempt, s, indices[s:s + b], jobs[s:s + b])
+                    if found[s] is None:
+                        raise AugbenchError(f"{store.folder}: batch {s // b} of round {attempt}, which another "
+                                            "rank reported as finished, is not there; a multi-host run needs "
+                                            "its shard folder on a shared filesystem")
+    else:
+        gathered = [(len(todo), len(mine) - len(todo))]
+    counts["computed"] += sum(c for c, _ in gathered)
+    counts["resumed"] += sum(r for _, r in gathered)
+    return [found[s] for s in starts]
 
 
 def _failure(train: ImageSet, shard: Shard, k: int, attempt: int) -> dict:

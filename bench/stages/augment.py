@@ -10,13 +10,19 @@ result for style-transfer methods) and, when the provenance records carry NST
 losses, ``dvclive/`` (final total/content/style/tv loss per image, for
 ``dvc plots``). ``--encoder DIR`` hands the encoder stage's
 output to the plugin (``resources["encoder_dir"]``); for NST, ``meta.json``
-records the encoder weights used (``encoder_weights``, ``run_info``).
+records the encoder weights used (``encoder_weights``, ``run_info``). Plugins that
+train (stylegan2-ada) keep their checkpoint in ``OUT/shards`` (``resources
+["checkpoint_dir"]``: a re-run resumes from it; removed once the output is complete)
+and write their training log into the output folder itself (``resources["log_dir"]``,
+e.g. ``train_log.csv``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -24,6 +30,7 @@ import numpy as np
 
 from bench import registry, tracking
 from bench.config import Params
+from bench.distributed import Sharding, default_shard_dir, init_workers, rank_guard
 from bench.errors import AugbenchError, NumericalError
 from bench.io import file_digest, read_json, save_npz, write_json, write_text
 from bench.plots import sample_grid
@@ -35,8 +42,11 @@ from bench.stages.common import (
     log,
     params_from_args,
     stable_seed,
+    writing,
 )
 from bench.typed import to_dict
+
+CHECKPOINT = "shards"  # partial results of a resumable plugin (NST batches), under the output folder
 
 
 def check_generated(gen: Generated, train: ImageSet, method: str) -> None:
@@ -105,30 +115,57 @@ def check_encoder(encoder_dir: Path, prepared: Prepared) -> None:
                             "test images. Re-run the encoder stage (dvc repro, or augbench encoder)")
 
 
+def checkpoint_key(params: Params, prepared: Prepared, method: str, encoder_dir: Path | None) -> str:
+    """What a resumable plugin's partial results depend on besides its own plan: the method's
+    parameters, the seed, the prepared data and the encoder stage's output."""
+    encoder_meta = Path(encoder_dir) / "meta.json" if encoder_dir is not None else None
+    return json.dumps({"method": method, "params": to_dict(params.method_params(method)),
+                       "seed": params.augment.seed, "upstream": prepared.digest,
+                       "encoder": file_digest(encoder_meta) if encoder_meta and encoder_meta.is_file() else None},
+                      sort_keys=True, default=str)
+
+
 def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_dir: Path | None = None,
-            work_dir: Path | None = None) -> dict:
+            sharding: Sharding | None = None) -> dict | None:
     """Run augmenter ``method`` on the training split; ``encoder_dir`` (the encoder stage's
-    output) is handed to the plugin as ``resources["encoder_dir"]`` before ``fit``, and
-    ``work_dir`` (checkpoints and training logs of methods that train, e.g. stylegan2-ada)
-    as ``resources["work_dir"]``."""
+    output) is handed to the plugin as ``resources["encoder_dir"]`` before ``fit``.
+
+    ``sharding`` (under Horovod, or with ``--shards``): NST plugins split their job plan across
+    the ranks through a shard folder (bench.distributed); only rank 0 writes the outputs and
+    returns the meta, every other rank returns None."""
     started = time.perf_counter()
+    workers = sharding.workers if sharding is not None else None
+    timer = workers.timer if workers is not None else None
+    phase = timer if timer is not None else (lambda _name: contextlib.nullcontext())
+    if workers is None or workers.is_root:
+        (out / "meta.json").unlink(missing_ok=True)  # written last: its presence marks a complete output
     train = prepared.subset("train")
-    plugin = registry.get("augmenter", method)(params.method_params(method))
-    if work_dir is not None:
-        plugin.resources = {**getattr(plugin, "resources", {}), "work_dir": Path(work_dir)}
-    if encoder_dir is not None:
-        check_encoder(Path(encoder_dir), prepared)
-        plugin.resources = {**getattr(plugin, "resources", {}), "encoder_dir": Path(encoder_dir)}
-    rng = np.random.default_rng(stable_seed(params.augment.seed, method))
-    plugin.fit(train, rng)
+    with phase("build"):
+        plugin = registry.get("augmenter", method)(params.method_params(method))
+        if encoder_dir is not None:
+            check_encoder(Path(encoder_dir), prepared)
+            plugin.resources = {**getattr(plugin, "resources", {}), "encoder_dir": Path(encoder_dir)}
+        plugin.resources = {**getattr(plugin, "resources", {}),
+                            "checkpoint_dir": sharding.folder if sharding is not None else out / CHECKPOINT,
+                            "checkpoint_key": checkpoint_key(params, prepared, method, encoder_dir),
+                            "log_dir": out,
+                            **({"workers": sharding.workers} if sharding is not None else {})}
+        rng = np.random.default_rng(stable_seed(params.augment.seed, method))
+        plugin.fit(train, rng)
     n = plugin.n_synthetic(len(train))
     log.info("%s: generating %d images from %d training images", method, n, len(train))
+    before, generating = sum(timer.seconds.values()) if timer else 0.0, time.perf_counter()
     gen = plugin.generate(train, n, rng)
-    check_generated(gen, train, method)
-    save_npz(out / "synthetic.npz", images=gen.images.astype(np.float32), labels=gen.labels.astype(np.int64))
-    write_text(out / "provenance.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in gen.provenance))
-    write_grid(out / "grid.png", gen, train, method, params.augment.sample_grid)
-    tracking.log_generation(out / "dvclive", gen.provenance)  # per-image NST losses, for dvc plots
+    if timer is not None:  # NST times its own build/compute/io; the rest of generate is compute
+        timer.add("compute", time.perf_counter() - generating - (sum(timer.seconds.values()) - before))
+    if workers is not None and not workers.is_root:
+        return None
+    with phase("io"):
+        check_generated(gen, train, method)
+        save_npz(out / "synthetic.npz", images=gen.images.astype(np.float32), labels=gen.labels.astype(np.int64))
+        write_text(out / "provenance.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in gen.provenance))
+        write_grid(out / "grid.png", gen, train, method, params.augment.sample_grid)
+        tracking.log_generation(out / "dvclive", gen.provenance)  # per-image NST losses, for dvc plots
     meta = {"method": method, "mode": plugin.mode, "params": to_dict(plugin.params),
             "seed": params.augment.seed, "upstream": prepared.digest,
             "n_train": len(train), "n_synthetic": len(gen.labels),
@@ -144,9 +181,26 @@ def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_
         meta["encoder_dir"] = str(encoder_dir)
         if (Path(encoder_dir) / "meta.json").is_file():  # which encoder-stage output this run saw
             meta["encoder_upstream"] = file_digest(Path(encoder_dir) / "meta.json")
-    write_json(out / "meta.json", meta)
+    if sharding is None:  # under Horovod, finish() writes it once every rank has reported
+        write_json(out / "meta.json", meta)
+        shutil.rmtree(out / CHECKPOINT, ignore_errors=True)  # complete: partial results are not outputs
     log.info("%s: %d images in %.1fs", method, meta["n_synthetic"], meta["seconds"])
     return meta
+
+
+def finish(out: Path, meta: dict | None, sharding: Sharding | None) -> None:
+    """Gather every rank's phase times into rank 0's meta.json, write it last (the completion
+    mark), then drop the shard folder."""
+    workers = sharding.workers
+    # CPU seconds of this process (all its threads): with one thread per process and a busy
+    # machine, the share of the work each rank did, whatever else ran beside it
+    phases = workers.allgather({**workers.timer.rounded(), "cpu": round(time.process_time(), 3)})
+    if not workers.is_root:
+        return
+    meta["distributed"] = {**workers.describe(), "phases_by_rank": phases,
+                           "phases_max": {k: max(p.get(k, 0.0) for p in phases) for k in sorted(set().union(*phases))}}
+    write_json(out / "meta.json", meta)
+    shutil.rmtree(sharding.folder, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,9 +211,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--encoder", default=None, metavar="DIR",
                         help="output of the encoder stage, for methods with weights: domain")
-    parser.add_argument("--work", default=None, metavar="DIR",
-                        help="checkpoints and training logs of methods that train (resumed when they match)")
+    parser.add_argument("--shards", default=None, metavar="DIR",
+                        help="folder for finished NST batches, so that a rerun resumes (default under Horovod: "
+                             "OUT.shards beside --out; removed after a complete run)")
     args = parser.parse_args(argv)
-    augment(params_from_args(args), load_prepared(args.prepared), args.method, Path(args.out),
-            Path(args.encoder) if args.encoder else None, Path(args.work) if args.work else None)
+    out = Path(args.out)
+    workers = init_workers()  # first: pins threads (AUGBENCH_THREADS, or Horovod's share) before TensorFlow starts
+    sharding = None
+    if workers.horovod or args.shards:
+        sharding = Sharding(workers, Path(args.shards) if args.shards else default_shard_dir(out))
+    lock = writing(out) if workers.is_root else contextlib.nullcontext()  # rank 0 writes the outputs: it holds it
+    guard = rank_guard(workers, sharding.folder) if sharding else contextlib.nullcontext(lambda: None)
+    with lock, guard as done:
+        timer = sharding.workers.timer if sharding else None
+        with timer("io") if timer else contextlib.nullcontext():
+            params, prepared = params_from_args(args), load_prepared(args.prepared)
+        meta = augment(params, prepared, args.method, out, Path(args.encoder) if args.encoder else None, sharding)
+        done()
+        if sharding is not None:
+            finish(out, meta, sharding)
     return 0

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench.config import Params, load_params
-from bench.io import file_digest, load_npz, read_json
+from bench.io import file_digest, load_npz, read_json, remove_temporaries
+from bench.lock import workspace_lock
 from bench.plugins import ImageSet
 
 log = logging.getLogger("augbench")
@@ -64,3 +67,13 @@ def load_prepared(folder: str | os.PathLike) -> Prepared:
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+@contextlib.contextmanager
+def writing(folder: str | os.PathLike, what: str = "this output folder") -> Iterator[Path]:
+    """Hold ``folder``'s lock (bench.lock) while a stage writes there, after removing the
+    temporary files of a run that was killed mid-write."""
+    with workspace_lock(folder, what) as lock:
+        for path in remove_temporaries(folder):
+            log.info("removed %s, left by an interrupted run", path)
+        yield lock

@@ -18,11 +18,16 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
 from bench.config import Params
-from bench.io import atomic_path, write_json
-from bench.stages.common import Prepared, add_params_args, load_prepared, log, params_from_args
+from bench.io import atomic_path, save_npz, write_json
+from bench.stages.common import (
+    Prepared,
+    add_params_args,
+    load_prepared,
+    log,
+    params_from_args,
+    writing,
+)
 from bench.typed import from_dict, to_dict
 
 
@@ -59,8 +64,7 @@ def write_encoders(train, out: Path, settings, upstream: str = "") -> dict:
         with atomic_path(path) as tmp:
             backbone.save_weights(str(tmp))
         head_path = out / domain_head_name(arch)
-        with atomic_path(head_path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **head)
+        save_npz(head_path, **head)
         encoders[arch] = {**record, "file": path.name, "md5": md5(path), "head_file": head_path.name,
                           "head_md5": md5(head_path)}
         log.info("encoder %s: train accuracy %.3f, loss %.4f, %.1fs (init %s)", arch, record["train_accuracy"],
@@ -77,5 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prepared", default="data/prepared")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    train_encoders(params_from_args(args), load_prepared(args.prepared), Path(args.out))
+    with writing(args.out):
+        train_encoders(params_from_args(args), load_prepared(args.prepared), Path(args.out))
     return 0

@@ -20,12 +20,15 @@ latter is not a valid test).
 
 Writes ``metrics.json`` (DVC metrics), ``results.csv`` (one row per method ×
 classifier), ``runs.csv`` (one row per seed), ``comparisons.csv``, and per-run
-ROC points for ``dvc plots`` under ``plots/roc/``.
+ROC points for ``dvc plots`` under ``plots/roc/``, and every run's per-epoch curves
+(the numbers its dvclive log holds) under ``plots/training/``, one CSV per run, so that
+``dvc plots show`` finds them without the matrix paths.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +38,7 @@ from bench import metrics, stats
 from bench.config import Params
 from bench.errors import AugbenchError
 from bench.io import read_json, write_json, write_text
-from bench.stages.common import add_params_args, log, params_from_args
+from bench.stages.common import add_params_args, log, params_from_args, writing
 
 
 def run_dir(runs: Path, method: str, classifier: str, seed: int) -> Path:
@@ -102,6 +105,23 @@ def write_roc_points(out: Path, method: str, classifier: str, y: np.ndarray, sco
                pd.DataFrame({"fpr": fpr, "tpr": tpr}).to_csv(index=False))
 
 
+CURVE_COLUMNS = ("loss", "val_loss", "accuracy", "val_accuracy")
+
+
+def write_training_curves(out: Path, runs: Path, method: str, classifier: str, seeds: list[int]) -> None:
+    """``plots/training/<method>__<classifier>__seed<k>.csv``: epoch, loss, val_loss (and accuracy
+    where the run logged it) from the run's ``history.csv``."""
+    for seed in seeds:
+        path = run_dir(runs, method, classifier, seed) / "history.csv"
+        if not path.is_file():  # a run folder written by hand or by an older train stage
+            log.warning("%s: no history.csv, no training curve for this run", path.parent)
+            continue
+        history = pd.read_csv(path)
+        keep = ["epoch", *[c for c in CURVE_COLUMNS if c in history]]
+        write_text(out / "plots" / "training" / f"{method}__{classifier}__seed{seed}.csv",
+                   history[keep].to_csv(index=False))
+
+
 def comparisons(params: Params, raw: dict[tuple[str, str], dict]) -> pd.DataFrame:
     """Paired tests on the same test cases: each method vs ``none`` (same classifier), and each
     zoo classifier vs the first matrix classifier on ``none``. DeLong p-values are Holm-adjusted within
@@ -136,12 +156,14 @@ def comparisons(params: Params, raw: dict[tuple[str, str], dict]) -> pd.DataFram
 
 def evaluate(params: Params, runs: Path, out: Path) -> pd.DataFrame:
     rows, seed_rows, dvc_metrics, raw = [], [], {}, {}
+    shutil.rmtree(out / "plots" / "training", ignore_errors=True)  # only this matrix's runs
     for method, classifier in params.matrix.pairs():
         row, per_seed, found = evaluate_pair(params, runs, method, classifier)
         rows.append(row)
         seed_rows.extend(per_seed)
         raw[(method, classifier)] = found
         write_roc_points(out, method, classifier, found["y"], found["scores"])
+        write_training_curves(out, runs, method, classifier, params.matrix.seeds)
         dvc_metrics.setdefault(method, {})[classifier] = {
             m: round(row[m], 4) for m in metrics.METRIC_NAMES if np.isfinite(row[m])}
     table = pd.DataFrame(rows)
@@ -159,5 +181,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--out", default="reports")
     args = parser.parse_args(argv)
-    evaluate(params_from_args(args), Path(args.runs), Path(args.out))
+    with writing(args.out):
+        evaluate(params_from_args(args), Path(args.runs), Path(args.out))
     return 0

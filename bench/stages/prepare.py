@@ -22,14 +22,14 @@ import numpy as np
 import pandas as pd
 
 from bench.config import Params
-from bench.data.loader import Scan, load_images, resize, scan_folder
+from bench.data.loader import resize, scan_folder
 from bench.data.phantom import generate_phantom, write_phantom
 from bench.data.splits import split_summary, stratified_group_split
 from bench.data.srad import srad
 from bench.data.validate import validate_records
 from bench.errors import DataError
 from bench.io import save_npz, write_json, write_text
-from bench.stages.common import add_params_args, log, params_from_args
+from bench.stages.common import add_params_args, log, params_from_args, writing
 from bench.typed import to_dict
 
 
@@ -57,14 +57,12 @@ def despeckle(images: np.ndarray, params: Params) -> np.ndarray:
     return np.stack([srad(image, n_iter=n_iter, dt=pp.srad_dt) for image in images]).astype(np.float32)
 
 
-def load_masks(scan: Scan, ids: list[str], size: int) -> np.ndarray | None:
-    """Lesion masks (phantom; BUSI's public release) resized like the images, or None."""
-    if not ids or any(i not in scan.masks for i in ids):
+def load_masks(decoded: dict[str, np.ndarray], ids: list[str], size: int) -> np.ndarray | None:
+    """Lesion masks (phantom; BUSI's public release; decoded by validation) resized like the
+    images, or None unless every image has one."""
+    if not ids or any(i not in decoded for i in ids):
         return None
-    from bench.data.loader import Record
-
-    records = [Record(id=i, label="", path=scan.masks[i]) for i in ids]
-    return load_images(records, size) >= 0.5
+    return np.stack([resize(decoded[i], size) for i in ids]) >= 0.5
 
 
 def prepare_inputs(params: Params) -> dict:
@@ -74,17 +72,18 @@ def prepare_inputs(params: Params) -> dict:
 
 def prepare(params: Params, out: Path) -> dict:
     started = time.perf_counter()
+    (out / "meta.json").unlink(missing_ok=True)  # written last: never beside arrays of another run
     root = dataset_root(params, out)
     scan = scan_folder(root, params.dataset.classes)
+    decoded_masks: dict[str, np.ndarray] = {}
     records, report, decoded = validate_records(scan, params.dataset.near_duplicate_threshold,
-                                          params.dataset.drop_label_conflicts)
-    if not records or report.usable_class_counts and min(report.usable_class_counts.values()) == 0:
-        # the report first, so that the user can read why (tests/reliability/test_files.py)
-        write_json(out / "validation.json", report.to_dict())
-        write_text(out / "validation.md", report.to_markdown())
-        if not records:
-            raise DataError(root, "no usable images after validation", f"see {out / 'validation.md'}")
-        report.check_usable(root)
+                                                params.dataset.drop_label_conflicts, masks_out=decoded_masks)
+    # the report first, so that a refusal below can be read (tests/reliability/test_files.py)
+    write_json(out / "validation.json", report.to_dict())
+    write_text(out / "validation.md", report.to_markdown())
+    if not records:
+        raise DataError(root, "no usable images after validation", f"see {out / 'validation.md'}")
+    report.check_usable(root)
     ids = [r.id for r in records]
     labels = np.array([int(r.label == params.dataset.positive) for r in records], np.int64)
     groups = [report.groups.get(r.id, r.id) for r in records]
@@ -93,7 +92,7 @@ def prepare(params: Params, out: Path) -> dict:
     images = np.stack([resize(decoded[r.id], size) for r in records])  # decoded once, by validation
     if params.preprocess.srad:
         images = despeckle(images, params)
-    masks = load_masks(scan, ids, size)
+    masks = load_masks(decoded_masks, ids, size)
     arrays = {"images": images.astype(np.float32), "labels": labels, "ids": np.array(ids), "splits": splits}
     if masks is not None:
         arrays["masks"] = masks
@@ -102,8 +101,6 @@ def prepare(params: Params, out: Path) -> dict:
                              "split": splits, "sha256": [report.sha256[r.id] for r in records],
                              "path": [str(Path(r.path).relative_to(root)) for r in records]})
     write_text(out / "manifest.csv", manifest.to_csv(index=False))
-    write_json(out / "validation.json", report.to_dict())
-    write_text(out / "validation.md", report.to_markdown())
     meta = {"dataset": params.dataset.name, "source": params.dataset.source,
             "root": str(root), "classes": params.dataset.classes, "positive": params.dataset.positive,
             "image_size": size, "srad": params.preprocess.srad, "n_images": len(ids),
@@ -125,5 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     add_params_args(parser)
     parser.add_argument("--out", default="data/prepared", help="output folder")
     args = parser.parse_args(argv)
-    prepare(params_from_args(args), Path(args.out))
+    with writing(args.out):
+        prepare(params_from_args(args), Path(args.out))
     return 0

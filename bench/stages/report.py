@@ -25,9 +25,9 @@ from tabulate import tabulate
 
 from bench import html_report, plots, provenance
 from bench.config import Params
-from bench.io import atomic_path, read_json, write_json, write_text
-from bench.stages.common import add_params_args, log, params_from_args
-from bench.stages.evaluate import run_dir
+from bench.io import atomic_path, load_npz, read_json, write_json, write_text
+from bench.stages.common import add_params_args, log, params_from_args, writing
+from bench.stages.evaluate import load_run, run_dir
 
 COLUMNS = {"accuracy": "Acc", "recall": "Recall", "specificity": "Specificity",
            "precision": "Precision", "f1": "F1", "auc": "AUC"}
@@ -207,16 +207,19 @@ def confusion_section(runs_frame: pd.DataFrame, classes: list[str], out: Path) -
     return "\n".join(parts)
 
 
-def curves(params: Params, results: pd.DataFrame, runs: Path, out: Path) -> tuple[dict, dict]:
-    """ROC points written by evaluate (seed-mean scores) and first-seed loss histories."""
+def curves(params: Params, results: pd.DataFrame, out: Path) -> tuple[dict, dict]:
+    """ROC points and first-seed loss curves, both as the evaluate stage wrote them for ``dvc plots``
+    (a run without a training curve is left out of the history plot)."""
     roc, hist = {}, {}
     for method, clf in zip(results["method"], results["classifier"], strict=True):
         points = pd.read_csv(out / "plots" / "roc" / f"{method}__{clf}.csv")
         fpr, tpr = points["fpr"].to_numpy(), points["tpr"].to_numpy()
         # area under the plotted curve (seed-mean scores), so legend and line agree
         roc[f"{method} / {clf}"] = (fpr, tpr, float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)))
-        h = pd.read_csv(run_dir(runs, method, clf, params.matrix.seeds[0]) / "history.csv")
-        hist[f"{method} / {clf}"] = {k: h[k].tolist() for k in ("loss", "val_loss") if k in h}
+        path = out / "plots" / "training" / f"{method}__{clf}__seed{params.matrix.seeds[0]}.csv"
+        if path.is_file():
+            h = pd.read_csv(path)
+            hist[f"{method} / {clf}"] = {k: h[k].tolist() for k in ("loss", "val_loss") if k in h}
     return roc, hist
 
 
@@ -231,14 +234,15 @@ def heatmap_ids(relevance_ids: list[str], labels: dict[str, int], k: int = HEATM
     return pos + neg
 
 
-def explanation_section(params: Params, results: pd.DataFrame, runs: Path, out: Path) -> tuple[pd.DataFrame, list[str]]:
+def explanation_section(params: Params, results: pd.DataFrame, runs: Path, out: Path, run_metas: list[dict]) -> tuple[pd.DataFrame, list[str]]:
     """``lrp.csv`` (relevance inside the lesion, per run) and ``lrp/<method>__<classifier>.png``
     (heatmaps of the same test images for every run), first seed; from bench.xai.runs' output."""
     seed = params.matrix.seeds[0]
+    metas = {(m["method"], m["classifier"], m["seed"]): m for m in run_metas}
     rows, figures = [], []
     for method, clf in zip(results["method"], results["classifier"], strict=True):
         folder = run_dir(runs, method, clf, seed)
-        meta = read_json(folder / "meta.json")
+        meta = metas.get((method, clf, seed)) or read_json(folder / "meta.json")
         if "explain_rule" not in meta:
             continue  # a run from before explanations existed
         row = {"Method": method, "Classifier": clf, "Rule": meta["explain_rule"],
@@ -253,16 +257,16 @@ def explanation_section(params: Params, results: pd.DataFrame, runs: Path, out: 
                         "Lesion area fraction": f"{meta['lesion_area_fraction']:.3f}",
                         "LRP share > area (images)": f"{meta['lrp_beats_area']} / {meta['explain_images']}"})
         rows.append(row)
-        with np.load(folder / "relevance.npz") as z:
-            ids = [str(i) for i in z["ids"]]
-            picked = [ids.index(i) for i in heatmap_ids(ids, _test_labels(folder))]
-            masks = z["masks"][picked] if "masks" in z else None
-            name = f"{method}__{clf}"
-            plots.relevance_plot(out / "lrp" / f"{name}.png", z["inputs"][picked].astype(np.float32),
-                                 {"LRP α2β1": z["lrp"][picked].astype(np.float32),
-                                  "gradient × input": z["gradient_x_input"][picked].astype(np.float32)},
-                                 masks, [ids[k] for k in picked], f"{method} / {clf}: relevance of the predicted class")
-            figures.append(name)
+        z = load_npz(folder / "relevance.npz")
+        ids = [str(i) for i in z["ids"]]
+        picked = [ids.index(i) for i in heatmap_ids(ids, _test_labels(folder))]
+        masks = z["masks"][picked] if "masks" in z else None
+        name = f"{method}__{clf}"
+        plots.relevance_plot(out / "lrp" / f"{name}.png", z["inputs"][picked].astype(np.float32),
+                             {"LRP α2β1": z["lrp"][picked].astype(np.float32),
+                              "gradient × input": z["gradient_x_input"][picked].astype(np.float32)},
+                             masks, [ids[k] for k in picked], f"{method} / {clf}: relevance of the predicted class")
+        figures.append(name)
     return pd.DataFrame(rows), figures
 
 
@@ -272,9 +276,8 @@ def _share(meta: dict, key: str) -> str:
 
 
 def _test_labels(folder: Path) -> dict[str, int]:
-    p = pd.read_csv(folder / "predictions.csv")
-    p = p[p["split"] == "test"]
-    return {str(i): int(v) for i, v in zip(p["id"], p["label"], strict=True)}
+    test, _, _ = load_run(folder)
+    return {str(i): int(v) for i, v in zip(test["id"], test["label"], strict=True)}
 
 
 def copy_grids(params: Params, augmented: Path, out: Path) -> list[str]:
@@ -299,7 +302,7 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
     main_rows = results[results["method"].isin(params.matrix.methods)
                         & results["classifier"].isin(params.matrix.classifiers)]  # zoo: own table
     table = metrics_table(main_rows)
-    roc, hist = curves(params, results, runs, out)
+    roc, hist = curves(params, results, out)
     main = {f"{m} / {c}" for m in params.matrix.methods for c in params.matrix.classifiers}
     plots.roc_plot(out / "roc.png", {k: v for k, v in roc.items() if k in main},
                    f"ROC on the test split ({prepared_meta['dataset']})")
@@ -312,7 +315,7 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
     zoo, counts = classifier_table(results), parameter_table(params, results)
     drs = activation_rates(params, results, runs, out)
     shutil.rmtree(out / "lrp", ignore_errors=True)  # only this run's heatmaps
-    explained, heatmaps = explanation_section(params, results, runs, out)
+    explained, heatmaps = explanation_section(params, results, runs, out, run_metas)
     text = "\n\n".join(part for part in [
         f"# augbench results: {prepared_meta['dataset']}, profile `{params.profile}`",
         header(params, prepared_meta, run_metas, prov,
@@ -380,5 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--out", default="reports")
     args = parser.parse_args(argv)
-    report(params_from_args(args), Path(args.prepared), Path(args.augmented), Path(args.runs), Path(args.out))
+    with writing(args.out):
+        report(params_from_args(args), Path(args.prepared), Path(args.augmented), Path(args.runs),
+               Path(args.out))
     return 0

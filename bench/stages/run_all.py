@@ -29,9 +29,9 @@ from pathlib import Path
 from bench.config import Params, load_params, load_raw
 from bench.errors import AugbenchError
 from bench.io import file_digest, read_json
+from bench.quiet import is_quiet, quiet_mode
 from bench.stages import augment, encoder, evaluate, prepare, report, train
-from bench.stages.common import add_params_args, load_prepared, log, params_from_args
-from bench.tracking import quiet_mode
+from bench.stages.common import add_params_args, load_prepared, log, params_from_args, writing
 from bench.typed import to_dict
 
 
@@ -106,7 +106,7 @@ def dvc_command(args: argparse.Namespace, raw: dict) -> list[str]:
     """``dvc repro`` when nothing is overridden, else ``dvc exp run -S k=v ...`` (the profile
     as ``-S profile=P``, then the shortcuts, then the explicit ``--set``s)."""
     overrides = ([f"profile={args.profile}"] if args.profile else []) + list(args.overrides)
-    quiet = ["--quiet"] if args.quiet else []
+    quiet = ["--quiet"] if args.quiet or is_quiet() else []  # `augbench -q run` too
     if not overrides:
         return ["dvc", "repro", *quiet]
     sets = dvc_sets(overrides, raw, args.profile or raw.get("profile", ""))
@@ -155,7 +155,8 @@ def run_workdir(args: argparse.Namespace) -> int:
               f"seeds {', '.join(map(str, params.matrix.seeds))}")
         return 0
     started = time.perf_counter()
-    run_pipeline(params, workdir)
+    with writing(workdir, "this work folder"):
+        run_pipeline(params, workdir)
     print(f"augbench run: finished in {time.perf_counter() - started:.0f}s; report: "
           f"{workdir / 'reports' / 'results.md'}")
     return 0

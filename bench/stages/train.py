@@ -31,6 +31,7 @@ looked at before the choice. Writes to ``--out``:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
@@ -43,13 +44,23 @@ import pandas as pd
 
 from bench import registry, training
 from bench.config import Params
+from bench.distributed import default_shard_dir, init_workers, rank_guard
 from bench.errors import AugbenchError
 from bench.io import file_digest, load_npz, read_json, write_json, write_text
 from bench.metrics import binary_metrics
 from bench.stages.augment import check_sources
-from bench.stages.common import Prepared, add_params_args, load_prepared, log, params_from_args
+from bench.stages.common import (
+    Prepared,
+    add_params_args,
+    load_prepared,
+    log,
+    params_from_args,
+    writing,
+)
 from bench.typed import to_dict
 from bench.xai.runs import write_explanations
+
+CHECKPOINT = "checkpoint"  # per-epoch training state, under the output folder, until meta.json is written
 
 
 def training_set(prepared: Prepared, augmented: Path) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -82,19 +93,31 @@ def resize_to(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def train_candidate(plugin: type, params, data: tuple, name: str, candidate: training.Candidate, *,
-                    log_root: Path | None = None, n_candidates: int = 1) -> training.Trial:
-    """Build, seed and fit one grid candidate; judge it on the validation split only."""
+                    log_root: Path | None = None, n_candidates: int = 1,
+                    checkpoint_key: str | None = None, workers=None) -> training.Trial:
+    """Build, seed and fit one grid candidate; judge it on the validation split only. With
+    ``checkpoint_key``, its state after every epoch goes to ``log_root/checkpoint/`` and a
+    re-run with the same key continues from there (bench.training.Checkpoint). Not under
+    Horovod (``workers``): a killed distributed training starts over (README, Known limits)."""
     x_train, y_train, x_val, y_val = data
     values = {"learning_rate": candidate.learning_rate, "beta_1": candidate.beta_1}
     clf = plugin(dataclasses.replace(params, **{k: v for k, v in values.items() if hasattr(params, k)}))
     training.seed_everything(candidate.seed)
-    model = clf.build(x_train.shape[1:], 2)
+    timer = workers.timer if workers is not None else None
+    with timer("build") if timer else contextlib.nullcontext():
+        model = clf.build(x_train.shape[1:], 2)
     initial = model.get_weights() if hasattr(clf, "analyse") else None
     log.info("%s candidate %d (lr %g, beta_1 %g, repeat %d, seed %d): %d trainable parameters, weights %s",
              name, candidate.index, candidate.learning_rate, candidate.beta_1, candidate.repeat, candidate.seed,
              training.trainable_count(model), clf.weights_source())
     log_dir = None if log_root is None else training.candidate_log_dir(log_root, candidate.index, n_candidates)
-    result = training.fit(model, clf.params, x_train, y_train, x_val, y_val, seed=candidate.seed, log_dir=log_dir)
+    checkpoint = None
+    if log_root is not None and checkpoint_key is not None and workers is None:
+        checkpoint = training.Checkpoint(log_root / CHECKPOINT / f"candidate{candidate.index}.npz",
+                                         f"{checkpoint_key} {candidate}")
+    with timer("compute") if timer else contextlib.nullcontext():
+        result = training.fit(model, clf.params, x_train, y_train, x_val, y_val, seed=candidate.seed,
+                              log_dir=log_dir, checkpoint=checkpoint, workers=workers)
     val_scores = training.predict_positive(model, x_val)
     val_loss = result.history.get("val_loss", [np.nan])[result.best_epoch - 1]
     return training.Trial(candidate, float(val_loss), binary_metrics(y_val, val_scores)["auc"], result.best_epoch,
@@ -120,26 +143,39 @@ def predictions_table(val, test, val_scores: np.ndarray, test_scores: np.ndarray
                       for name, s, scores in (("val", val, val_scores), ("test", test, test_scores))])
 
 
-def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, seed: int, out: Path) -> dict:
+def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, seed: int, out: Path,
+        workers=None) -> dict | None:
+    """Train, choose, predict and write. ``workers`` (under Horovod, np > 1): every candidate is
+    trained data-parallel (bench.training.fit); only rank 0 writes, and the others return None."""
     started = time.perf_counter()
+    root = workers is None or workers.is_root
     for stale in ("meta.json", "activation.csv", "grid.csv", "relevance.npz"):  # outside DVC the folder is reused
-        (out / stale).unlink(missing_ok=True)
+        if root:
+            (out / stale).unlink(missing_ok=True)
     training.seed_everything(seed)
     plugin_name = params.classifier_plugin(classifier)
     plugin = registry.get("classifier", plugin_name)
     configured = params.classifier_params(classifier)
     clf = plugin(configured)
-    x_raw, y, composition = training_set(prepared, augmented)
+    with workers.timer("io") if workers is not None else contextlib.nullcontext():
+        x_raw, y, composition = training_set(prepared, augmented)
     val, test = prepared.subset("val"), prepared.subset("test")
     size = clf.input_size(prepared.images.shape[1])
     x_train, x_val, x_test = (clf.preprocess(resize_to(a, size)) for a in (x_raw, val.images, test.images))
     log.info("%s seed %d: %d training images (%s), input %d px", classifier, seed, len(y), composition, size)
     criterion = getattr(configured, "select", "val_loss")
     candidates = training.grid_candidates(configured, seed)
-    shutil.rmtree(out / "dvclive", ignore_errors=True)  # outside DVC the folder is reused
+    if root:
+        shutil.rmtree(out / "dvclive", ignore_errors=True)  # outside DVC the folder is reused
+    upstream = [prepared.digest, file_digest(augmented / "synthetic.npz")]
+    key = json.dumps({"classifier": classifier, "params": to_dict(configured), "seed": seed, "upstream": upstream},
+                     sort_keys=True, default=str)
     fit_one = functools.partial(train_candidate, plugin, configured, (x_train, y, x_val, val.labels), classifier,
-                                log_root=out, n_candidates=len(candidates))
+                                log_root=out, n_candidates=len(candidates), checkpoint_key=key, workers=workers)
     best, grid = training.run_grid(candidates, fit_one, criterion)
+    phases = workers.allgather(workers.timer.rounded()) if workers is not None else None
+    if not root:
+        return None
     # The choice is made; only now is the test split predicted.
     chosen, model, result = best.state["classifier"], best.state["model"], best.state["result"]
     scores = predictions_table(val, test, best.state["val_scores"], training.predict_positive(model, x_test))
@@ -151,13 +187,20 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
             "weights": chosen.weights_source(), "input_size": size,
             "trainable_params": training.trainable_count(model),
             "non_trainable_params": training.non_trainable_count(model), "training_set": composition,
-            "upstream": [prepared.digest, file_digest(augmented / "synthetic.npz")],
+            "upstream": upstream,
             "selection": _selection(best, grid, criterion), "epochs_run": best.epochs,
             "best_epoch": result.best_epoch, "fit_seconds": round(result.seconds, 1)}
     meta.update(write_analysis(chosen, model, best.state["initial"], x_test, out))
     meta.update(write_explanations(model, x_test, test.ids, test_masks(prepared), out))
     meta["seconds"] = round(time.perf_counter() - started, 1)
+    if workers is not None:
+        meta["distributed"] = {**workers.describe(), "learning_rate_scaled_by": workers.size,
+                               "global_batch_size": getattr(configured, "batch_size", None) * workers.size,
+                               "phases_by_rank": phases,
+                               "phases_max": {k: max(p.get(k, 0.0) for p in phases)
+                                              for k in sorted(set().union(*phases))}}
     write_json(out / "meta.json", meta)
+    shutil.rmtree(out / CHECKPOINT, ignore_errors=True)  # complete: the epoch checkpoints are not outputs
     log.info("%s/%s seed %d: candidate %d of %d, best epoch %d of %d, %.0fs", augmented.name, classifier, seed,
              best.candidate.index, len(grid), meta["best_epoch"], meta["epochs_run"], meta["seconds"])
     return meta
@@ -188,6 +231,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    run(params_from_args(args), load_prepared(args.prepared), Path(args.augmented),
-        args.classifier, args.seed, Path(args.out))
+    workers = init_workers()  # first: pins threads (AUGBENCH_THREADS, or Horovod's share) before TensorFlow starts
+    out = Path(args.out)
+    status = default_shard_dir(out) if workers.horovod else None  # rank-R.json: what `augbench launch` reports
+    lock = writing(out) if workers.is_root else contextlib.nullcontext()  # rank 0 writes the outputs: it holds it
+    with lock, rank_guard(workers, status):
+        with workers.timer("io"):
+            params, prepared = params_from_args(args), load_prepared(args.prepared)
+        run(params, prepared, Path(args.augmented), args.classifier, args.seed, out,
+            workers if workers.horovod else None)
+    if status is not None and workers.is_root:
+        shutil.rmtree(status, ignore_errors=True)
     return 0

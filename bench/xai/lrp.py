@@ -454,9 +454,9 @@ def _identity(op: Op, a: list):
     return a[0]
 
 
-def _weights(layer):
+def _weights(layer, kernel: str = "kernel"):
     bias = _as64(layer.bias.numpy()) if layer.use_bias else None
-    return _as64(layer.kernel.numpy()), bias, _activation_name(layer.activation)
+    return _as64(getattr(layer, kernel).numpy()), bias, _activation_name(layer.activation)
 
 
 def _conv2d(op: Op, a: list, kernel):
@@ -466,8 +466,7 @@ def _conv2d(op: Op, a: list, kernel):
 
 
 def _depthwise_weights(layer):
-    bias = _as64(layer.bias.numpy()) if layer.use_bias else None
-    return _as64(layer.depthwise_kernel.numpy()), bias, _activation_name(layer.activation)
+    return _weights(layer, "depthwise_kernel")
 
 
 def _depthwise(op: Op, a: list, kernel):

@@ -29,8 +29,7 @@ import numpy as np
 from bench.errors import AugbenchError
 from bench.io import save_npz
 
-RULE = "alpha-beta"
-ALPHA, BETA = 2.0, 1.0  # Montavon et al. 2018's usual α2β1 (Panigrahi give no values for Eq. 16)
+RULE = "alpha-beta"  # with bench.xai.lrp's ALPHA, BETA: α2β1 (Montavon et al. 2018; Panigrahi give no values)
 BATCH = 16  # images explained at once (float64: memory grows with batch × model size)
 
 
@@ -48,6 +47,8 @@ def explain_test(model, x_test: np.ndarray, masks: np.ndarray | None) -> tuple[d
     """(arrays for relevance.npz, summary for meta.json) for the model's test inputs ``x_test``
     (model input space, (N, S, S, C)); ``masks`` (N, H, W) of the same images, or None."""
     from bench.xai.lrp import (
+        ALPHA,
+        BETA,
         UnsupportedLayerError,
         canonize,
         explain,

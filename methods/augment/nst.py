@@ -179,7 +179,6 @@ class _NSTAugmenter(Augmenter):
         self.run_info: dict = {}
         self._weights = None
         self._labels = None
-        self._train = None
 
     # ---------------------------------------------------------------- hooks
 
@@ -237,9 +236,15 @@ class _NSTAugmenter(Augmenter):
 
         if self._weights is None or self._labels is None or len(self._labels) != len(train):
             self.fit(train, rng)
-        self._train = train
-        config = self.transfer_config(n, len(train))
-        gen, self.run_info = style_transfer(train, n, rng, config)
+        config = self.transfer_config(n, len(train), train)
+        # resources from the augment stage: a checkpoint folder for finished batches, and under
+        # Horovod the workers, across which the plan's batches are split (only rank 0 gets images)
+        workers = self.resources.get("workers")
+        gen, self.run_info = style_transfer(train, n, rng, config, checkpoint=self.resources.get("checkpoint_dir"),
+                                            checkpoint_key=str(self.resources.get("checkpoint_key", "")),
+                                            workers=workers)
+        if gen is None:
+            return None
         self.run_info.update(self.describe_run())
         return gen
 
@@ -249,7 +254,7 @@ class _NSTAugmenter(Augmenter):
 
     # ---------------------------------------------------------------- config
 
-    def transfer_config(self, n: int, n_train: int):
+    def transfer_config(self, n: int, n_train: int, train: ImageSet | None = None):
         from bench.nst.encoders import get_encoder_spec
         from bench.nst.engine import LossConfig, Schedule
         from bench.nst.optim import AdamConfig
@@ -260,7 +265,7 @@ class _NSTAugmenter(Augmenter):
         style_layers = tuple(p.style_layers or spec.style_layers)
         weights = tuple(p.style_layer_weights or [self.layer_weight(len(style_layers))] * len(style_layers))
         content_layers = tuple(p.content_layers or spec.content_layers)
-        content_weights = self.content_weights(self._train, content_layers)
+        content_weights = self.content_weights(train, content_layers)
         losses = LossConfig(content_layers=content_layers,
                             style_layers=style_layers, style_layer_weights=weights,
                             content_weight=p.content_weight, style_weight=self.style_weight(),

@@ -78,8 +78,8 @@ class NSTPseudoLabel(GatysNST):
                                              p.teacher_learning_rate, int(rng.integers(2**31 - 1)))
         self.teacher = train_teacher(train.images, train.labels, self._teacher_config) if len(train) else None
 
-    def transfer_config(self, n: int, n_train: int):
-        config = super().transfer_config(n, n_train)
+    def transfer_config(self, n: int, n_train: int, train: ImageSet | None = None):
+        config = super().transfer_config(n, n_train, train)
         n_content = max(1, int(np.sum(np.asarray(self._labels) == 0)))  # only benign images are contents
         return dataclasses.replace(config, pairs_per_content=self.params.pairs_per_content
                                    or max(1, -(-n // n_content)))
@@ -90,7 +90,7 @@ class NSTPseudoLabel(GatysNST):
         if self.teacher is None and len(train) and n:
             self.fit(train, rng)
         gen = super().generate(train, n, rng)
-        if len(gen) == 0:
+        if gen is None or len(gen) == 0:  # None: a Horovod rank other than 0 (only rank 0 gets the images)
             return gen
         scores = teacher_scores(self.teacher, gen.images)
         labels, threshold = balanced_labels(scores)

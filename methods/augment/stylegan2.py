@@ -10,10 +10,12 @@ r_t = 0.6 heuristic. Left out, to fit a CPU budget: path-length regularisation a
 style mixing (Karras et al. 2020a §3.2, 2019 §3.1) and truncation (ψ = 1, as for FID).
 
 Training reads the training split only (resized to ``resolution``, pixels to [−1, 1]).
-With ``resources["work_dir"]`` set (the augment stage's working folder) it writes
-``checkpoint.npz`` (every ``checkpoint_every`` steps and at the end, atomically) and
-``train_log.csv`` (losses, R1, p, r_t per step), and resumes from a checkpoint of the
-same configuration and data; raising ``steps`` continues training. Generated images are
+With ``resources["checkpoint_dir"]`` set (the augment stage's ``OUT/shards``) it writes
+``checkpoint.npz`` there (every ``checkpoint_every`` steps and at the end, atomically) and
+resumes from a checkpoint of the same configuration and data (raising ``steps`` continues
+training); ``train_log.csv`` (losses, R1, p, r_t per step) goes to ``resources["log_dir"]``
+(the stage's output folder; default: the checkpoint folder). Under Horovod only rank 0
+writes either. Generated images are
 G_ema's at ψ = 1, resized back to the dataset's size; each provenance record names the
 class, seed, index, training step and a digest of the generator weights (and checkpoint).
 A GAN image has no single source; ``source_id`` names the nearest training image of its
@@ -151,7 +153,8 @@ class StyleGAN2ADA(Augmenter):
                            ada_ops=tuple(p.augment_ops), seed=seed)
 
     def fit(self, train: ImageSet, rng: np.random.Generator) -> None:
-        """Train (or resume) on the training split; ``resources["work_dir"]`` keeps checkpoint and log."""
+        """Train (or resume) on the training split; ``resources["checkpoint_dir"]`` keeps the checkpoint,
+        ``resources["log_dir"]`` the CSV log."""
         import time
 
         from bench.gan.training import CHECKPOINT, TRAIN_LOG, Trainer
@@ -165,15 +168,26 @@ class StyleGAN2ADA(Augmenter):
         images = to_gan_pixels(train.images, self.params.resolution)
         self.trainer = Trainer(self.train_config(seed), images, self._labels,
                                compiled=self.params.steps >= COMPILE_FROM)
-        work = self.resources.get("work_dir")
-        work = Path(work) if work is not None else None
-        self.trainer.run(self.params.steps, work, self.params.checkpoint_every)
+        work, logs = self.work_folders()
+        self.trainer.run(self.params.steps, work, self.params.checkpoint_every, log_dir=logs)
         self.run_info = {"train_seed": seed, "steps": self.trainer.step, "kimg": self.trainer.images_seen / 1000,
                          "ada_p": self.trainer.ada.p, "ada_rt": self.trainer.ada.last_rt,
                          "r1_gamma": self.params.gamma(), "ema_kimg": self.params.ema(),
                          "train_seconds": round(time.perf_counter() - started, 2)}
         if work is not None:
-            self.run_info.update(checkpoint=str(work / CHECKPOINT), train_log=str(work / TRAIN_LOG))
+            self.run_info["checkpoint"] = str(work / CHECKPOINT)
+        if logs is not None:
+            self.run_info["train_log"] = TRAIN_LOG
+
+    def work_folders(self) -> tuple[Path | None, Path | None]:
+        """(checkpoint folder, log folder) from the resources; (None, None) on a Horovod rank other than 0,
+        which trains the same network but must not write the shared files."""
+        workers = self.resources.get("workers")
+        if workers is not None and not workers.is_root:
+            return None, None
+        work, logs = self.resources.get("checkpoint_dir"), self.resources.get("log_dir")
+        work = Path(work) if work is not None else None
+        return work, Path(logs) if logs is not None else work
 
     # ---------------------------------------------------------------- generation
 

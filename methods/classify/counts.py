@@ -49,20 +49,21 @@ def parameter_counts(name: str, mode: str | None, input_size: int, weights: str 
     """Build classifier plugin ``name`` in transfer ``mode`` (None: its default) at
     ``input_size`` px (raised to the architecture's minimum) with two outputs, and count
     its parameters: ``model_counts`` plus classifier, mode, input_size."""
+    import dataclasses
+
     import tensorflow as tf
 
     from bench import registry
-
-    import dataclasses
+    from bench.errors import AugbenchError
 
     # `weights` and `transfer` are conventions of the built-in classifiers, not of the plugin
     # contract: a plugin without them is built with its defaults (mode reported as its default).
     fields = {f.name for f in dataclasses.fields(registry.get("classifier", name).Params)}
-    overrides = {k: v for k, v in (("weights", weights), ("transfer", mode)) if v is not None and k in fields}
-    if mode is not None and "transfer" not in fields:
-        from bench.errors import AugbenchError
-
+    if mode and "transfer" not in fields:
         raise AugbenchError(f"classifier {name!r} has no transfer modes (its parameters have no 'transfer')")
+    overrides = {"transfer": mode} if mode else {}
+    if "weights" in fields:
+        overrides["weights"] = weights
     clf = registry.create("classifier", name, **overrides)
     size = clf.input_size(input_size)
     try:

@@ -37,6 +37,14 @@ def save(path: Path, image: Image.Image, **kw) -> Path:
     return path
 
 
+def make_dataset(root: Path, spec: dict[str, list[str]]) -> Path:
+    """One 16 × 16 ramp PNG per name, under ``root/<class>/``."""
+    for cls, names in spec.items():
+        for name in names:
+            save(root / cls / name, Image.fromarray(ramp(16, 16)))
+    return root
+
+
 def _chunk(kind: bytes, data: bytes) -> bytes:
     crc = zlib.crc32(kind + data) & 0xFFFFFFFF
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)

@@ -27,6 +27,7 @@ from tests.reliability.builders import (
     bytes_name,
     corrupted,
     exif_rotated_jpeg,
+    make_dataset,
     needs_bytes_names,
     needs_symlinks,
     noise,
@@ -42,13 +43,6 @@ def raises_data_error(path: Path, match: str | None = None) -> pytest.ExceptionI
         read_grey(path)
     assert str(path) in str(info.value)
     return info
-
-
-def make_dataset(root: Path, spec: dict[str, list[str]]) -> Path:
-    for cls, names in spec.items():
-        for name in names:
-            save(root / cls / name, Image.fromarray(ramp(16, 16)))
-    return root
 
 
 # ------------------------------------------------------------ one bad file: read_grey

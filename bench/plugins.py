@@ -64,6 +64,9 @@ class Augmenter:
     mode: ClassVar[str] = "append"
     paper: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    # True for methods that synthesise new images (NST, GANs) rather than transform one: the
+    # quality stage measures these (bench.quality) by default.
+    generative: ClassVar[bool] = False
 
     def __init__(self, params: Any):
         self.params = params

@@ -24,9 +24,11 @@ FID; otherwise the domain encoder — the numbers are not comparable across netw
 report names which):
 
 - FID (Heusel et al. 2017, Eq. 6): ‖μ_1 − μ_2‖² + Tr(Σ_1 + Σ_2 − 2(Σ_1Σ_2)^½), covariances with
-  N − 1; the matrix square root by ``scipy.linalg.sqrtm``; if it is not finite, ε·I
-  (ε = 1e-6) is added to both covariances; a complex result is accepted only when its
-  imaginary part is negligible (|Im| ≤ 1e-3 on the diagonal) and then its real part is used.
+  N − 1. With fewer images than feature dimensions (the usual case here) the trace of the square
+  root comes exactly from the singular values of the N_1 × N_2 cross-product of the centred sets
+  (:func:`trace_sqrt_product`); otherwise the matrix square root by ``scipy.linalg.sqrtm``; if it
+  is not finite, ε·I (ε = 1e-6) is added to both covariances; a complex result is accepted only
+  when its imaginary part is negligible (|Im| ≤ 1e-3 on the diagonal) and then its real part is used.
 - KID (Bińkowski et al. 2018, §3 and Appendix): the unbiased MMD² estimator (Gretton et al.
   2012, Eq. 3) with the cubic polynomial kernel k(x, y) = (xᵀy/d + 1)³,
 
@@ -136,12 +138,33 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     return float(max(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean), 0.0))
 
 
+def trace_sqrt_product(a: np.ndarray, b: np.ndarray) -> float:
+    """Tr((Σ_a Σ_b)^½) of two sample sets (N, d) without a d × d matrix square root.
+
+    With centred data A (N_a × d) and B, Σ_a = AᵀA/(N_a − 1) and Σ_b = BᵀB/(N_b − 1), so
+    Σ_aΣ_b = Aᵀ(ABᵀ)B / c with c = (N_a − 1)(N_b − 1). XY and YX have the same non-zero
+    eigenvalues (Horn & Johnson, *Matrix Analysis*, Thm 1.3.22); with X = Aᵀ and Y = (ABᵀ)B that
+    gives those of (ABᵀ)(BAᵀ)/c = MMᵀ/c, M = ABᵀ (N_a × N_b): the squared singular values of M over
+    c. The trace of the square root is therefore Σ_i σ_i(M) / √c — exact, and it costs an
+    N_a × N_b SVD instead of a d × d square root (2048-d features, a few hundred images)."""
+    a = np.asarray(a, np.float64) - np.mean(a, axis=0)
+    b = np.asarray(b, np.float64) - np.mean(b, axis=0)
+    singular = np.linalg.svd(a @ b.T, compute_uv=False)
+    return float(singular.sum() / np.sqrt((len(a) - 1) * (len(b) - 1)))
+
+
 def fid(features_a: np.ndarray, features_b: np.ndarray) -> float:
-    """FID between two feature sets (N, d); needs N ≥ 2 each."""
+    """FID between two feature sets (N, d); needs N ≥ 2 each. With fewer images than feature
+    dimensions the covariances are singular: the trace term then comes from
+    :func:`trace_sqrt_product` (exact; no ε), otherwise from :func:`frechet_distance`."""
     a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
     if len(a) < 2 or len(b) < 2:
         raise ValueError("FID needs at least two images per set")
-    return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    if min(len(a), len(b)) >= a.shape[1]:
+        return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    diff = a.mean(0) - b.mean(0)
+    traces = np.var(a, axis=0, ddof=1).sum() + np.var(b, axis=0, ddof=1).sum()
+    return float(max(diff @ diff + traces - 2.0 * trace_sqrt_product(a, b), 0.0))
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -220,14 +243,20 @@ def domain_network(encoder_dir: Path, arch: str = "resnet50") -> FeatureNetwork:
                           lambda im: features(model, im, to_encoder_input))
 
 
-def feature_network(encoder_dir: Path | None, arch: str = "resnet50") -> FeatureNetwork:
-    """InceptionV3 with ImageNet weights when the file is in the Keras cache (never downloaded here),
-    otherwise the domain encoder."""
+def feature_network(encoder_dir: Path | None, arch: str = "resnet50", choice: str = "auto") -> FeatureNetwork:
+    """``choice`` "inceptionv3": InceptionV3 with ImageNet weights from the Keras cache (never downloaded
+    here); "domain": the encoder stage's domain encoder ``arch``; "auto": the first when its file is
+    cached, otherwise the second."""
     from methods.classify._weights import IMAGENET_FILES, keras_cache_dir
 
+    if choice not in ("auto", "inceptionv3", "domain"):
+        raise ValueError(f"feature network {choice!r}: expected auto, inceptionv3 or domain")
     path = keras_cache_dir() / IMAGENET_FILES["inception_v3"][0]
-    if path.is_file():
+    if choice != "domain" and path.is_file():
         return inception_network(path)
+    if choice == "inceptionv3":
+        raise ValueError(f"feature network inceptionv3: no InceptionV3 ImageNet weights at {path} (put the Keras "
+                         "file there, or set quality.feature_network: domain)")
     if encoder_dir is None:
         raise ValueError(f"no InceptionV3 ImageNet weights at {path} and no encoder folder for domain features")
     return domain_network(Path(encoder_dir), arch)

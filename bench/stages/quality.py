@@ -7,6 +7,11 @@ nearest training image of the class for the GAN), and FID and KID of the synthet
 against the real training set. The floor row is FID/KID of the real training set against
 the real validation set. One feature network serves every row, and every row names it.
 
+The methods are ``quality.methods`` of params.yaml (default: every generative method of
+``matrix.methods``) or ``--methods``. With ``--pseudolabel DIR`` (the pseudolabel stage's
+output) a row for its fold-0 synthetic images is added, measured against that fold's real
+training part (the only real images they were made from).
+
 Writes ``quality.csv``, ``quality.md`` and ``quality.json`` under ``--out``.
 """
 
@@ -21,9 +26,17 @@ from pathlib import Path
 import numpy as np
 
 from bench import quality
-from bench.io import load_npz, write_json, write_text
+from bench.errors import AugbenchError
+from bench.io import load_npz, read_json, write_json, write_text
 from bench.plugins import ImageSet
-from bench.stages.common import Prepared, load_prepared, log
+from bench.stages.common import (
+    Prepared,
+    add_params_args,
+    load_prepared,
+    log,
+    params_from_args,
+    writing,
+)
 
 COLUMNS = ("method", "n", "rmse", "psnr", "ssim", "sre", "sam", "fid", "kid", "kid_sd", "feature_network")
 
@@ -61,14 +74,39 @@ def floor_row(prepared: Prepared, network: quality.FeatureNetwork, real_features
 
 
 def quality_table(prepared: Prepared, methods: dict[str, Path], network: quality.FeatureNetwork,
-                  kid_subsets: int = 100, kid_subset_size: int = 1000) -> list[dict]:
+                  kid_subsets: int = 100, kid_subset_size: int = 1000,
+                  own_train: dict[str, ImageSet] | None = None) -> list[dict]:
+    """The floor row, then one row per method. ``own_train``: methods whose real reference set is not
+    the training split (the pseudo-label folds), with that set."""
     train = prepared.subset("train")
     real = network.extract(train.images)
     rows = [floor_row(prepared, network, real, kid_subsets, kid_subset_size)]
     for name, folder in methods.items():
         log.info("quality: %s", name)
-        rows.append(method_row(name, folder, train, network, real, kid_subsets, kid_subset_size))
+        reference = (own_train or {}).get(name)
+        if reference is None:
+            rows.append(method_row(name, folder, train, network, real, kid_subsets, kid_subset_size))
+        else:
+            rows.append(method_row(name, folder, reference, network, network.extract(reference.images),
+                                   kid_subsets, kid_subset_size))
     return rows
+
+
+def pseudolabel_fold(prepared: Prepared, folder: Path, fold: int = 0) -> tuple[str, Path, ImageSet]:
+    """(row name, synthetic-image folder, the fold's real training part) from the pseudolabel stage's
+    ``folds.json``."""
+    plan = read_json(folder / "folds.json")
+    entry = next((f for f in plan["folds"] if f["index"] == fold), None)
+    if entry is None:
+        raise AugbenchError(f"{folder / 'folds.json'}: no fold {fold}")
+    index = {img_id: k for k, img_id in enumerate(prepared.ids)}
+    missing = [i for i in entry["sources"] if i not in index]
+    if missing:
+        raise AugbenchError(f"{folder / 'folds.json'}: fold {fold} names {missing[0]!r}, which the prepared data "
+                            "does not hold; re-run the pseudolabel stage")
+    keep = [index[i] for i in entry["sources"]]
+    train = ImageSet(prepared.images[keep], prepared.labels[keep], list(entry["sources"]))
+    return f"{plan['method']} (fold {fold})", folder / f"fold{fold}" / "augmented", train
 
 
 def write_outputs(out: Path, rows: list[dict]) -> None:
@@ -86,19 +124,36 @@ def write_outputs(out: Path, rows: list[dict]) -> None:
                                    "(numbers are comparable only within one network)\n\n" + table + "\n")
 
 
+def measure(params, prepared: Prepared, augmented: Path, out: Path, encoder_dir: Path | None = None,
+            pseudolabel: Path | None = None, methods: list[str] | None = None) -> list[dict]:
+    """The stage: the table of ``methods`` (default: params.quality_methods()) and, with ``pseudolabel``,
+    its fold-0 row; written to ``out``."""
+    settings = params.quality
+    network = quality.feature_network(encoder_dir, settings.domain_arch, settings.feature_network)
+    folders = {m: augmented / m for m in (methods if methods is not None else params.quality_methods())}
+    own = {}
+    if pseudolabel is not None:
+        name, folder, train = pseudolabel_fold(prepared, pseudolabel)
+        folders[name], own[name] = folder, train
+    rows = quality_table(prepared, folders, network, settings.kid_subsets, settings.kid_subset_size, own)
+    write_outputs(out, rows)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="augbench quality", description=__doc__.splitlines()[0])
+    add_params_args(parser)
     parser.add_argument("--prepared", default="data/prepared")
     parser.add_argument("--augmented", default="data/augmented", help="folder holding one folder per method")
-    parser.add_argument("--methods", nargs="+", required=True, help="generative methods to measure")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="generative methods to measure (default: quality.methods of params.yaml)")
     parser.add_argument("--encoder", default=None, metavar="DIR",
-                        help="encoder stage output: domain features when no InceptionV3 ImageNet file is cached")
-    parser.add_argument("--kid-subsets", type=int, default=100)
-    parser.add_argument("--kid-subset-size", type=int, default=1000)
+                        help="encoder stage output, for quality.feature_network domain (or auto without InceptionV3)")
+    parser.add_argument("--pseudolabel", default=None, metavar="DIR", help="pseudolabel stage output: adds its row")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    network = quality.feature_network(Path(args.encoder) if args.encoder else None)
-    methods = {m: Path(args.augmented) / m for m in args.methods}
-    rows = quality_table(load_prepared(args.prepared), methods, network, args.kid_subsets, args.kid_subset_size)
-    write_outputs(Path(args.out), rows)
+    with writing(args.out):
+        measure(params_from_args(args), load_prepared(args.prepared), Path(args.augmented), Path(args.out),
+                Path(args.encoder) if args.encoder else None, Path(args.pseudolabel) if args.pseudolabel else None,
+                args.methods)
     return 0

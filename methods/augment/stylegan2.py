@@ -120,6 +120,7 @@ class StyleGAN2Params:
 class StyleGAN2ADA(Augmenter):
     Params = StyleGAN2Params
     name: ClassVar[str] = "stylegan2-ada"
+    generative: ClassVar[bool] = True
     summary = ("StyleGAN2-ADA (ours, from the papers): conditional generator trained on the training split, "
                "N generated images per class (or the minority class).")
     paper = f"{FEDORUK}; {KARRAS_A}; {KARRAS_B}"

@@ -25,7 +25,7 @@ from bench.errors import DataError
 ROOT = Path(__file__).resolve().parents[1]
 ALWAYS = ["provenance", "metrics", "significance", "classifiers", "parameters", "drs", "samples", "confusion",
           "papers", "files"]
-OPTIONAL = ["lrp", "quality", "speedup", "figures"]
+OPTIONAL = ["lrp", "gan", "pseudolabel", "quality", "speedup", "figures"]
 HOSTILE = '<img src=x onerror="console.error(\'escaped?\')">&amp;'
 
 
@@ -194,12 +194,14 @@ def test_optional_sections_appear_with_their_files(reports: Path):
         shutil.copy(png, reports / "lrp" / name)
     (reports / "lrp.csv").write_text("method,classifier,relevance_in_lesion\nnone,resnet50,0.61\n")
     (reports / "quality.csv").write_text("method,fid,ssim\nnst-gatys,41.2,0.71\n")
+    shutil.copy(png, reports / "figures" / "gan_stylegan2-ada.png")
+    (reports / "pseudolabel.csv").write_text("fold,auc\n0,0.8\n1,0.9\nmean,0.85\nsd,0.07\n")
     (reports / "speedup.csv").write_text("np,seconds,speedup,efficiency\n1,100.0,1.0,1.0\n8,25.0,4.0,0.5\n")
     shutil.copy(png, reports / "speedup.png")
     shutil.copy(png, reports / "figures" / "extra.png")
     text, page = render(reports)
     assert list(page.sections) == ALWAYS[:-2] + OPTIONAL + ALWAYS[-2:]
-    assert len(page.images) == before + 4
+    assert len(page.images) == before + 5
     speedup = paper_rows(text, "Panigrahi, Saha, Iqrah, Prasad 2024: Table 3")
     assert "speedup.csv absent" not in speedup and ">4.00<" in speedup  # our 8-process speed-up beside 5.09
 

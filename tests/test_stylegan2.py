@@ -298,3 +298,52 @@ def test_minority_mode_generates_the_minority_class_with_nearest_sources(tmp_pat
     again.resources = {"checkpoint_dir": tmp_path / "shards", "log_dir": tmp_path}
     again.fit(train, np.random.default_rng(0))  # resumes at the last step: nothing left to train
     assert again.weights_digest() == plugin.weights_digest()
+
+
+@pytest.mark.slow
+def test_the_augment_stage_resumes_the_gan_from_its_checkpoint_folder(tmp_path, monkeypatch):
+    """A run killed after training (before meta.json) leaves OUT/shards/checkpoint.npz and the log; the
+    next run of the stage with more steps continues from there and ends bit-identical to a run that was
+    never stopped; a complete run removes the checkpoint folder and keeps the log."""
+    from pathlib import Path
+
+    from bench.config import load_params
+    from bench.stages import augment, prepare
+    from bench.stages.common import load_prepared
+
+    root = Path(__file__).resolve().parents[1]
+
+    def params(steps):
+        return load_params(root / "params.yaml", "smoke", [f"augment.methods.{NAME}.steps={steps}",
+                                                          f"augment.methods.{NAME}.checkpoint_every=2"])
+
+    prepare.prepare(params(4), tmp_path / "prepared")
+    prepared = load_prepared(tmp_path / "prepared")
+    out, fresh = tmp_path / "resumed", tmp_path / "fresh"
+    real_write_json = augment.write_json
+
+    def killed(path, data):
+        if Path(path).name == "meta.json":
+            raise KeyboardInterrupt("killed before the output was complete")
+        real_write_json(path, data)
+
+    monkeypatch.setattr(augment, "write_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        augment.augment(params(4), prepared, NAME, out)
+    monkeypatch.setattr(augment, "write_json", real_write_json)
+    assert (out / augment.CHECKPOINT / CHECKPOINT).is_file()
+    before = (out / TRAIN_LOG).read_text().splitlines()
+    assert len(before) == 1 + 4
+
+    meta = augment.augment(params(6), prepared, NAME, out)  # continues at step 4
+    augment.augment(params(6), prepared, NAME, fresh)
+    assert meta["run_info"]["steps"] == 6 and not (out / augment.CHECKPOINT).exists()
+    after = (out / TRAIN_LOG).read_text().splitlines()
+    same_columns = [c for c in before[0].split(",") if c != "seconds"]
+
+    def rows(lines):
+        return [{k: v for k, v in r.items() if k in same_columns} for r in csv.DictReader(lines)]
+
+    assert rows(after)[:4] == rows(before) and rows(after) == rows((fresh / TRAIN_LOG).read_text().splitlines())
+    for name in ("images", "labels"):
+        np.testing.assert_array_equal(np.load(out / "synthetic.npz")[name], np.load(fresh / "synthetic.npz")[name])

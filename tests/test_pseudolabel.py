@@ -108,12 +108,8 @@ def test_five_folds_never_use_held_out_images_as_content_or_style(phantom_set):
 
 @pytest.fixture(scope="module")
 def registered():
-    added = NAME not in registry.list_plugins("augmenter")
-    if added:
-        registry.register("augmenter", NAME, NSTPseudoLabel)
-    yield NAME
-    if added:
-        registry.unregister("augmenter", NAME)
+    with registry.registered_if_missing("augmenter", NAME, NSTPseudoLabel) as name:
+        yield name
 
 
 @pytest.mark.slow

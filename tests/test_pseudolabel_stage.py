@@ -5,35 +5,24 @@ resuming finished folds, and the report's k-fold row."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from bench.config import load_params
 from bench.errors import AugbenchError
 from bench.io import read_json
 from bench.metrics import METRIC_NAMES
 from bench.nst.domain import ids_digest
 from bench.pseudolabel import Fold
-from bench.stages import prepare, pseudolabel, report
+from bench.stages import pseudolabel, report
 from bench.stages.common import load_prepared
+from tests import test_nst_stages
 
-PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+_params = test_nst_stages._params  # the smoke profile with overrides
+prepared_dir = test_nst_stages.prepared_dir  # fixture: the smoke profile's prepared data
+
 FOLDS = 2  # the smallest plan the stage accepts: keeps the end-to-end run short
-
-
-def _params(**overrides):
-    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
-    return load_params(PARAMS, "smoke", sets)
-
-
-@pytest.fixture(scope="module")
-def prepared_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("prepared")
-    prepare.prepare(_params(), out)
-    return out
 
 
 def test_fold_data_gives_each_image_its_fold_role(prepared_dir):

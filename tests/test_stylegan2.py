@@ -249,12 +249,8 @@ def test_compiled_and_eager_steps_agree(data):
 @pytest.fixture(scope="module")
 def registered():
     """The class under its name; registered here when the installed metadata lacks the entry point."""
-    added = NAME not in registry.list_plugins("augmenter")
-    if added:
-        registry.register("augmenter", NAME, StyleGAN2ADA)
-    yield NAME
-    if added:
-        registry.unregister("augmenter", NAME)
+    with registry.registered_if_missing("augmenter", NAME, StyleGAN2ADA) as name:
+        yield name
 
 
 CHECKS = ["params", "descriptions", "mode", "n_synthetic", "generate_output", "provenance", "deterministic",

@@ -13,7 +13,9 @@ reach anything that is trained. Per fold, in this order:
 3. the train stage's function: ``pseudolabel.classifier`` on the synthetic images only,
    early stopping and model choice on the fold's validation half, predictions on its test half.
 
-Writes, under ``--out``: ``folds.json`` (the plan), ``fold<k>/encoder``, ``fold<k>/augmented``
+Writes, under ``--out``: ``folds.json`` (the plan), ``fold<k>/encoder`` (its ``meta.json`` with the
+weights' md5 and the sha256 of the ids it was trained on; the weight files are dropped once the
+fold's images are made), ``fold<k>/augmented``
 (as the augment stage: synthetic.npz, provenance.jsonl, grid.png, meta.json), ``fold<k>/run``
 (as the train stage) and ``fold<k>/meta.json`` (the fold's key and its metrics, written last:
 a re-run outside DVC skips a finished fold with the same key), ``meta.json``; under
@@ -115,6 +117,9 @@ def run_fold(params: Params, prepared: Prepared, fold: Fold, folder: Path) -> di
         clear_keras()
     synthetic = augment.augment(params, data, s.method, folder / "augmented", encoder_dir)
     clear_keras()
+    if encoder_dir is not None:  # ~80 MB per VGG19 and fold; meta.json keeps their md5 and training ids
+        for weights in encoder_dir.glob("*.h5"):
+            weights.unlink()
     provenance = [json.loads(line) for line in (folder / "augmented" / "provenance.jsonl").read_text().splitlines()]
     check_fold(fold, provenance)
     run = train.run(params, data, folder / "augmented", s.classifier, params.matrix.seeds[0], folder / "run")

@@ -11,7 +11,7 @@ sample grid per augmentation method), ``lrp.csv`` and ``lrp/*.png`` (LRP relevan
 inside the lesion and heatmaps of every run, from bench.xai.runs), ``provenance.json`` and, from all of these,
 ``index.html`` (one self-contained page: ``bench.html_report``).
 
-When they exist it also reads the pseudolabel stage's ``pseudolabel.csv``/``.json`` (its 5-fold
+When they exist it also reads the pseudolabel stage's ``pseudolabel.csv``/``.json`` (its k-fold
 mean becomes a row of the Table-4 table, marked as such; the per-fold table gets its own
 section; ``--pseudolabel DIR``: fold 0's sample grid), the quality stage's ``quality.csv`` /
 ``quality.md``, and a GAN's ``train_log.csv`` in its augment folder (``figures/gan_<method>.png``:

@@ -330,7 +330,7 @@ def gan_figures(params: Params, augmented: Path, out: Path) -> list[str]:
         target = getattr(params.method_params(method), "ada_target", None)
         fixed = getattr(params.method_params(method), "ada_fixed", False)
         plots.gan_training_plot(out / "figures" / f"gan_{method}.png", log_, None if fixed else target,
-                                f"{method}: {int(log_['step'].iloc[-1])} steps, {log_['kimg'].iloc[-1]:.1f} kimg")
+                                f"{method}: {int(log_['step'].iloc[-1])} steps, {log_['kimg'].iloc[-1]:.3g} kimg")
         names.append(method)
     return names
 

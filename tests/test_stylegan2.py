@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from bench import contract, registry
-from bench.errors import ConfigError
+from bench.errors import ConfigError, NumericalError
 from bench.gan import ada
 from bench.gan.layers import ModulatedConv2D, demodulation
 from bench.gan.networks import Architecture, Generator
@@ -223,6 +223,21 @@ def test_resume_from_a_checkpoint_is_bit_for_bit(tmp_path, data, compiled):
     with open(tmp_path / TRAIN_LOG, newline="") as fh:
         assert [int(r["step"]) for r in csv.DictReader(fh)] == [1, 2, 3, 4, 5, 6]
     np.testing.assert_array_equal(whole.generate(np.array([0, 1]), 5), resumed.generate(np.array([0, 1]), 5))
+
+
+def test_a_non_finite_loss_stops_training_by_name_and_saves_nothing(tmp_path, data):
+    """Issue 10 (numerics): a NaN in a GAN loss is an error naming the loss and the step; the
+    checkpoint on disk stays the last good one."""
+    images, labels = data
+    trainer = Trainer(_config(), images, labels, compiled=False)
+    trainer.run(2, tmp_path, checkpoint_every=1)
+    saved = (tmp_path / CHECKPOINT).read_bytes()
+    poisoned = images.copy()
+    poisoned[:] = np.nan  # every real image: D(real) and L_D become NaN at once
+    trainer.images = poisoned
+    with pytest.raises(NumericalError, match=r"loss_d = nan.*at step 3"):
+        trainer.run(4, tmp_path, checkpoint_every=1)
+    assert trainer.step == 2 and (tmp_path / CHECKPOINT).read_bytes() == saved
 
 
 def test_a_checkpoint_of_other_data_is_not_resumed(tmp_path, data):

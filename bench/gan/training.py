@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from bench.errors import NumericalError
 from bench.gan import ada
 from bench.gan.networks import Architecture, Discriminator, Generator
 from bench.io import load_npz, save_npz, write_text
@@ -190,6 +191,11 @@ class Trainer:
         out = self._steps[do_r1](tf.constant(reals), real_c, fake_c, tf.constant(p, tf.float32),
                                  tf.constant(self.step, tf.int32), tf.constant(beta, tf.float32))
         out = {k: float(v) for k, v in out.items()}
+        bad = [k for k in ("loss_d", "loss_g", "d_real", "d_fake") + (("r1",) if do_r1 else ()) if not np.isfinite(out[k])]
+        if bad:  # the variables are already updated: nothing after this step can be trusted or saved
+            raise NumericalError(f"StyleGAN2-ADA: {', '.join(f'{k} = {out[k]}' for k in bad)} at step "
+                                 f"{self.step + 1} (p = {p:.3f}); the last checkpoint (if any) is from before "
+                                 "it. Lower the learning rates or raise r1_gamma, then re-run")
         self.ada.observe(out.pop("sign_sum"), cfg.batch_size)
         self.step += 1
         return {"step": self.step, "kimg": self.images_seen / 1000.0, **out, "p": p, "r_t": self.ada.last_rt,

@@ -172,3 +172,16 @@ def test_evaluate_refuses_comparisons_on_different_test_sets(tmp_path):
     frame.to_csv(pred, index=False)
     with pytest.raises(AugbenchError, match="different test sets"):
         evaluate.evaluate(params, tmp_path / "runs", tmp_path / "reports")
+
+
+def test_report_has_the_scaling_tables_only_when_the_scaling_stage_ran(tmp_path):
+    from bench.stages.report import scaling_section
+
+    assert scaling_section(tmp_path) == ""
+    (tmp_path / "speedup.md").write_text("### NST augmentation\n\n| np | speedup T_1/T_p |\n|---|---|\n| 2 | 1.8 |\n")
+    (tmp_path / "speedup.png").write_bytes(b"png")
+    text = scaling_section(tmp_path)
+    assert text.startswith("## Speed-up under Horovod") and "#### NST augmentation" in text
+    assert "| 2 | 1.8 |" in text and "![speed-up](speedup.png)" in text
+    (tmp_path / "speedup_train.md").write_text("### Training resnet50\n\n| np |\n|---|\n| 2 |\n")
+    assert "#### Training resnet50" in scaling_section(tmp_path)

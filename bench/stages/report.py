@@ -315,6 +315,20 @@ def copy_grids(params: Params, augmented: Path, out: Path, pseudolabel: Path | N
     return names
 
 
+def scaling_section(out: Path) -> str:
+    """The scaling stage's tables (speedup.md, speedup_train.md) and plot, when it has run."""
+    tables = [(out / name).read_text(encoding="utf-8").strip() for name in ("speedup.md", "speedup_train.md")
+              if (out / name).is_file()]
+    if not tables:
+        return ""
+    return ("## Speed-up under Horovod (layout of Panigrahi et al. 2024, Table 3)\n\n"
+            "The same work with np processes (stage `scaling`, README 'Horovod'); speedup = T_1/T_p, "
+            "efficiency = speedup/np; T_p includes process start-up. Oversubscribed rows (more processes "
+            "than cores) measure contention, not scaling.\n\n"
+            + "\n\n".join(tables).replace("### ", "#### ")
+            + ("\n\n![speed-up](speedup.png)" if (out / "speedup.png").is_file() else ""))
+
+
 def gan_figures(params: Params, augmented: Path, out: Path) -> list[str]:
     """``figures/gan_<method>.png`` from the training log of every matrix method that wrote one."""
     from bench.gan.training import TRAIN_LOG
@@ -436,6 +450,7 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
          + tabulate(explained, headers="keys", tablefmt="github", showindex=False) + "\n\n"
          + "\n".join(f"![{h}](lrp/{h}.png)" for h in heatmaps)) if len(explained) else "",
         *optional_sections(params, out, gans),
+        scaling_section(out),
     ] if part) + "\n"
     write_text(out / "results.md", text)
     write_text(out / "table.csv", table.to_csv(index=False))

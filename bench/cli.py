@@ -15,7 +15,8 @@ from bench.typed import describe_fields, suggest
 
 STAGES = {"prepare": "bench.stages.prepare", "encoder": "bench.stages.encoder",
           "augment": "bench.stages.augment", "train": "bench.stages.train",
-          "evaluate": "bench.stages.evaluate", "report": "bench.stages.report", "run": "bench.stages.run_all"}
+          "evaluate": "bench.stages.evaluate", "report": "bench.stages.report", "run": "bench.stages.run_all",
+          "quality": "bench.stages.quality", "pseudolabel": "bench.stages.pseudolabel"}
 # Commands with their own argument parsers, outside the pipeline.
 TOOLS = {"bench-check": "bench.benchcheck:main_check", "bench-history": "bench.benchcheck:main_history",
          "launch": "bench.distributed:main_launch", "scale": "bench.stages.scaling:main"}

@@ -198,6 +198,46 @@ class ScalingParams:
 
 
 @dataclass(frozen=True)
+class PseudoLabelParams:
+    """Stage ``pseudolabel``: Mikołajczyk & Grochowski 2018's protocol (§IV.C) — ``folds`` stratified,
+    group-aware folds over every real image; per fold a domain encoder (when the method needs one), the
+    method (its parameters: ``augment.methods.<method>``; mode ``replace``) and ``classifier`` (a key of
+    ``train.classifiers``) trained on the synthetic images only, judged on the fold's val/test halves."""
+
+    method: str = "nst-pseudolabel"
+    folds: int = 5  # Mikołajczyk & Grochowski 2018 §IV.C: 5-fold cross-validation
+    classifier: str = "resnet50"
+    seed: int = 0  # the fold assignment (the classifier's seed is matrix.seeds[0])
+    encoder_epochs: int | None = None  # per-fold domain encoder; None: encoder.epochs
+
+    def check(self, path: str) -> None:
+        require(self.folds >= 2, f"{path}.folds", "must be at least 2 (each fold is held out once)")
+        require(self.seed >= 0, f"{path}.seed", "must be >= 0")
+        require(self.encoder_epochs is None or self.encoder_epochs >= 1, f"{path}.encoder_epochs",
+                "must be >= 1 or null")
+
+
+@dataclass(frozen=True)
+class QualityParams:
+    """Stage ``quality`` (bench.quality): which methods, which feature network for FID/KID."""
+
+    methods: list[str] | None = None  # None: every generative method of matrix.methods (Augmenter.generative)
+    # inceptionv3: ImageNet InceptionV3 from the Keras cache (the usual FID; fails when absent);
+    # domain: the encoder stage's domain encoder `domain_arch`; auto: inceptionv3 when cached, else domain
+    # (not reproducible across machines, so not the default).
+    feature_network: Literal["domain", "inceptionv3", "auto"] = "domain"
+    domain_arch: str = "resnet50"
+    kid_subsets: int = 100  # Bińkowski et al. 2018 §3: 100 subsets of size 1000
+    kid_subset_size: int = 1000
+
+    def check(self, path: str) -> None:
+        require(self.kid_subsets >= 2, f"{path}.kid_subsets", "must be >= 2 (KID reports a standard deviation)")
+        require(self.kid_subset_size >= 2, f"{path}.kid_subset_size", "must be >= 2 (unbiased MMD²)")
+        require(self.methods is None or len(set(self.methods)) == len(self.methods), f"{path}.methods",
+                "contains duplicates")
+
+
+@dataclass(frozen=True)
 class Params:
     profile: str
     matrix: MatrixParams
@@ -210,6 +250,16 @@ class Params:
     train: TrainParams
     evaluate: EvaluateParams
     scaling: ScalingParams = field(default_factory=ScalingParams)
+    pseudolabel: PseudoLabelParams = field(default_factory=PseudoLabelParams)
+    quality: QualityParams = field(default_factory=QualityParams)
+
+    def quality_methods(self) -> list[str]:
+        """The methods of the quality table: ``quality.methods``, or every generative method of the matrix."""
+        from bench import registry
+
+        if self.quality.methods is not None:
+            return list(self.quality.methods)
+        return [m for m in self.matrix.methods if getattr(registry.get("augmenter", m), "generative", False)]
 
     def method_params(self, name: str):
         """The validated parameter dataclass of augmentation method ``name``."""
@@ -350,6 +400,9 @@ def _validate_plugins(params: Params) -> None:
     checks += [("classifier", params.classifier_plugin(name), f"matrix.zoo.{i}") for i, name in enumerate(m.zoo)]
     checks += [("classifier", params.classifier_plugin(name), f"train.classifiers.{name}")
                for name in params.train.classifiers]
+    checks += [("augmenter", params.pseudolabel.method, "pseudolabel.method"),
+               ("classifier", params.classifier_plugin(params.pseudolabel.classifier), "pseudolabel.classifier")]
+    checks += [("augmenter", name, f"quality.methods.{i}") for i, name in enumerate(params.quality.methods or [])]
     for kind, name, key in checks:
         try:
             registry.get(kind, name)  # unknown names fail with a suggestion
@@ -357,7 +410,7 @@ def _validate_plugins(params: Params) -> None:
             raise RegistryError(f"params: {key}: {exc}") from None
     # Every configured plugin section is validated, not only those in the matrix, so a typo
     # in a method that is not run yet is not found only when it is added to the matrix.
-    for name in dict.fromkeys([*m.methods, *params.augment.methods]):
+    for name in dict.fromkeys([*m.methods, *params.augment.methods, params.pseudolabel.method]):
         params.method_params(name)
     for name in dict.fromkeys([*m.classifiers, *m.zoo, *params.train.classifiers]):
         params.classifier_params(name)

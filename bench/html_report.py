@@ -13,7 +13,8 @@ script (click a column header to sort a table) inline; its Content Security
 Policy forbids loading anything else, so it can be mailed as one file and
 opened offline. Sections whose inputs are absent are left out (no empty
 headings). Optional sections appear when their files do: ``lrp/*.png`` +
-``lrp.csv``, ``quality.csv``, ``speedup.csv`` + ``speedup.png`` (see ``EXTRAS``);
+``lrp.csv``, ``figures/gan_*.png``, ``pseudolabel.csv``, ``quality.csv``, ``speedup.csv`` +
+``speedup.png`` (see ``EXTRAS``);
 any other PNG in the folder's top level or ``figures/`` lands in "More figures".
 """
 
@@ -329,8 +330,18 @@ class Extra:
 EXTRAS = (
     Extra("lrp", "LRP relevance heatmaps", "Layer-wise relevance propagation: which pixels the classifier's "
           "decision rests on.", "lrp.csv", "lrp/*.png"),
+    Extra("gan", "GAN training", "Per minibatch: discriminator and generator losses, ADA's augmentation "
+          "probability p and the overfitting heuristic r_t that steers it towards its target (Karras et al. "
+          "2020b §3).", None, "figures/gan_*.png"),
+    Extra("pseudolabel", "Pseudo-labelled NST per fold (Mikołajczyk & Grochowski 2018, Table I layout)",
+          "Test metrics (fractions) of each fold's held-out half, their mean and sd: every fold's encoder, NST, "
+          "teacher and classifier saw only the other folds' images; the classifier trained on synthetic images "
+          "only. The metrics table's pseudo-label row is this mean ± sd.", "pseudolabel.csv"),
     Extra("quality", "Image quality of the synthetic images", "Similarity of each method's synthetic images "
-          "to the real training images.", "quality.csv"),
+          "to their sources (RMSE, PSNR, SSIM, SRE, SAM) and to the real training images (FID, KID); the first "
+          "row, real training vs real validation images, is the floor. The feature_network column names the "
+          "network of FID/KID: FID with the domain encoder is not comparable to the InceptionV3 FID of papers.",
+          "quality.csv"),
     Extra("speedup", "Speed-up under Horovod", "Wall time and speed-up of the same work with np processes.",
           "speedup.csv", "speedup.png"),
 )

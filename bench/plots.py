@@ -74,6 +74,29 @@ def history_plot(path, histories: dict[str, dict[str, list[float]]], title: str)
     _save(fig, path)
 
 
+def gan_training_plot(path, log, target: float | None, title: str, window: int = 25) -> None:
+    """A GAN's CSV log (bench.gan.training.LOG_COLUMNS) against kimg: D and G losses (thin: per step;
+    thick: running mean over ``window`` steps), and ADA's p with the overfitting heuristic r_t and
+    its target (Karras et al. 2020b §3)."""
+    kimg = log["kimg"].to_numpy()
+    fig, (losses, ada) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for i, (key, name) in enumerate((("loss_d", "D loss"), ("loss_g", "G loss"))):
+        values = log[key].to_numpy(dtype=float)
+        smooth = np.convolve(values, np.ones(window) / window, mode="valid") if len(values) >= window else values
+        losses.plot(kimg, values, c=f"C{i}", lw=0.5, alpha=0.35)
+        losses.plot(kimg[len(kimg) - len(smooth):], smooth, c=f"C{i}", lw=1.5, label=name)
+    losses.set(xlabel="thousands of real images shown (kimg)", ylabel="non-saturating loss", title="losses")
+    losses.legend(fontsize=8)
+    ada.plot(kimg, log["p"], c="C2", lw=1.5, label="ADA p")
+    ada.plot(kimg, log["r_t"], c="C3", lw=0.8, alpha=0.7, label="r_t = E[sign D(real)]")
+    if target is not None:
+        ada.axhline(target, c="grey", ls="--", lw=1, label=f"target {target}")
+    ada.set(xlabel="kimg", ylabel="probability / r_t", title="adaptive augmentation", ylim=(-0.05, 1.05))
+    ada.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+
+
 def activation_plot(path, rates: dict, title: str) -> None:
     """Byra 2021 Fig. 5–6 layout: A_l (Eq. 5) per residual block for every DRS run and its
     feature-extraction reference (left), and the activation-rate change ΔA_l (Eq. 7, right)."""

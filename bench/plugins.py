@@ -56,13 +56,17 @@ class Augmenter:
     ``encoder`` stage's output (``augbench augment --encoder DIR``); ``"checkpoint_dir"``, a
     folder for partial results that a re-run of the same stage may resume from (removed by
     the stage once its output is complete), with ``"checkpoint_key"``, a string that changes
-    whenever the stage's parameters or inputs do (bench.nst.shards uses both).
+    whenever the stage's parameters or inputs do (bench.nst.shards uses both); ``"log_dir"``,
+    the stage's output folder, for logs that are part of the output (a GAN's training log).
     """
 
     Params: ClassVar[type]
     mode: ClassVar[str] = "append"
     paper: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    # True for methods that synthesise new images (NST, GANs) rather than transform one: the
+    # quality stage measures these (bench.quality) by default.
+    generative: ClassVar[bool] = False
 
     def __init__(self, params: Any):
         self.params = params

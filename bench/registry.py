@@ -8,10 +8,12 @@ reported with its distribution name and does not take the others down.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import importlib.metadata as md
 import logging
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +70,20 @@ def _validate_plugin(kind: str, name: str, plugin: type) -> None:
 def unregister(kind: str, name: str) -> None:
     """Remove a plugin (tests use this to undo temporary registrations)."""
     _plugins[kind].pop(name, None)
+
+
+@contextlib.contextmanager
+def registered_if_missing(kind: str, name: str, cls: type) -> Iterator[str]:
+    """``name`` registered as ``cls`` for the duration (tests of a built-in whose entry point the
+    installed metadata may not list yet, before ``pip install -e .``); an existing one is left alone."""
+    added = name not in list_plugins(kind)
+    if added:
+        register(kind, name, cls)
+    try:
+        yield name
+    finally:
+        if added:
+            unregister(kind, name)
 
 
 def _entry_points(group: str) -> list[md.EntryPoint]:

@@ -1,7 +1,8 @@
 """End-to-end: the DVC pipeline on the smoke profile, its idempotence, and determinism.
 
-Runs real stages (phantom → augment → ResNet50 training → metrics → report) in a
-temporary copy of the project, so it is slow (a few minutes) and marked so.
+Runs real stages (phantom → augment (a GAN among them) → ResNet50 training → metrics →
+pseudo-label folds → image quality → report) in a temporary copy of the project, so it is
+slow (several minutes) and marked so.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-METHODS = ["none", "classical"]
+METHODS = ["none", "classical", "stylegan2-ada"]
+GENERATIVE = ["stylegan2-ada"]  # of METHODS: the quality table's rows (with the pseudo-label fold 0)
 
 pytestmark = [pytest.mark.slow, pytest.mark.pipeline]
 
@@ -31,8 +33,8 @@ def _env() -> dict:
             "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
 
 
-def _sh(args: list[str], cwd: Path) -> str:
-    done = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=900)
+def _sh(args: list[str], cwd: Path, timeout: int = 900) -> str:
+    done = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
 
@@ -54,7 +56,7 @@ def project(tmp_path_factory) -> Path:
     _smoke_params(dest)
     _sh(["git", "init", "-q"], dest)
     _sh([str(BIN / "dvc"), "init", "-q"], dest)
-    _sh([str(BIN / "dvc"), "repro"], dest)
+    _sh([str(BIN / "dvc"), "repro"], dest, timeout=2400)
     return dest
 
 
@@ -98,6 +100,52 @@ def test_every_run_is_explained_and_logged(project: Path):
     assert "LRP relevance heatmaps" in (project / "reports" / "index.html").read_text()
 
 
+def test_gan_trains_under_the_stage_and_is_reported(project: Path):
+    """The GAN is an ordinary matrix method: its log is an output, its checkpoint folder is gone once the
+    stage is complete, and the report shows its row, sample grid and training curves."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    steps = params["profiles"]["smoke"]["augment"]["methods"]["stylegan2-ada"]["steps"]
+    folder = project / "data" / "augmented" / "stylegan2-ada"
+    log = pd.read_csv(folder / "train_log.csv")
+    assert log["step"].tolist() == list(range(1, steps + 1)) and log["p"].between(0, 1).all()
+    assert not (folder / "shards").exists()
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["run_info"]["steps"] == steps and meta["n_synthetic"] == len(np.load(folder / "synthetic.npz")["labels"])
+    table = pd.read_csv(project / "reports" / "table.csv")
+    assert "stylegan2-ada" in set(table["Method"])
+    for png in ("grids/stylegan2-ada.png", "figures/gan_stylegan2-ada.png"):
+        assert (project / "reports" / png).stat().st_size > 1000
+    assert "## GAN training" in (project / "reports" / "results.md").read_text()
+
+
+def test_pseudolabel_folds_and_quality_are_reported(project: Path):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    k = params["profiles"]["smoke"]["pseudolabel"]["folds"]
+    folds = pd.read_csv(project / "reports" / "pseudolabel.csv", dtype={"fold": str})
+    assert folds["fold"].tolist() == [str(i) for i in range(k)] + ["mean", "sd"]
+    assert folds.loc[folds["fold"] == "mean", "auc"].iloc[0] == pytest.approx(folds["auc"].iloc[:k].mean())
+    plan = json.loads((project / "data" / "pseudolabel" / "folds.json").read_text())
+    for entry in plan["folds"]:  # no fold's synthetic image was made from its validation or test images
+        held = set(entry["val"]) | set(entry["test"])
+        records = (project / "data" / "pseudolabel" / f"fold{entry['index']}" / "augmented" / "provenance.jsonl")
+        for rec in map(json.loads, records.read_text().splitlines()):
+            assert not ({rec["content_id"], *rec["style_ids"]} & held)
+    table = pd.read_csv(project / "reports" / "table.csv")
+    row = table[table["Method"] == f"nst-pseudolabel ({k}-fold mean ± sd)"]
+    assert len(row) == 1 and " ± " in row["AUC"].iloc[0]
+    assert (project / "reports" / "grids" / "nst-pseudolabel.png").stat().st_size > 1000
+    quality = pd.read_csv(project / "reports" / "quality.csv")
+    assert quality["method"].tolist() == ["real train vs real val (floor)", *GENERATIVE, "nst-pseudolabel (fold 0)"]
+    assert quality["feature_network"].nunique() == 1 and "domain encoder" in quality["feature_network"].iloc[0]
+    assert np.isfinite(quality["fid"]).all() and quality["ssim"].iloc[1:].between(-1, 1).all()
+    text = (project / "reports" / "results.md").read_text()
+    for heading in ("## Pseudo-labelled NST per fold", "## Image quality of the synthetic images"):
+        assert heading in text
+    page = (project / "reports" / "index.html").read_text()
+    for section in ('id="gan"', 'id="pseudolabel"', 'id="quality"'):
+        assert section in page
+
+
 def test_second_repro_is_up_to_date(project: Path):
     out = _sh([str(BIN / "dvc"), "repro"], project)
     assert "didn't change" in out or "up to date" in out.lower()
@@ -108,6 +156,7 @@ def test_dvc_metrics_and_plots(project: Path):
     shown = json.loads(_sh([str(BIN / "dvc"), "metrics", "show", "--json"], project))
     values = json.dumps(shown)
     assert "accuracy" in values and "classical" in values
+    assert "pseudolabel.json" in values  # the k-fold mean is a DVC metric too
     _sh([str(BIN / "dvc"), "plots", "show", "-o", "plots_html"], project)
     html = (project / "plots_html" / "index.html").read_text()
     for method in METHODS:  # one ROC plot per method × classifier, with data in it
@@ -120,7 +169,8 @@ def test_dvc_metrics_and_plots(project: Path):
 
 def test_same_seed_same_arrays_and_metrics(project: Path, tmp_path: Path):
     """`augbench run` with the same params reproduces DVC's arrays and predictions exactly."""
-    _sh([str(BIN / "augbench"), "run", "--params", str(project / "params.yaml"), "--workdir", str(tmp_path)], project)
+    _sh([str(BIN / "augbench"), "run", "--params", str(project / "params.yaml"), "--workdir", str(tmp_path)], project,
+        timeout=2400)
     a = np.load(project / "data" / "prepared" / "dataset.npz")
     b = np.load(tmp_path / "prepared" / "dataset.npz")
     for key in ("images", "labels", "ids", "splits"):
@@ -132,6 +182,8 @@ def test_same_seed_same_arrays_and_metrics(project: Path, tmp_path: Path):
         pa = pd.read_csv(project / "runs" / method / "resnet50" / "seed0" / "predictions.csv")
         pb = pd.read_csv(tmp_path / "runs" / method / "resnet50" / "seed0" / "predictions.csv")
         pd.testing.assert_frame_equal(pa, pb)
-    ra = pd.read_csv(project / "reports" / "results.csv")
-    rb = pd.read_csv(tmp_path / "reports" / "results.csv")
-    pd.testing.assert_frame_equal(ra, rb)
+    for name in ("results.csv", "pseudolabel.csv", "quality.csv"):
+        ra = pd.read_csv(project / "reports" / name)
+        rb = pd.read_csv(tmp_path / "reports" / name)
+        pd.testing.assert_frame_equal(ra.drop(columns=["seconds"], errors="ignore"),
+                                      rb.drop(columns=["seconds"], errors="ignore"))

@@ -25,7 +25,7 @@ from bench.errors import DataError
 ROOT = Path(__file__).resolve().parents[1]
 ALWAYS = ["provenance", "metrics", "significance", "classifiers", "parameters", "drs", "samples", "confusion",
           "papers", "files"]
-OPTIONAL = ["lrp", "quality", "speedup", "figures"]
+OPTIONAL = ["lrp", "gan", "pseudolabel", "quality", "speedup", "figures"]
 HOSTILE = '<img src=x onerror="console.error(\'escaped?\')">&amp;'
 
 
@@ -191,13 +191,15 @@ def test_optional_sections_appear_with_their_files(reports: Path):
     png = reports / "roc.png"
     before = len(pngs(reports))
     new = [reports / "lrp" / "extra-a__resnet50.png", reports / "lrp" / "extra-b__resnet50.png",
-           reports / "speedup.png", reports / "figures" / "extra.png"]
+           reports / "speedup.png", reports / "figures" / "extra.png", reports / "figures" / "gan_stylegan2-ada.png"]
     added = sum(not p.exists() for p in new)  # the committed report may already have speedup.png
     (reports / "lrp").mkdir(exist_ok=True)
     for name in ("extra-a__resnet50.png", "extra-b__resnet50.png"):
         shutil.copy(png, reports / "lrp" / name)
     (reports / "lrp.csv").write_text("method,classifier,relevance_in_lesion\nnone,resnet50,0.61\n")
     (reports / "quality.csv").write_text("method,fid,ssim\nnst-gatys,41.2,0.71\n")
+    shutil.copy(png, reports / "figures" / "gan_stylegan2-ada.png")
+    (reports / "pseudolabel.csv").write_text("fold,auc\n0,0.8\n1,0.9\nmean,0.85\nsd,0.07\n")
     (reports / "speedup.csv").write_text("np,seconds,speedup,efficiency\n1,100.0,1.0,1.0\n8,25.0,4.0,0.5\n")
     shutil.copy(png, reports / "speedup.png")
     shutil.copy(png, reports / "figures" / "extra.png")

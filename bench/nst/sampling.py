@@ -15,6 +15,9 @@ Strategies:
   too small; the image itself only when it is alone in its class).
 - ``cross-class``: k styles per content image from the other class(es); the
   synthetic image keeps the content's label (pseudo-labelling comes later).
+- ``negative-to-positive``: k styles from the positive class (label 1) per content
+  image of the negative class (label 0) only: Mikołajczyk & Grochowski 2018 merge
+  "the content of a benign lesion with a style of malignant one" (§III.B).
 
 :func:`select` then takes n pairs from a plan, balanced over content images:
 round r takes the r-th pair (in a seeded random order) of every content image in
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STRATEGIES = ("all-within-class", "k-per-content", "cross-class")
+STRATEGIES = ("all-within-class", "k-per-content", "cross-class", "negative-to-positive")
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,22 @@ def k_per_content(labels: np.ndarray, k: int, rng: np.random.Generator, cross: b
     return Plan(np.concatenate(content).astype(np.int64), np.concatenate(style).astype(np.int64)[:, None])
 
 
+def negative_to_positive(labels: np.ndarray, k: int, rng: np.random.Generator) -> Plan:
+    """k positive-class styles per negative-class content image."""
+    labels = np.asarray(labels)
+    negative, positive = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    if len(negative) and not len(positive):
+        raise ValueError("negative-to-positive sampling needs positive (label 1) training images as styles")
+    content = np.repeat(negative, k).astype(np.int64)
+    styles = np.concatenate([_draw(positive, k, rng) for _ in negative]) if len(negative) else np.zeros(0)
+    return Plan(content, styles.astype(np.int64)[:, None])
+
+
 def plan_pairs(labels: np.ndarray, strategy: str, rng: np.random.Generator, k: int = 1) -> Plan:
     if strategy == "all-within-class":
         return all_within_class(labels)
+    if strategy == "negative-to-positive":
+        return negative_to_positive(labels, k, rng)
     if strategy in ("k-per-content", "cross-class"):
         return k_per_content(labels, k, rng, cross=strategy == "cross-class")
     raise ValueError(f"unknown sampling strategy {strategy!r}; known: {', '.join(STRATEGIES)}")

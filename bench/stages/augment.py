@@ -10,7 +10,11 @@ result for style-transfer methods) and, when the provenance records carry NST
 losses, ``dvclive/`` (final total/content/style/tv loss per image, for
 ``dvc plots``). ``--encoder DIR`` hands the encoder stage's
 output to the plugin (``resources["encoder_dir"]``); for NST, ``meta.json``
-records the encoder weights used (``encoder_weights``, ``run_info``).
+records the encoder weights used (``encoder_weights``, ``run_info``). Plugins that
+train (stylegan2-ada) keep their checkpoint in ``OUT/shards`` (``resources
+["checkpoint_dir"]``: a re-run resumes from it; removed once the output is complete)
+and write their training log into the output folder itself (``resources["log_dir"]``,
+e.g. ``train_log.csv``).
 """
 
 from __future__ import annotations
@@ -144,6 +148,7 @@ def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_
         plugin.resources = {**getattr(plugin, "resources", {}),
                             "checkpoint_dir": sharding.folder if sharding is not None else out / CHECKPOINT,
                             "checkpoint_key": checkpoint_key(params, prepared, method, encoder_dir),
+                            "log_dir": out,
                             **({"workers": sharding.workers} if sharding is not None else {})}
         rng = np.random.default_rng(stable_seed(params.augment.seed, method))
         plugin.fit(train, rng)

@@ -64,6 +64,13 @@ def load_prepared(folder: str | os.PathLike) -> Prepared:
                     digest=file_digest(folder / "dataset.npz"))
 
 
+def clear_keras() -> None:
+    """Drop Keras' global graph state between models trained in one process (stages that run others)."""
+    import tensorflow as tf
+
+    tf.keras.backend.clear_session()
+
+
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")

@@ -10,6 +10,12 @@ matrices), ``table.csv``, ``classifiers.csv``, ``parameters.csv``, ``roc.png``,
 sample grid per augmentation method), ``lrp.csv`` and ``lrp/*.png`` (LRP relevance
 inside the lesion and heatmaps of every run, from bench.xai.runs), ``provenance.json`` and, from all of these,
 ``index.html`` (one self-contained page: ``bench.html_report``).
+
+When they exist it also reads the pseudolabel stage's ``pseudolabel.csv``/``.json`` (its k-fold
+mean becomes a row of the Table-4 table, marked as such; the per-fold table gets its own
+section; ``--pseudolabel DIR``: fold 0's sample grid), the quality stage's ``quality.csv`` /
+``quality.md``, and a GAN's ``train_log.csv`` in its augment folder (``figures/gan_<method>.png``:
+losses, ADA p and r_t).
 """
 
 from __future__ import annotations
@@ -48,6 +54,21 @@ def metrics_table(results: pd.DataFrame) -> pd.DataFrame:
              "Seeds": r["n_seeds"], "n train": r["n_train"], "Epochs": r["epochs_run"]}
             for _, r in results.iterrows()]
     return pd.DataFrame(rows)
+
+
+def fold_mean_row(out: Path) -> dict | None:
+    """The pseudolabel stage's k-fold mean ± sd as a row of the Table-4 table (None without its files)."""
+    if not (out / "pseudolabel.csv").is_file() or not (out / "pseudolabel.json").is_file():
+        return None
+    table = pd.read_csv(out / "pseudolabel.csv", dtype={"fold": str}).set_index("fold")
+    info = read_json(out / "pseudolabel.json")
+    folds = table.drop(index=["mean", "sd"])
+    spread = pd.Series({**table.loc["mean"].to_dict(), **{f"{k}_sd": v for k, v in table.loc["sd"].items()}})
+    n_train = sorted({int(n) for n in folds["n_synthetic"]})
+    return {"Method": f"{info['method']} ({len(folds)}-fold mean ± sd)", "Classifier": info["classifier"],
+            **{label: pm(spread, name, sd="sd") for name, label in COLUMNS.items()},
+            "Seeds": 1, "n train": str(n_train[0]) if len(n_train) == 1 else f"{n_train[0]}–{n_train[-1]}",
+            "Epochs": int(folds["epochs_run"].max())}
 
 
 def pm(row: pd.Series, name: str, sd: str = "bootstrap_sd", percent: bool = True) -> str:
@@ -280,10 +301,13 @@ def _test_labels(folder: Path) -> dict[str, int]:
     return {str(i): int(v) for i, v in zip(test["id"], test["label"], strict=True)}
 
 
-def copy_grids(params: Params, augmented: Path, out: Path) -> list[str]:
+def copy_grids(params: Params, augmented: Path, out: Path, pseudolabel: Path | None = None) -> list[str]:
+    """Every matrix method's grid and, with ``pseudolabel``, the pseudo-label method's fold-0 grid."""
     names = []
-    for method in params.matrix.methods:
-        src = augmented / method / "grid.png"
+    sources = {method: augmented / method / "grid.png" for method in params.matrix.methods}
+    if pseudolabel is not None:
+        sources[params.pseudolabel.method] = pseudolabel / "fold0" / "augmented" / "grid.png"
+    for method, src in sources.items():
         if src.is_file():
             with atomic_path(out / "grids" / f"{method}.png") as tmp:
                 shutil.copyfile(src, tmp)
@@ -305,7 +329,52 @@ def scaling_section(out: Path) -> str:
             + ("\n\n![speed-up](speedup.png)" if (out / "speedup.png").is_file() else ""))
 
 
-def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Path) -> str:
+def gan_figures(params: Params, augmented: Path, out: Path) -> list[str]:
+    """``figures/gan_<method>.png`` from the training log of every matrix method that wrote one."""
+    from bench.gan.training import TRAIN_LOG
+
+    names = []
+    for method in params.matrix.methods:
+        path = augmented / method / TRAIN_LOG
+        if not path.is_file():
+            continue
+        log_ = pd.read_csv(path)
+        if not len(log_):
+            continue
+        target = getattr(params.method_params(method), "ada_target", None)
+        fixed = getattr(params.method_params(method), "ada_fixed", False)
+        plots.gan_training_plot(out / "figures" / f"gan_{method}.png", log_, None if fixed else target,
+                                f"{method}: {int(log_['step'].iloc[-1])} steps, {log_['kimg'].iloc[-1]:.3g} kimg")
+        names.append(method)
+    return names
+
+
+def optional_sections(params: Params, out: Path, gans: list[str]) -> list[str]:
+    """results.md sections of the GAN curves, the pseudo-label folds and the quality table (when present)."""
+    parts = []
+    if gans:
+        parts.append("## GAN training\n\nPer minibatch: discriminator and generator losses (non-saturating; "
+                     "thick: running mean), ADA's augmentation probability p and the overfitting heuristic r_t = "
+                     "E[sign D(real)] that steers it towards its target (Karras et al. 2020b §3).\n\n"
+                     + "\n".join(f"![{m}](figures/gan_{m}.png)" for m in gans))
+    if (out / "pseudolabel.md").is_file():
+        parts.append("## Pseudo-labelled NST per fold (layout of Mikołajczyk & Grochowski 2018, Table I)\n\n"
+                     "Every real image is held out once; each fold's classifier is trained on synthetic images "
+                     "made from the other folds only (encoder, NST and teacher included) and tested on half of "
+                     "its held-out fold. The Table-4 row above is the mean ± sd of these folds, on different "
+                     "test images than the other rows.\n\n" + (out / "pseudolabel.md").read_text().strip())
+    if (out / "quality.md").is_file():
+        parts.append("## Image quality of the synthetic images\n\nFull-reference metrics (RMSE, PSNR, SSIM, "
+                     "SRE, SAM) against each image's source (NST: its content image; GAN: the nearest training "
+                     "image of its class), FID and KID against the real training images (pseudo-label: against "
+                     "its fold's training part). The floor row compares real training with real validation "
+                     "images. FID with a domain encoder is not comparable to the InceptionV3 FID of papers.\n\n"
+                     + (out / "quality.md").read_text().strip())
+    return parts
+
+
+def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Path,
+           pseudolabel: Path | None = None) -> str:
     results = pd.read_csv(out / "results.csv")
     runs_frame = pd.read_csv(out / "runs.csv")
     prepared_meta = read_json(prepared / "meta.json")
@@ -316,6 +385,9 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
     main_rows = results[results["method"].isin(params.matrix.methods)
                         & results["classifier"].isin(params.matrix.classifiers)]  # zoo: own table
     table = metrics_table(main_rows)
+    folds_row = fold_mean_row(out)
+    if folds_row is not None:
+        table = pd.concat([table, pd.DataFrame([folds_row])], ignore_index=True)
     roc, hist = curves(params, results, out)
     main = {f"{m} / {c}" for m in params.matrix.methods for c in params.matrix.classifiers}
     plots.roc_plot(out / "roc.png", {k: v for k, v in roc.items() if k in main},
@@ -325,7 +397,8 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
     baseline = {k: v for k, v in roc.items() if k.startswith("none / ")} or roc
     plots.roc_plot(out / "figures" / "roc_classifiers.png", baseline,
                    f"ROC of every classifier on the un-augmented baseline ({prepared_meta['dataset']})")
-    grids = copy_grids(params, augmented, out)
+    grids = copy_grids(params, augmented, out, pseudolabel)
+    gans = gan_figures(params, augmented, out)
     zoo, counts = classifier_table(results), parameter_table(params, results)
     drs = activation_rates(params, results, runs, out)
     shutil.rmtree(out / "lrp", ignore_errors=True)  # only this run's heatmaps
@@ -336,7 +409,9 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
                {m: read_json(augmented / m / "meta.json") for m in params.matrix.methods}),
         "## Test-set metrics (layout of Panigrahi et al. 2024, Table 4)\n\nPercent, with "
         f"{params.evaluate.confidence:.0%} bootstrap intervals; AUC as a fraction. "
-        "Recall = sensitivity (positive class: malignant).",
+        "Recall = sensitivity (positive class: malignant)."
+        + (" The pseudo-label row is the mean ± sd over its folds' test halves (section 'Pseudo-labelled NST per "
+           "fold'), not a bootstrap interval on this test split." if folds_row is not None else ""),
         tabulate(table, headers="keys", tablefmt="github", showindex=False),
         "![ROC curves](roc.png)\n\n![training curves](history.png)",
         "## Classifiers on the un-augmented baseline (layout of Byra 2021, Table 2)\n\n"
@@ -374,6 +449,7 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
          "image would get. Heatmaps: red = for the predicted class, blue = against; lesion outline green.\n\n"
          + tabulate(explained, headers="keys", tablefmt="github", showindex=False) + "\n\n"
          + "\n".join(f"![{h}](lrp/{h}.png)" for h in heatmaps)) if len(explained) else "",
+        *optional_sections(params, out, gans),
         scaling_section(out),
     ] if part) + "\n"
     write_text(out / "results.md", text)
@@ -396,9 +472,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prepared", default="data/prepared")
     parser.add_argument("--augmented", default="data/augmented")
     parser.add_argument("--runs", default="runs")
+    parser.add_argument("--pseudolabel", default=None, metavar="DIR",
+                        help="pseudolabel stage output (for its sample grid)")
     parser.add_argument("--out", default="reports")
     args = parser.parse_args(argv)
     with writing(args.out):
         report(params_from_args(args), Path(args.prepared), Path(args.augmented), Path(args.runs),
-               Path(args.out))
+               Path(args.out), Path(args.pseudolabel) if args.pseudolabel else None)
     return 0

@@ -1,4 +1,5 @@
-"""run: the whole pipeline (prepare → encoder → augment → train/zoo → evaluate → report), without editing YAML.
+"""run: the whole pipeline (prepare → encoder → augment → train/zoo → evaluate → pseudolabel → quality → report),
+without editing YAML.
 
 With ``--workdir DIR``: the same stage functions DVC calls, in the same order,
 in this process, into one work folder — for a second dataset beside the
@@ -30,8 +31,15 @@ from bench.config import Params, load_params, load_raw
 from bench.errors import AugbenchError
 from bench.io import file_digest, read_json
 from bench.quiet import is_quiet, quiet_mode
-from bench.stages import augment, encoder, evaluate, prepare, report, train
-from bench.stages.common import add_params_args, load_prepared, log, params_from_args, writing
+from bench.stages import augment, encoder, evaluate, prepare, pseudolabel, quality, report, train
+from bench.stages.common import (
+    add_params_args,
+    clear_keras,
+    load_prepared,
+    log,
+    params_from_args,
+    writing,
+)
 from bench.typed import to_dict
 
 
@@ -58,22 +66,27 @@ def run_pipeline(params: Params, workdir: Path) -> str:
     prepared = load_prepared(prepared_dir)
     if not _done(encoder_dir, params=to_dict(params.encoder), upstream=prepared.digest):
         encoder.train_encoders(params, prepared, encoder_dir)
-        _clear_keras()
+        clear_keras()
     encoder_digest = file_digest(encoder_dir / "meta.json")
     for method in params.matrix.methods:
         if not _done(augmented / method, params=to_dict(params.method_params(method)), seed=params.augment.seed,
                      upstream=prepared.digest, encoder_upstream=encoder_digest):
             augment.augment(params, prepared, method, augmented / method, encoder_dir=encoder_dir)
-            _clear_keras()
+            clear_keras()
     for method, clf in params.matrix.pairs():
         upstream = [prepared.digest, file_digest(augmented / method / "synthetic.npz")]
         for seed in params.matrix.seeds:
             out = evaluate.run_dir(runs, method, clf, seed)
             if not _done(out, params=to_dict(params.classifier_params(clf)), seed=seed, upstream=upstream):
                 train.run(params, prepared, augmented / method, clf, seed, out)
-                _clear_keras()
+                clear_keras()
     evaluate.evaluate(params, runs, reports)
-    text = report.report(params, prepared_dir, augmented, runs, reports)
+    folds = workdir / "pseudolabel"  # a fold finished with the same key is kept (bench.stages.pseudolabel)
+    pseudolabel.pseudolabel(params, prepared, pseudolabel.read_groups(prepared_dir, prepared), folds, reports)
+    clear_keras()
+    quality.measure(params, prepared, augmented, reports, encoder_dir, folds)
+    clear_keras()
+    text = report.report(params, prepared_dir, augmented, runs, reports, folds)
     log.info("pipeline finished in %.0fs; report: %s", time.perf_counter() - started, reports / "results.md")
     return text
 
@@ -160,12 +173,6 @@ def run_workdir(args: argparse.Namespace) -> int:
     print(f"augbench run: finished in {time.perf_counter() - started:.0f}s; report: "
           f"{workdir / 'reports' / 'results.md'}")
     return 0
-
-
-def _clear_keras() -> None:
-    import tensorflow as tf
-
-    tf.keras.backend.clear_session()
 
 
 def _names(text: str) -> str:

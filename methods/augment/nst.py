@@ -173,6 +173,7 @@ class _NSTAugmenter(Augmenter):
     """Shared by the three NST augmenters: encoder, engine, sampling and provenance."""
 
     name: ClassVar[str]
+    generative: ClassVar[bool] = True
 
     def __init__(self, params):
         super().__init__(params)

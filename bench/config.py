@@ -185,6 +185,7 @@ class ScalingParams:
 
     np: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # Panigrahi 2024 Table 3 ran 1, 2, 4, 6, 8
     method: str = "nst-gatys"
+    factor: int | None = None  # synthetic images per training image for the timed run (None: the method's own)
     classifier: str | None = None  # also time this classifier's training on np = 1's images; None: skip
     train_epochs: int | None = 1  # epochs of that timed training (None: the profile's)
     threads_per_process: int | None = 1  # 1: every np gets one thread per process; None: cores // np
@@ -193,6 +194,7 @@ class ScalingParams:
         require(bool(self.np) and all(n >= 1 for n in self.np), f"{path}.np", "a non-empty list of counts >= 1")
         require(1 in self.np, f"{path}.np", "must include 1 (speedup is T_1/T_p)")
         require(self.train_epochs is None or self.train_epochs >= 1, f"{path}.train_epochs", "must be >= 1 or null")
+        require(self.factor is None or self.factor >= 1, f"{path}.factor", "must be >= 1 or null")
         require(self.threads_per_process is None or self.threads_per_process >= 1,
                 f"{path}.threads_per_process", "must be >= 1 or null")
 

@@ -120,6 +120,23 @@ class Timer:
         return {k: round(v, 3) for k, v in sorted(self.seconds.items())}
 
 
+def _no_phase(_name: str) -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
+
+
+def phases(workers: Workers | None) -> Callable[[str], contextlib.AbstractContextManager]:
+    """``with phases(workers)("io"): ...``: the block's seconds go to that phase of this rank's
+    timer (a run's meta.json); a plain run without ``workers`` times nothing."""
+    return workers.timer if workers is not None else _no_phase
+
+
+def phase_summary(by_rank: list[dict]) -> dict:
+    """Every rank's phase seconds (``Workers.allgather`` of ``timer.rounded()``) and the slowest
+    rank's per phase, for a run's meta.json."""
+    return {"phases_by_rank": by_rank,
+            "phases_max": {k: max(p.get(k, 0.0) for p in by_rank) for k in sorted(set().union(*by_rank))}}
+
+
 @dataclass
 class Workers:
     """This process's place in a run: one process (``size`` 1, no Horovod) or a Horovod rank."""
@@ -299,11 +316,6 @@ class Sharding:
 def scaled_learning_rate(learning_rate: float, workers: Workers) -> float:
     """The learning rate for np processes: ``learning_rate × np`` (linear scaling rule)."""
     return float(learning_rate) * workers.size
-
-
-def shard_rows(n: int, workers: Workers) -> slice:
-    """This rank's contiguous share of ``n`` rows (sizes differ by at most one)."""
-    return slice(workers.rank * n // workers.size, (workers.rank + 1) * n // workers.size)
 
 
 def broadcast_variables(variables, workers: Workers) -> None:

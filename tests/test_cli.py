@@ -365,8 +365,23 @@ def test_run_dvc_dry_run_maps_shortcuts_to_set_params(capsys, dvc_repo):
                          "--seeds", "0,1", "--set", "train.classifiers.resnet50.epochs=2")
     assert code == 0, err
     # The profile sets resnet50's epochs, and a profile value wins over the base one: both are written.
-    assert out == ("dvc exp run -S profile=smoke -S 'matrix.methods=[none,classical]' -S 'matrix.seeds=[0,1]' "
+    # The smoke profile's own zoo goes to the base list too (dvc.yaml's ${matrix.zoo} reads the base).
+    assert out == ("dvc exp run -S profile=smoke "
+                   "-S 'matrix.zoo=[drs-resnet101,efficientnetb0-feature-extraction]' "
+                   "-S 'profiles.smoke.matrix.zoo=[drs-resnet101,efficientnetb0-feature-extraction]' "
+                   "-S 'matrix.methods=[none,classical]' -S 'matrix.seeds=[0,1]' "
                    "-S train.classifiers.resnet50.epochs=2 -S profiles.smoke.train.classifiers.resnet50.epochs=2\n")
+
+
+def test_run_dvc_profile_brings_its_own_matrix_lists(capsys, dvc_repo):
+    """`dvc repro` reads the base `matrix` only; --profile paper must still train the paper zoo,
+    and an explicit --zoo still wins over the profile's list."""
+    paper = yaml.safe_load((dvc_repo / "params.yaml").read_text())["profiles"]["paper"]["matrix"]["zoo"]
+    code, out, err = run(capsys, "run", "--dry-run", "--profile", "paper")
+    assert code == 0, err
+    assert f"-S 'matrix.zoo=[{','.join(paper)}]'" in out and len(paper) > 3
+    code, out, err = run(capsys, "run", "--dry-run", "--profile", "paper", "--zoo", "inceptionv3")
+    assert out.rindex("matrix.zoo=[inceptionv3]") > out.index(f"matrix.zoo=[{','.join(paper)}]")
 
 
 def _apply_sets(raw: dict, sets: list[str]) -> dict:

@@ -30,7 +30,6 @@ from bench.distributed import (
     failure_message,
     have_horovod,
     launch,
-    shard_rows,
     share,
 )
 from bench.io import load_npz, read_json
@@ -91,8 +90,6 @@ def test_shares_are_contiguous_balanced_and_cover_every_batch():
             parts = [share(n, size, r) for r in range(size)]
             assert sum(parts, []) == list(range(n))
             assert max(map(len, parts)) - min(map(len, parts)) <= 1
-            rows = [shard_rows(n, Workers(rank=r, size=size)) for r in range(size)]
-            assert sum((list(range(n))[s] for s in rows), []) == list(range(n))
 
 
 def test_oversubscription_is_more_processes_or_threads_than_cores():
@@ -198,7 +195,7 @@ STEP_SCRIPT = """
 import sys
 import numpy as np
 from bench.distributed import (broadcast_variables, init_workers, keras_distributed, make_train_step,
-                               scaled_learning_rate, shard_rows)
+                               scaled_learning_rate, share)
 
 workers = init_workers()
 import tensorflow as tf
@@ -209,7 +206,7 @@ model = tf.keras.Sequential([tf.keras.Input((12, 12, 1)), tf.keras.layers.Conv2D
 rng = np.random.default_rng(0)
 x = rng.random((8, 12, 12, 1), dtype=np.float32)  # the global batch
 y = tf.keras.utils.to_categorical(rng.integers(0, 2, 8), 2)
-rows = shard_rows(len(x), workers)
+rows = share(len(x), workers.size, workers.rank)  # this rank's part of the global batch
 before = [w.copy() for w in model.get_weights()]
 if sys.argv[3] == "tape":  # custom loop: DistributedGradientTape
     optimizer = tf.keras.optimizers.SGD(scaled_learning_rate(float(sys.argv[2]), workers), momentum=0.9)

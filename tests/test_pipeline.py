@@ -42,6 +42,7 @@ def _sh(args: list[str], cwd: Path, timeout: int = 900) -> str:
 def _smoke_params(dest: Path) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["profile"] = "smoke"
+    params["matrix"].update(params["profiles"]["smoke"].get("matrix", {}))  # dvc.yaml reads the base lists
     params["matrix"]["methods"] = METHODS
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 

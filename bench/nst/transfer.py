@@ -13,7 +13,6 @@ failed attempt is listed in ``run_info["failures"]`` (and so in meta.json).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.distributed import phases
 from bench.errors import AugbenchError, NumericalError
 from bench.nst.engine import Job, LossConfig, Schedule, Shard, get_engine
 from bench.nst.losses import StyleLoss
@@ -86,7 +86,7 @@ def style_transfer(train: ImageSet, n: int, rng: np.random.Generator, config: Tr
     distributed = workers is not None and workers.size > 1
     if distributed and checkpoint is None:
         raise ValueError("a run on several processes needs a checkpoint folder that all of them can reach")
-    phase = workers.timer if workers is not None else (lambda _name: contextlib.nullcontext())
+    phase = phases(workers)
     with phase("build"):
         engine = get_engine(config.arch, config.weights, config.pooling, config.style_loss, config.losses,
                             config.schedule, (h, w))
@@ -150,7 +150,7 @@ def _run_attempt(engine, jobs: list[Job], indices: list[int], attempt: int, sour
     b = config.schedule.batch_size
     starts = list(range(0, len(jobs), b))
     distributed = workers is not None and workers.size > 1
-    phase = workers.timer if workers is not None else (lambda _name: contextlib.nullcontext())
+    phase = phases(workers)
     mine = [starts[i] for i in share(len(starts), workers.size, workers.rank)] if distributed else starts
     with phase("io"):
         found = {s: store.load(attempt, s, indices[s:s + b], jobs[s:s + b]) for s in mine} if store else {}

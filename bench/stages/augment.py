@@ -30,7 +30,14 @@ import numpy as np
 
 from bench import registry, tracking
 from bench.config import Params
-from bench.distributed import Sharding, default_shard_dir, init_workers, rank_guard
+from bench.distributed import (
+    Sharding,
+    default_shard_dir,
+    init_workers,
+    phase_summary,
+    phases,
+    rank_guard,
+)
 from bench.errors import AugbenchError, NumericalError
 from bench.io import file_digest, read_json, save_npz, write_json, write_text
 from bench.plots import sample_grid
@@ -135,8 +142,7 @@ def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_
     returns the meta, every other rank returns None."""
     started = time.perf_counter()
     workers = sharding.workers if sharding is not None else None
-    timer = workers.timer if workers is not None else None
-    phase = timer if timer is not None else (lambda _name: contextlib.nullcontext())
+    timer, phase = (workers.timer if workers is not None else None), phases(workers)
     if workers is None or workers.is_root:
         (out / "meta.json").unlink(missing_ok=True)  # written last: its presence marks a complete output
     train = prepared.subset("train")
@@ -194,11 +200,10 @@ def finish(out: Path, meta: dict | None, sharding: Sharding | None) -> None:
     workers = sharding.workers
     # CPU seconds of this process (all its threads): with one thread per process and a busy
     # machine, the share of the work each rank did, whatever else ran beside it
-    phases = workers.allgather({**workers.timer.rounded(), "cpu": round(time.process_time(), 3)})
+    by_rank = workers.allgather({**workers.timer.rounded(), "cpu": round(time.process_time(), 3)})
     if not workers.is_root:
         return
-    meta["distributed"] = {**workers.describe(), "phases_by_rank": phases,
-                           "phases_max": {k: max(p.get(k, 0.0) for p in phases) for k in sorted(set().union(*phases))}}
+    meta["distributed"] = {**workers.describe(), **phase_summary(by_rank)}
     write_json(out / "meta.json", meta)
     shutil.rmtree(sharding.folder, ignore_errors=True)
 
@@ -223,8 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     lock = writing(out) if workers.is_root else contextlib.nullcontext()  # rank 0 writes the outputs: it holds it
     guard = rank_guard(workers, sharding.folder) if sharding else contextlib.nullcontext(lambda: None)
     with lock, guard as done:
-        timer = sharding.workers.timer if sharding else None
-        with timer("io") if timer else contextlib.nullcontext():
+        with phases(sharding.workers if sharding else None)("io"):
             params, prepared = params_from_args(args), load_prepared(args.prepared)
         meta = augment(params, prepared, args.method, out, Path(args.encoder) if args.encoder else None, sharding)
         done()

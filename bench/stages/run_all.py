@@ -115,10 +115,18 @@ def dvc_sets(overrides: list[str], raw: dict, profile: str) -> list[str]:
     return out
 
 
+def profile_matrix(raw: dict, profile: str | None) -> list[str]:
+    """A profile's own ``matrix`` lists as overrides: dvc.yaml's ``${matrix...}`` reads the base
+    section only, so without them ``--profile paper`` would run the base (quick) lists."""
+    section = ((raw.get("profiles") or {}).get(profile) or {}).get("matrix") or {} if profile else {}
+    return [f"matrix.{key}=[{','.join(map(str, value))}]" for key, value in section.items()]
+
+
 def dvc_command(args: argparse.Namespace, raw: dict) -> list[str]:
     """``dvc repro`` when nothing is overridden, else ``dvc exp run -S k=v ...`` (the profile
     as ``-S profile=P``, then the shortcuts, then the explicit ``--set``s)."""
-    overrides = ([f"profile={args.profile}"] if args.profile else []) + list(args.overrides)
+    overrides = ([f"profile={args.profile}"] if args.profile else []) + profile_matrix(raw, args.profile) \
+        + list(args.overrides)
     quiet = ["--quiet"] if args.quiet or is_quiet() else []  # `augbench -q run` too
     if not overrides:
         return ["dvc", "repro", *quiet]

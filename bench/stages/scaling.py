@@ -59,6 +59,8 @@ def run_augment(params: Params, n: int, work: Path, common: list[str], prepared:
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(out.parent / (out.name + ".shards"), ignore_errors=True)  # a timing run resumes nothing
     command = ["augment", *common, "--prepared", prepared, "--method", params.scaling.method, "--out", str(out)]
+    if params.scaling.factor:
+        command += ["--set", f"augment.methods.{params.scaling.method}.factor={params.scaling.factor}"]
     if encoder:
         command += ["--encoder", encoder]
     result = launch(n, command, out.parent / (out.name + ".shards"), threads=threads, echo=False)

@@ -44,7 +44,7 @@ import pandas as pd
 
 from bench import registry, training
 from bench.config import Params
-from bench.distributed import default_shard_dir, init_workers, rank_guard
+from bench.distributed import default_shard_dir, init_workers, phase_summary, phases, rank_guard
 from bench.errors import AugbenchError
 from bench.io import file_digest, load_npz, read_json, write_json, write_text
 from bench.metrics import binary_metrics
@@ -103,8 +103,8 @@ def train_candidate(plugin: type, params, data: tuple, name: str, candidate: tra
     values = {"learning_rate": candidate.learning_rate, "beta_1": candidate.beta_1}
     clf = plugin(dataclasses.replace(params, **{k: v for k, v in values.items() if hasattr(params, k)}))
     training.seed_everything(candidate.seed)
-    timer = workers.timer if workers is not None else None
-    with timer("build") if timer else contextlib.nullcontext():
+    phase = phases(workers)
+    with phase("build"):
         model = clf.build(x_train.shape[1:], 2)
     initial = model.get_weights() if hasattr(clf, "analyse") else None
     log.info("%s candidate %d (lr %g, beta_1 %g, repeat %d, seed %d): %d trainable parameters, weights %s",
@@ -115,7 +115,7 @@ def train_candidate(plugin: type, params, data: tuple, name: str, candidate: tra
     if log_root is not None and checkpoint_key is not None and workers is None:
         checkpoint = training.Checkpoint(log_root / CHECKPOINT / f"candidate{candidate.index}.npz",
                                          f"{checkpoint_key} {candidate}")
-    with timer("compute") if timer else contextlib.nullcontext():
+    with phase("compute"):
         result = training.fit(model, clf.params, x_train, y_train, x_val, y_val, seed=candidate.seed,
                               log_dir=log_dir, checkpoint=checkpoint, workers=workers)
     val_scores = training.predict_positive(model, x_val)
@@ -157,7 +157,7 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
     plugin = registry.get("classifier", plugin_name)
     configured = params.classifier_params(classifier)
     clf = plugin(configured)
-    with workers.timer("io") if workers is not None else contextlib.nullcontext():
+    with phases(workers)("io"):
         x_raw, y, composition = training_set(prepared, augmented)
     val, test = prepared.subset("val"), prepared.subset("test")
     size = clf.input_size(prepared.images.shape[1])
@@ -173,7 +173,7 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
     fit_one = functools.partial(train_candidate, plugin, configured, (x_train, y, x_val, val.labels), classifier,
                                 log_root=out, n_candidates=len(candidates), checkpoint_key=key, workers=workers)
     best, grid = training.run_grid(candidates, fit_one, criterion)
-    phases = workers.allgather(workers.timer.rounded()) if workers is not None else None
+    by_rank = workers.allgather(workers.timer.rounded()) if workers is not None else None
     if not root:
         return None
     # The choice is made; only now is the test split predicted.
@@ -196,9 +196,7 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
     if workers is not None:
         meta["distributed"] = {**workers.describe(), "learning_rate_scaled_by": workers.size,
                                "global_batch_size": getattr(configured, "batch_size", None) * workers.size,
-                               "phases_by_rank": phases,
-                               "phases_max": {k: max(p.get(k, 0.0) for p in phases)
-                                              for k in sorted(set().union(*phases))}}
+                               **phase_summary(by_rank)}
     write_json(out / "meta.json", meta)
     shutil.rmtree(out / CHECKPOINT, ignore_errors=True)  # complete: the epoch checkpoints are not outputs
     log.info("%s/%s seed %d: candidate %d of %d, best epoch %d of %d, %.0fs", augmented.name, classifier, seed,

@@ -240,10 +240,9 @@ class _NSTAugmenter(Augmenter):
         config = self.transfer_config(n, len(train), train)
         # resources from the augment stage: a checkpoint folder for finished batches, and under
         # Horovod the workers, across which the plan's batches are split (only rank 0 gets images)
-        workers = self.resources.get("workers")
         gen, self.run_info = style_transfer(train, n, rng, config, checkpoint=self.resources.get("checkpoint_dir"),
                                             checkpoint_key=str(self.resources.get("checkpoint_key", "")),
-                                            workers=workers)
+                                            workers=self.resources.get("workers"))
         if gen is None:
             return None
         self.run_info.update(self.describe_run())

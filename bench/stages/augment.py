@@ -160,6 +160,9 @@ def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_
         plugin.fit(train, rng)
     n = plugin.n_synthetic(len(train))
     log.info("%s: generating %d images from %d training images", method, n, len(train))
+    if n == 0 and method != "none":
+        log.warning("%s makes no images with these parameters (factor 1 keeps the training set as it is: "
+                    "factor F appends F - 1 images per training image)", method)
     before, generating = sum(timer.seconds.values()) if timer else 0.0, time.perf_counter()
     gen = plugin.generate(train, n, rng)
     if timer is not None:  # NST times its own build/compute/io; the rest of generate is compute

@@ -184,10 +184,14 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
 
 def kid(features_a: np.ndarray, features_b: np.ndarray, n_subsets: int = 100, subset_size: int = 1000,
         seed: int = 0) -> tuple[float, float]:
-    """KID: mean and sd over ``n_subsets`` random subsets (without replacement within a subset)."""
+    """KID: mean and sd over ``n_subsets`` random subsets (without replacement within a subset).
+    When the subset size covers both sets whole, every subset is the same: one value, sd NaN
+    (not the 1e-15 of 100 identical draws)."""
     a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
     rng = np.random.default_rng(seed)
     size = min(subset_size, len(a), len(b))
+    if size == len(a) == len(b):
+        return float(mmd2_unbiased(a, b)), float("nan")
     values = [mmd2_unbiased(a[rng.choice(len(a), size, replace=False)], b[rng.choice(len(b), size, replace=False)])
               for _ in range(n_subsets)]
     return float(np.mean(values)), float(np.std(values, ddof=1)) if n_subsets > 1 else float("nan")

@@ -138,3 +138,12 @@ def test_feature_network_needs_inception_weights_or_an_encoder(tmp_path, monkeyp
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty Keras cache: no InceptionV3 file
     with pytest.raises(ValueError, match="no InceptionV3 ImageNet weights"):
         quality.feature_network(None)
+
+
+def test_kid_of_two_whole_sets_is_one_value_without_a_spread():
+    r = np.random.default_rng(3)
+    a, b = r.normal(size=(15, 6)), r.normal(size=(15, 6))
+    mean, sd = quality.kid(a, b, n_subsets=50, subset_size=1000)
+    assert mean == pytest.approx(quality.mmd2_unbiased(a, b)) and np.isnan(sd)
+    _, sd_smaller = quality.kid(a, b[:10], n_subsets=50, subset_size=1000)  # a's subsets of 10 vary
+    assert sd_smaller > 0

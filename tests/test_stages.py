@@ -185,3 +185,22 @@ def test_report_has_the_scaling_tables_only_when_the_scaling_stage_ran(tmp_path)
     assert "| 2 | 1.8 |" in text and "![speed-up](speedup.png)" in text
     (tmp_path / "speedup_train.md").write_text("### Training resnet50\n\n| np |\n|---|\n| 2 |\n")
     assert "#### Training resnet50" in scaling_section(tmp_path)
+
+
+def test_report_header_states_the_gan_and_pseudolabel_settings_as_run():
+    """Reports show what was run: the GAN's size, steps, kimg and final ADA p from its meta, and the
+    pseudo-label protocol from params, only when those methods ran."""
+    from bench.stages.report import gan_lines, pseudolabel_line
+
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml", "quick")
+    meta = {"n_synthetic": 90, "params": {"resolution": 32, "z_dim": 64, "w_dim": 64, "channel_max": 64,
+                                          "batch_size": 32, "ada_target": 0.6, "ada_kimg": 5.0,
+                                          "classes": "each", "n_per_class": 45},
+            "run_info": {"steps": 200, "kimg": 6.4, "train_seconds": 227.0, "ada_p": 0.128, "r1_gamma": 0.0064,
+                         "ema_kimg": 10.0}}
+    (line,) = gan_lines({"stylegan2-ada": meta, "nst-gatys": {"params": {}, "run_info": {"iterations": 15}}})
+    assert "stylegan2-ada" in line and "200 steps (6.4 kimg" in line and "final p 0.128" in line
+    assert "90 images" in line
+    text = pseudolabel_line(params)
+    assert f"{params.pseudolabel.folds} folds" in text and f"{params.pseudolabel.encoder_epochs} epochs" in text
+    assert f"{params.method_params('nst-pseudolabel').teacher_epochs}-epoch teacher" in text

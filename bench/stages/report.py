@@ -165,6 +165,32 @@ def nst_lines(augment_metas: dict[str, dict]) -> list[str]:
     return lines + ([f"- **NST optimisation**: {'; '.join(settings)}"] if settings else [])
 
 
+def gan_lines(augment_metas: dict[str, dict]) -> list[str]:
+    """The settings every GAN method trained with, as run (its meta's params and run_info)."""
+    lines = []
+    for method, meta in augment_metas.items():
+        run, p = meta.get("run_info") or {}, meta.get("params") or {}
+        if "kimg" not in run:
+            continue
+        lines.append(f"- **GAN** ({method}): {p.get('resolution')} px, z/w {p.get('z_dim')}/{p.get('w_dim')}, "
+                     f"≤ {p.get('channel_max')} channels, batch {p.get('batch_size')}, {run.get('steps')} steps "
+                     f"({run['kimg']} kimg, {run.get('train_seconds')} s), ADA target {p.get('ada_target')}, "
+                     f"ada_kimg {p.get('ada_kimg')}, final p {run.get('ada_p')}, R1 γ {run.get('r1_gamma')}, "
+                     f"EMA {run.get('ema_kimg')} kimg; {meta.get('n_synthetic')} images "
+                     f"({p.get('classes')} class, {p.get('n_per_class')} per class)")
+    return lines
+
+
+def pseudolabel_line(params: Params) -> str:
+    """The pseudo-label stage's protocol and its method's settings (from params, as the stage ran)."""
+    pl = params.pseudolabel
+    mp = params.method_params(pl.method)
+    return (f"- **Pseudo-label** ({pl.method}): {pl.folds} folds (seed {pl.seed}), classifier {pl.classifier}; "
+            f"per fold a domain encoder ({pl.encoder_epochs or params.encoder.epochs} epochs), "
+            f"NST ×{mp.factor} with {mp.iterations} iterations, {mp.optimizer} lr {mp.learning_rate}, "
+            f"a {mp.teacher_epochs}-epoch teacher")
+
+
 def training_line(meta: dict) -> str:
     """One classifier's recipe as run: for a grid, the candidate chosen on validation."""
     p, chosen = meta["params"], meta.get("selection") or {}
@@ -177,7 +203,7 @@ def training_line(meta: dict) -> str:
 
 
 def header(params: Params, prepared_meta: dict, run_metas: list[dict], prov: dict,
-           augment_metas: dict[str, dict] | None = None) -> str:
+           augment_metas: dict[str, dict] | None = None, pseudolabel: bool = False) -> str:
     split = prepared_meta["split_counts"]
     val = prepared_meta["validation"]
     weights = sorted({f"{m['classifier']}: {m['weights']}" for m in run_metas})
@@ -201,6 +227,8 @@ def header(params: Params, prepared_meta: dict, run_metas: list[dict], prov: dic
         f"- **Training**: {'; '.join(epochs)} (validation split only)",
         f"- **Weights**: {'; '.join(weights)}",
         *nst_lines(augment_metas or {}),
+        *gan_lines(augment_metas or {}),
+        *([pseudolabel_line(params)] if pseudolabel else []),
         f"- **Intervals**: {params.evaluate.confidence:.0%} percentile bootstrap over test cases, "
         f"{params.evaluate.bootstrap_resamples} resamples (mean over seeds; threshold {params.evaluate.threshold})",
         f"- **Machine**: {mach['cpu']} × {mach['cpu_count']} cores, {mach['memory_gib']} GiB, "
@@ -406,7 +434,8 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
     text = "\n\n".join(part for part in [
         f"# augbench results: {prepared_meta['dataset']}, profile `{params.profile}`",
         header(params, prepared_meta, run_metas, prov,
-               {m: read_json(augmented / m / "meta.json") for m in params.matrix.methods}),
+               {m: read_json(augmented / m / "meta.json") for m in params.matrix.methods},
+               pseudolabel=folds_row is not None),
         "## Test-set metrics (layout of Panigrahi et al. 2024, Table 4)\n\nPercent, with "
         f"{params.evaluate.confidence:.0%} bootstrap intervals; AUC as a fraction. "
         "Recall = sensitivity (positive class: malignant)."

@@ -20,6 +20,7 @@ import yaml
 
 from bench import html_report
 from bench.browser import find_chromium
+from bench.config import load_params
 from bench.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +94,8 @@ def pngs(folder: Path) -> list[Path]:
 def committed_sections(reports: Path) -> list[str]:
     """The committed report's sections: the fixed ones, plus each optional one whose CSV the
     pipeline wrote (LRP: the train stage explains every classifier; speedup: the scaling stage)."""
-    present = [extra.id for extra in html_report.EXTRAS if extra.csv and (reports / extra.csv).is_file()]
+    present = [extra.id for extra in html_report.EXTRAS
+               if (extra.csv and (reports / extra.csv).is_file()) or (extra.images and any(reports.glob(extra.images)))]
     return ALWAYS[:-2] + present + ALWAYS[-2:]
 
 
@@ -110,8 +112,11 @@ def test_header_carries_the_provenance(reports: Path):
     text, _ = render(reports)
     commit = json.loads((reports / "provenance.json").read_text())["git"]["commit"][:12]
     header = text[text.index('id="provenance"'):text.index('id="metrics"')]
-    for needle in ("Dataset", "0 dropped for label conflicts", "Splits", "train: benign 56, malignant 56",
-                   "Image size", "32 px", "<code>quick</code>", "seeds [0]", "≤4 epochs",
+    train = next(line for line in (reports / "results.md").read_text(encoding="utf-8").splitlines()
+                 if line.startswith("- **Splits**")).split("train: ")[1].split(";")[0]  # e.g. "benign 45, malignant 45"
+    epochs = load_params(ROOT / "params.yaml", "quick").classifier_params("resnet50").epochs
+    for needle in ("Dataset", "0 dropped for label conflicts", "Splits", f"train: {train}",
+                   "Image size", "32 px", "<code>quick</code>", "seeds [0]", f"≤{epochs} epochs",
                    "resnet50: none (random initialisation)", "NST encoder", "iterations [15]", "Machine",
                    commit, "tensorflow", "2.15.1"):
         assert needle in header, needle

@@ -203,4 +203,4 @@ def test_report_header_states_the_gan_and_pseudolabel_settings_as_run():
     assert "90 images" in line
     text = pseudolabel_line(params)
     assert f"{params.pseudolabel.folds} folds" in text and f"{params.pseudolabel.encoder_epochs} epochs" in text
-    assert f"{params.method_params('nst-pseudolabel').teacher_epochs}-epoch teacher" in text
+    assert f"teacher epochs {params.method_params('nst-pseudolabel').teacher_epochs}" in text

@@ -185,10 +185,11 @@ def pseudolabel_line(params: Params) -> str:
     """The pseudo-label stage's protocol and its method's settings (from params, as the stage ran)."""
     pl = params.pseudolabel
     mp = params.method_params(pl.method)
+    method = ", ".join(f"{label} {getattr(mp, key)}" for key, label in
+                       (("factor", "factor"), ("iterations", "iterations"), ("optimizer", "optimizer"),
+                        ("learning_rate", "lr"), ("teacher_epochs", "teacher epochs")) if hasattr(mp, key))
     return (f"- **Pseudo-label** ({pl.method}): {pl.folds} folds (seed {pl.seed}), classifier {pl.classifier}; "
-            f"per fold a domain encoder ({pl.encoder_epochs or params.encoder.epochs} epochs), "
-            f"NST ×{mp.factor} with {mp.iterations} iterations, {mp.optimizer} lr {mp.learning_rate}, "
-            f"a {mp.teacher_epochs}-epoch teacher")
+            f"per fold a domain encoder ({pl.encoder_epochs or params.encoder.epochs} epochs); {method}")
 
 
 def training_line(meta: dict) -> str:

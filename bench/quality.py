@@ -266,10 +266,16 @@ def feature_network(encoder_dir: Path | None, arch: str = "resnet50", choice: st
     return domain_network(Path(encoder_dir), arch)
 
 
+def feature_distances(fa: np.ndarray, fb: np.ndarray, kid_subsets: int = 100, kid_subset_size: int = 1000,
+                      seed: int = 0) -> dict:
+    """FID and KID (mean, sd) between two sets of features."""
+    kid_mean, kid_sd = kid(fa, fb, kid_subsets, kid_subset_size, seed)
+    return {"fid": fid(fa, fb), "kid": kid_mean, "kid_sd": kid_sd}
+
+
 def distribution_metrics(generated: np.ndarray, real: np.ndarray, network: FeatureNetwork,
                          kid_subsets: int = 100, kid_subset_size: int = 1000, seed: int = 0) -> dict:
     """FID and KID (mean, sd) of generated vs real images, with the network's name."""
     fa, fb = network.extract(generated), network.extract(real)
-    kid_mean, kid_sd = kid(fa, fb, kid_subsets, kid_subset_size, seed)
-    return {"fid": fid(fa, fb), "kid": kid_mean, "kid_sd": kid_sd, "feature_network": network.name,
+    return {**feature_distances(fa, fb, kid_subsets, kid_subset_size, seed), "feature_network": network.name,
             "n_generated": len(fa), "n_real": len(fb)}

@@ -58,19 +58,17 @@ def method_row(name: str, folder: Path, train: ImageSet, network: quality.Featur
                          f"(first: {missing[0]!r})")
     sources = train.images[[index[r["source_id"]] for r in records]]
     full = quality.full_reference(sources, synthetic)
-    feats = network.extract(synthetic)
-    kid_mean, kid_sd = quality.kid(feats, real_features, kid_subsets, kid_subset_size)
+    distances = quality.feature_distances(network.extract(synthetic), real_features, kid_subsets, kid_subset_size)
     return {"method": name, "n": len(synthetic), **{m: full[m]["mean"] for m in quality.FULL_REFERENCE},
-            "fid": quality.fid(feats, real_features), "kid": kid_mean, "kid_sd": kid_sd,
-            "feature_network": network.name}
+            **distances, "feature_network": network.name}
 
 
 def floor_row(prepared: Prepared, network: quality.FeatureNetwork, real_features: np.ndarray,
               kid_subsets: int, kid_subset_size: int) -> dict:
     val = network.extract(prepared.subset("val").images)
-    kid_mean, kid_sd = quality.kid(real_features, val, kid_subsets, kid_subset_size)
-    return {"method": "real train vs real val (floor)", "n": len(val), "fid": quality.fid(real_features, val),
-            "kid": kid_mean, "kid_sd": kid_sd, "feature_network": network.name}
+    return {"method": "real train vs real val (floor)", "n": len(val),
+            **quality.feature_distances(real_features, val, kid_subsets, kid_subset_size),
+            "feature_network": network.name}
 
 
 def quality_table(prepared: Prepared, methods: dict[str, Path], network: quality.FeatureNetwork,
@@ -84,11 +82,8 @@ def quality_table(prepared: Prepared, methods: dict[str, Path], network: quality
     for name, folder in methods.items():
         log.info("quality: %s", name)
         reference = (own_train or {}).get(name)
-        if reference is None:
-            rows.append(method_row(name, folder, train, network, real, kid_subsets, kid_subset_size))
-        else:
-            rows.append(method_row(name, folder, reference, network, network.extract(reference.images),
-                                   kid_subsets, kid_subset_size))
+        ref, ref_features = (train, real) if reference is None else (reference, network.extract(reference.images))
+        rows.append(method_row(name, folder, ref, network, ref_features, kid_subsets, kid_subset_size))
     return rows
 
 

@@ -370,15 +370,15 @@ def gan_figures(params: Params, augmented: Path, out: Path) -> list[str]:
         log_ = pd.read_csv(path)
         if not len(log_):
             continue
-        target = getattr(params.method_params(method), "ada_target", None)
-        fixed = getattr(params.method_params(method), "ada_fixed", False)
-        plots.gan_training_plot(out / "figures" / f"gan_{method}.png", log_, None if fixed else target,
+        settings = params.method_params(method)
+        target = None if getattr(settings, "ada_fixed", False) else getattr(settings, "ada_target", None)
+        plots.gan_training_plot(out / "figures" / f"gan_{method}.png", log_, target,
                                 f"{method}: {int(log_['step'].iloc[-1])} steps, {log_['kimg'].iloc[-1]:.3g} kimg")
         names.append(method)
     return names
 
 
-def optional_sections(params: Params, out: Path, gans: list[str]) -> list[str]:
+def optional_sections(out: Path, gans: list[str]) -> list[str]:
     """results.md sections of the GAN curves, the pseudo-label folds and the quality table (when present)."""
     parts = []
     if gans:
@@ -479,7 +479,7 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
          "image would get. Heatmaps: red = for the predicted class, blue = against; lesion outline green.\n\n"
          + tabulate(explained, headers="keys", tablefmt="github", showindex=False) + "\n\n"
          + "\n".join(f"![{h}](lrp/{h}.png)" for h in heatmaps)) if len(explained) else "",
-        *optional_sections(params, out, gans),
+        *optional_sections(out, gans),
         scaling_section(out),
     ] if part) + "\n"
     write_text(out / "results.md", text)

@@ -29,7 +29,7 @@ bench-busi: venv
 
 # Horovod is built first (once, ~5-10 min): the `horovod`-marked tests start horovodrun.
 test: venv horovod chromium
-	pytest -q
+	pytest -q --durations=25
 
 # Headless Chromium for the browser test of reports/index.html (tests/test_report_html.py skips
 # without it). Best effort, never fails: apt-get as root, otherwise says how to install it.

@@ -183,6 +183,8 @@ class ScalingParams:
     """``augbench scale`` (stage ``scaling``): one NST augmentation method, and separately one
     classifier's training, timed under Horovod with each number of processes."""
 
+    # False: `augbench run --workdir` skips the stage (and `augbench scale` refuses to run).
+    enabled: bool = True
     np: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # Panigrahi 2024 Table 3 ran 1, 2, 4, 6, 8
     method: str = "nst-gatys"
     factor: int | None = None  # synthetic images per training image for the timed run (None: the method's own)
@@ -206,6 +208,7 @@ class PseudoLabelParams:
     method (its parameters: ``augment.methods.<method>``; mode ``replace``) and ``classifier`` (a key of
     ``train.classifiers``) trained on the synthetic images only, judged on the fold's val/test halves."""
 
+    enabled: bool = True  # False: `augbench run --workdir` runs no folds, and the report has no k-fold row
     method: str = "nst-pseudolabel"
     folds: int = 5  # Mikołajczyk & Grochowski 2018 §IV.C: 5-fold cross-validation
     classifier: str = "resnet50"
@@ -223,6 +226,7 @@ class PseudoLabelParams:
 class QualityParams:
     """Stage ``quality`` (bench.quality): which methods, which feature network for FID/KID."""
 
+    enabled: bool = True  # False: `augbench run --workdir` skips the stage, and the report has no quality table
     methods: list[str] | None = None  # None: every generative method of matrix.methods (Augmenter.generative)
     # inceptionv3: ImageNet InceptionV3 from the Keras cache (the usual FID; fails when absent);
     # domain: the encoder stage's domain encoder `domain_arch`; auto: inceptionv3 when cached, else domain

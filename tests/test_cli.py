@@ -454,6 +454,26 @@ def test_run_dvc_runs_the_printed_command_and_passes_quiet_on(capsys, dvc_repo, 
     assert "AUGBENCH_QUIET" not in os.environ  # put back afterwards
 
 
+@pytest.mark.parametrize("stage", ["pseudolabel", "quality", "scaling"])
+def test_run_dvc_refuses_a_stage_switched_off(capsys, dvc_repo, stage):
+    """dvc.yaml runs every stage it declares: switching one off is refused before DVC starts."""
+    code, out, err = run(capsys, "run", "--dry-run", "--set", f"{stage}.enabled=false")
+    assert code == 2 and out == ""
+    assert f"{stage}.enabled: false" in err and "--workdir" in err
+
+
+@pytest.mark.parametrize(("command", "stage"), [("pseudolabel", "pseudolabel"), ("quality", "quality"),
+                                                ("scale", "scaling")])
+def test_an_optional_stage_switched_off_refuses_to_run(capsys, tmp_path, command, stage):
+    code, _, err = run(capsys, command, "--params", str(PARAMS), "--set", f"{stage}.enabled=false",
+                       "--prepared", str(tmp_path / "none"), "--out", str(tmp_path / "out"),
+                       *(["--reports", str(tmp_path / "r")] if command == "pseudolabel" else []),
+                       *(["--augmented", str(tmp_path / "a")] if command == "quality" else []))
+    assert code == 2
+    assert f"{stage}.enabled: is false, so `augbench {command}` has nothing to do" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_run_dvc_failure_returns_dvc_exit_code(capsys, dvc_repo, monkeypatch):
     monkeypatch.setattr("bench.stages.run_all.subprocess.run",
                         lambda command, cwd, check: subprocess.CompletedProcess(command, 1))

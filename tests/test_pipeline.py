@@ -1,12 +1,17 @@
-"""End-to-end: the DVC pipeline on the smoke profile, its idempotence, and determinism.
+"""End-to-end: one smoke pipeline serves the plumbing, determinism and report tests.
 
-Runs real stages (phantom → augment (a GAN among them) → ResNet50 training → metrics →
-pseudo-label folds → image quality → report) in a temporary copy of the project, so it is
-slow (several minutes) and marked so.
+Runs real stages (phantom → encoders → augment (NST and a GAN among them) → ResNet50 training →
+metrics → pseudo-label folds → image quality → Horovod scaling → report) with `dvc repro` in a
+temporary copy of the project, once per session; then the same parameters once more with
+`augbench run --workdir` (every stage in one process instead of one process per stage): the two
+process layouts must give byte-identical arrays, predictions and metrics. The second run switches
+off what it does not compare (`pseudolabel.enabled`, `scaling` is never run by `--workdir`), so
+that the switch itself is exercised too. Slow (several minutes) and marked so.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,8 +26,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-METHODS = ["none", "classical", "stylegan2-ada"]
-GENERATIVE = ["stylegan2-ada"]  # of METHODS: the quality table's rows (with the pseudo-label fold 0)
+METHODS = ["none", "classical", "nst-gatys", "stylegan2-ada"]
+GENERATIVE = ["nst-gatys", "stylegan2-ada"]  # of METHODS: the quality table's rows (with the pseudo-label fold 0)
+METRICS = ("accuracy", "recall", "specificity", "precision", "f1", "auc")
 
 pytestmark = [pytest.mark.slow, pytest.mark.pipeline]
 
@@ -61,25 +67,69 @@ def project(tmp_path_factory) -> Path:
     return dest
 
 
+def _picture(path: Path, min_side: int = 64) -> None:
+    """A real PNG with something drawn on it (not a blank canvas), not merely a file of some size."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        assert img.format == "PNG" and min(img.size) >= min_side, (path, img.format, img.size)
+        pixels = np.asarray(img.convert("L"), dtype=np.float32)
+    assert pixels.std() > 1.0, f"{path} is blank"
+
+
 def test_repro_writes_report_and_metrics(project: Path):
     results = pd.read_csv(project / "reports" / "results.csv")
     zoo = yaml.safe_load((project / "params.yaml").read_text())["profiles"]["smoke"]["matrix"]["zoo"]
-    pairs = set(zip(results["method"], results["classifier"], strict=True))
-    assert pairs == {(m, "resnet50") for m in METHODS} | {("none", c) for c in zoo}
-    assert results["n_test"].min() > 0
-    for col in ("accuracy", "recall", "specificity", "precision", "f1", "auc"):
-        assert {f"{col}_low", f"{col}_high"} <= set(results.columns)
-        ok = results[col].notna()
-        assert (results.loc[ok, f"{col}_low"] <= results.loc[ok, col] + 1e-12).all()
+    pairs = list(zip(results["method"], results["classifier"], strict=True))
+    assert sorted(pairs) == sorted({(m, "resnet50") for m in METHODS} | {("none", c) for c in zoo})
+    n_test = int((pd.read_csv(project / "data" / "prepared" / "manifest.csv")["split"] == "test").sum())
+    assert (results["n_test"] == n_test).all() and n_test > 0
+    for col in METRICS:  # every row: a finite value inside its finite interval, on the unit interval
+        values, low, high = results[col], results[f"{col}_low"], results[f"{col}_high"]
+        if col == "precision":  # undefined for a run that calls nothing positive: say so, never invent it
+            defined = values.notna()
+        else:
+            defined = pd.Series(True, index=results.index)
+            assert values.notna().all(), (col, results[["method", "classifier", col]])
+        assert np.isfinite(values[defined]).all() and values[defined].between(0, 1).all(), col
+        assert (low[defined] <= values[defined] + 1e-12).all() and (values[defined] <= high[defined] + 1e-12).all()
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    for method, clf in pairs:  # the DVC metrics file holds the same AUC as the table
+        row = results[(results["method"] == method) & (results["classifier"] == clf)].iloc[0]
+        assert metrics[method][clf]["auc"] == pytest.approx(row["auc"], abs=1e-4)
     text = (project / "reports" / "results.md").read_text()
     for needle in ("Table 4", "Weights", "resnet50: none", "Splits", "Commit", "tensorflow 2.15.1", "AMD" if
                    "AMD" in Path("/proc/cpuinfo").read_text(errors="ignore") else "cores"):
         assert needle in text
-    for png in ("roc.png", "history.png", "grids/classical.png", "confusion/none__resnet50__seed0.png"):
-        assert (project / "reports" / png).stat().st_size > 1000
+    for method in METHODS:  # every method's row in the Markdown table, with its AUC as the CSV has it
+        assert f"| {method}" in text, method
+    for png in ("roc.png", "history.png", "grids/classical.png", "grids/nst-gatys.png",
+                "confusion/none__resnet50__seed0.png"):
+        _picture(project / "reports" / png)
     page = (project / "reports" / "index.html").read_text()
     assert "Papers vs this run" in page and "data:image/png;base64," in page and "http://" not in page
     assert (project / "dvc.lock").is_file()
+
+
+def test_scaling_table_has_a_row_per_process_count(project: Path):
+    """The scaling stage ran the smoke profile's np list under horovodrun: one row each, T_1 its own
+    first row, speedup = T_1/T_p, and the np = 2 images identical to np = 1's."""
+    nps = yaml.safe_load((project / "params.yaml").read_text())["profiles"]["smoke"]["scaling"]["np"]
+    table = pd.read_csv(project / "reports" / "speedup.csv")
+    assert table["np"].tolist() == sorted(nps) and (table["stage"] == "augment").all()
+    assert (table["seconds"] > 0).all() and (table["images"] > 0).all()
+    t1 = table.loc[table["np"] == 1, "seconds"].iloc[0]
+    assert (table["t1"] == t1).all()
+    np.testing.assert_allclose(table["speedup"], t1 / table["seconds"], atol=1e-3)
+    np.testing.assert_allclose(table["efficiency"], table["speedup"] / table["np"], atol=1e-3)
+    assert table["identical_to_np1"].astype(bool).all()
+    record = json.loads((project / "reports" / "scaling.json").read_text())
+    assert [r["np"] for r in record["runs"]] == sorted(nps) and record["cores"] >= 1
+    shown = [line.split("|")[2].strip() for line in (project / "reports" / "speedup.md").read_text().splitlines()
+             if line.startswith("| augment")]
+    assert shown == [str(n) for n in sorted(nps)]
+    _picture(project / "reports" / "speedup.png")
+    assert 'id="speedup"' in (project / "reports" / "index.html").read_text()
 
 
 def test_every_run_is_explained_and_logged(project: Path):
@@ -93,7 +143,7 @@ def test_every_run_is_explained_and_logged(project: Path):
     shares = lrp["LRP share in lesion"].str.split(" ").str[0].astype(float)
     assert ((shares >= 0) & (shares <= 1)).all()
     for method, clf in zip(lrp["Method"], lrp["Classifier"], strict=True):
-        assert (project / "reports" / "lrp" / f"{method}__{clf}.png").stat().st_size > 1000
+        _picture(project / "reports" / "lrp" / f"{method}__{clf}.png")
         run = project / "runs" / method / clf / "seed0"
         with np.load(run / "relevance.npz") as z:
             assert z["lrp"].shape == z["inputs"].shape == z["masks"].shape and np.isfinite(z["lrp"]).all()
@@ -115,7 +165,7 @@ def test_gan_trains_under_the_stage_and_is_reported(project: Path):
     table = pd.read_csv(project / "reports" / "table.csv")
     assert "stylegan2-ada" in set(table["Method"])
     for png in ("grids/stylegan2-ada.png", "figures/gan_stylegan2-ada.png"):
-        assert (project / "reports" / png).stat().st_size > 1000
+        _picture(project / "reports" / png)
     assert "## GAN training" in (project / "reports" / "results.md").read_text()
 
 
@@ -134,7 +184,7 @@ def test_pseudolabel_folds_and_quality_are_reported(project: Path):
     table = pd.read_csv(project / "reports" / "table.csv")
     row = table[table["Method"] == f"nst-pseudolabel ({k}-fold mean ± sd)"]
     assert len(row) == 1 and " ± " in row["AUC"].iloc[0]
-    assert (project / "reports" / "grids" / "nst-pseudolabel.png").stat().st_size > 1000
+    _picture(project / "reports" / "grids" / "nst-pseudolabel.png")
     quality = pd.read_csv(project / "reports" / "quality.csv")
     assert quality["method"].tolist() == ["real train vs real val (floor)", *GENERATIVE, "nst-pseudolabel (fold 0)"]
     assert quality["feature_network"].nunique() == 1 and "domain encoder" in quality["feature_network"].iloc[0]
@@ -168,23 +218,54 @@ def test_dvc_metrics_and_plots(project: Path):
     assert html.count('"val_loss"') >= len(METHODS)
 
 
-def test_same_seed_same_arrays_and_metrics(project: Path, tmp_path: Path):
-    """`augbench run` with the same params reproduces DVC's arrays and predictions exactly."""
-    _sh([str(BIN / "augbench"), "run", "--params", str(project / "params.yaml"), "--workdir", str(tmp_path)], project,
-        timeout=2400)
-    a = np.load(project / "data" / "prepared" / "dataset.npz")
-    b = np.load(tmp_path / "prepared" / "dataset.npz")
-    for key in ("images", "labels", "ids", "splits"):
-        np.testing.assert_array_equal(a[key], b[key])
-    sa = np.load(project / "data" / "augmented" / "classical" / "synthetic.npz")
-    sb = np.load(tmp_path / "augmented" / "classical" / "synthetic.npz")
-    np.testing.assert_array_equal(sa["images"], sb["images"])
-    for method in METHODS:
-        pa = pd.read_csv(project / "runs" / method / "resnet50" / "seed0" / "predictions.csv")
-        pb = pd.read_csv(tmp_path / "runs" / method / "resnet50" / "seed0" / "predictions.csv")
-        pd.testing.assert_frame_equal(pa, pb)
-    for name in ("results.csv", "pseudolabel.csv", "quality.csv"):
-        ra = pd.read_csv(project / "reports" / name)
-        rb = pd.read_csv(tmp_path / "reports" / name)
-        pd.testing.assert_frame_equal(ra.drop(columns=["seconds"], errors="ignore"),
-                                      rb.drop(columns=["seconds"], errors="ignore"))
+@pytest.fixture(scope="module")
+def workdir_run(project: Path, tmp_path_factory) -> Path:
+    """The same parameters through `augbench run --workdir`: every stage in one process. The
+    pseudo-label folds are switched off (they run in one process under DVC too, so the other
+    layout would not test them again)."""
+    out = tmp_path_factory.mktemp("workdir")
+    _sh([str(BIN / "augbench"), "run", "--params", str(project / "params.yaml"), "--workdir", str(out),
+         "--set", "pseudolabel.enabled=false"], project, timeout=2400)
+    return out
+
+
+# DVC's layout (one process per stage, data/ and runs/ folders) → the workdir's (one process).
+SAME_BYTES = {
+    "data/prepared/dataset.npz": "prepared/dataset.npz",
+    "data/prepared/manifest.csv": "prepared/manifest.csv",
+    "data/encoder/vgg19_domain_head.npz": "encoder/vgg19_domain_head.npz",
+    "data/encoder/resnet50_domain_head.npz": "encoder/resnet50_domain_head.npz",
+    **{f"data/augmented/{m}/{f}": f"augmented/{m}/{f}" for m in METHODS for f in ("synthetic.npz", "provenance.jsonl")},
+    **{f"runs/{m}/resnet50/seed0/{f}": f"runs/{m}/resnet50/seed0/{f}" for m in METHODS
+       for f in ("predictions.csv", "history.csv", "grid.csv", "relevance.npz")},
+    **{f"reports/{f}": f"reports/{f}" for f in ("metrics.json", "results.csv", "runs.csv", "comparisons.csv")},
+}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_two_process_layouts_are_byte_identical(project: Path, workdir_run: Path):
+    """Same seed, same machine, DVC (a process per stage) against `augbench run --workdir` (one
+    process): identical arrays, synthetic images (NST and GAN included), predictions, training
+    histories, relevance maps and metrics, byte for byte."""
+    differ = [dvc for dvc, own in SAME_BYTES.items() if _sha256(project / dvc) != _sha256(workdir_run / own)]
+    assert not differ
+    for zoo in yaml.safe_load((project / "params.yaml").read_text())["profiles"]["smoke"]["matrix"]["zoo"]:
+        name = f"runs/none/{zoo}/seed0/predictions.csv"
+        assert _sha256(project / name) == _sha256(workdir_run / name), name
+    qa = pd.read_csv(project / "reports" / "quality.csv").drop(columns=["seconds"], errors="ignore")
+    qb = pd.read_csv(workdir_run / "reports" / "quality.csv").drop(columns=["seconds"], errors="ignore")
+    pd.testing.assert_frame_equal(qa[qa["method"].isin(qb["method"])].reset_index(drop=True), qb)
+
+
+def test_a_stage_switched_off_runs_nothing(workdir_run: Path):
+    """pseudolabel.enabled = false: no folds trained, no k-fold files or report rows."""
+    assert not (workdir_run / "pseudolabel").exists()
+    assert not any((workdir_run / "reports" / n).exists() for n in ("pseudolabel.csv", "pseudolabel.json"))
+    quality = pd.read_csv(workdir_run / "reports" / "quality.csv")
+    assert quality["method"].tolist() == ["real train vs real val (floor)", *GENERATIVE]
+    assert not (pd.read_csv(workdir_run / "reports" / "table.csv")["Method"].str.contains("pseudolabel")).any()
+    assert "## Pseudo-labelled NST per fold" not in (workdir_run / "reports" / "results.md").read_text()
+    assert 'id="pseudolabel"' not in (workdir_run / "reports" / "index.html").read_text()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.config import Params, load_params
+from bench.errors import ConfigError
 from bench.io import file_digest, load_npz, read_json, remove_temporaries
 from bench.lock import workspace_lock
 from bench.plugins import ImageSet
@@ -30,6 +31,17 @@ def add_params_args(parser: argparse.ArgumentParser) -> None:
 
 def params_from_args(args: argparse.Namespace) -> Params:
     return load_params(args.params, args.profile, args.overrides)
+
+
+def enabled_params(args: argparse.Namespace, stage: str, prog: str) -> Params:
+    """The parameters of an optional stage's CLI, refused when ``<stage>.enabled`` is false (its
+    DVC outputs would be missing; ``augbench run --workdir`` skips such a stage instead)."""
+    params = params_from_args(args)
+    if not getattr(params, stage).enabled:
+        raise ConfigError(f"{stage}.enabled", f"is false, so `{prog}` has nothing to do",
+                          "set it to true, or run the pipeline with `augbench run --workdir DIR`, which skips "
+                          "a stage switched off")
+    return params
 
 
 def stable_seed(*parts: object) -> np.random.SeedSequence:

@@ -46,9 +46,9 @@ from bench.stages.common import (
     Prepared,
     add_params_args,
     clear_keras,
+    enabled_params,
     load_prepared,
     log,
-    params_from_args,
     writing,
 )
 from bench.typed import to_dict
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="per-fold encoders, synthetic images and runs")
     parser.add_argument("--reports", required=True, help="folder for pseudolabel.csv/.md/.json")
     args = parser.parse_args(argv)
-    params, prepared = params_from_args(args), load_prepared(args.prepared)
+    params, prepared = enabled_params(args, "pseudolabel", parser.prog), load_prepared(args.prepared)
     with writing(args.out), writing(args.reports, "the report folder"):
         pseudolabel(params, prepared, read_groups(Path(args.prepared), prepared), Path(args.out),
                     Path(args.reports))

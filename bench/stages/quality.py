@@ -32,9 +32,9 @@ from bench.plugins import ImageSet
 from bench.stages.common import (
     Prepared,
     add_params_args,
+    enabled_params,
     load_prepared,
     log,
-    params_from_args,
     writing,
 )
 
@@ -147,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pseudolabel", default=None, metavar="DIR", help="pseudolabel stage output: adds its row")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    params = enabled_params(args, "quality", parser.prog)
     with writing(args.out):
-        measure(params_from_args(args), load_prepared(args.prepared), Path(args.augmented), Path(args.out),
+        measure(params, load_prepared(args.prepared), Path(args.augmented), Path(args.out),
                 Path(args.encoder) if args.encoder else None, Path(args.pseudolabel) if args.pseudolabel else None,
                 args.methods)
     return 0

@@ -57,6 +57,21 @@ def _done(folder: Path, **expected) -> bool:
     return False
 
 
+# What the optional stages write into the report folder; a stage switched off leaves none of its
+# files there (an earlier run's would otherwise reappear in the report).
+PSEUDOLABEL_REPORTS = ("pseudolabel.csv", "pseudolabel.md", "pseudolabel.json")
+QUALITY_REPORTS = ("quality.csv", "quality.md", "quality.json")
+OPTIONAL_STAGES = ("pseudolabel", "quality", "scaling")
+
+
+def _switched_off(stage: str, reports: Path, names: tuple[str, ...]) -> None:
+    stale = [reports / n for n in names if (reports / n).is_file()]
+    for path in stale:
+        path.unlink()
+    log.info("stage %s: switched off (%s.enabled: false)%s", stage, stage,
+             f"; removed an earlier run's {', '.join(p.name for p in stale)}" if stale else "")
+
+
 def run_pipeline(params: Params, workdir: Path) -> str:
     started = time.perf_counter()
     prepared_dir, encoder_dir, augmented, runs, reports = (
@@ -82,11 +97,19 @@ def run_pipeline(params: Params, workdir: Path) -> str:
                 clear_keras()
     evaluate.evaluate(params, runs, reports)
     folds = workdir / "pseudolabel"  # a fold finished with the same key is kept (bench.stages.pseudolabel)
-    pseudolabel.pseudolabel(params, prepared, pseudolabel.read_groups(prepared_dir, prepared), folds, reports)
-    clear_keras()
-    quality.measure(params, prepared, augmented, reports, encoder_dir, folds)
-    clear_keras()
-    text = report.report(params, prepared_dir, augmented, runs, reports, folds)
+    if params.pseudolabel.enabled:
+        pseudolabel.pseudolabel(params, prepared, pseudolabel.read_groups(prepared_dir, prepared), folds, reports)
+        clear_keras()
+    else:
+        _switched_off("pseudolabel", reports, PSEUDOLABEL_REPORTS)
+    if params.quality.enabled:
+        quality.measure(params, prepared, augmented, reports, encoder_dir,
+                        folds if params.pseudolabel.enabled else None)
+        clear_keras()
+    else:
+        _switched_off("quality", reports, QUALITY_REPORTS)
+    text = report.report(params, prepared_dir, augmented, runs, reports,
+                         folds if params.pseudolabel.enabled else None)
     log.info("pipeline finished in %.0fs; report: %s", time.perf_counter() - started, reports / "results.md")
     return text
 
@@ -151,7 +174,12 @@ def check_dvc_mode(args: argparse.Namespace, folder: Path) -> None:
 def run_dvc(args: argparse.Namespace, folder: Path) -> int:
     """Validate the parameters as the stages will see them, then print and run the dvc command."""
     check_dvc_mode(args, folder)
-    load_params(folder / "params.yaml", args.profile, args.overrides)
+    params = load_params(folder / "params.yaml", args.profile, args.overrides)
+    off = [stage for stage in OPTIONAL_STAGES if not getattr(params, stage).enabled]
+    if off:
+        raise AugbenchError(f"{', '.join(f'{s}.enabled: false' for s in off)}: dvc.yaml runs every stage it "
+                            "declares, so a stage cannot be switched off under DVC; add --workdir DIR to run "
+                            "the pipeline without it, or set it back to true")
     command = dvc_command(args, load_raw(folder / "params.yaml"))
     print(shlex.join(command), flush=True)
     if args.dry_run:

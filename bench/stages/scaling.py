@@ -35,7 +35,7 @@ import pandas as pd
 from bench.config import Params
 from bench.distributed import cpu_cores, launch
 from bench.io import load_npz, read_json, write_json, write_text
-from bench.stages.common import add_params_args, log, params_from_args
+from bench.stages.common import add_params_args, enabled_params, log
 
 # Panigrahi et al. 2024, Table 3 (../shared/papers/panigrahi-2024-nst-lrp-horovod-bus-augmentation.txt):
 # NST augmentation time in seconds on 1-8 A100 GPUs (one process each).
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--np", dest="nps", type=int, nargs="+", default=None,
                         help="process counts (default: scaling.np in params)")
     args = parser.parse_args(argv)
-    params = params_from_args(args)
+    params = enabled_params(args, "scaling", parser.prog)
     frame = scale(params, passthrough(args), args.prepared, args.encoder, Path(args.work), Path(args.out), args.nps)
     print(markdown(frame, "speedup"))
     return 0

@@ -3,6 +3,8 @@ failures are caught, runs are deterministic."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -106,21 +108,101 @@ def test_padding_determinism_and_noise_init(phantom):
     assert not np.allclose(a, c)  # the noise init follows the job seed
 
 
-@pytest.mark.slow
-def test_non_finite_images_are_caught_and_never_returned(phantom):
-    poisoned = phantom.images.copy()
-    poisoned[2, 5, 5] = np.nan  # a NaN style image → NaN targets → NaN loss for its pairs only
-    engine = _engine("gram", iterations=(2,))
-    _, _, ok, shards = _run(engine, [Job(0, (2,), 0), Job(1, (3,), 1)], poisoned)
-    assert ok.tolist() == [False, True]
-    assert "non-finite" in shards[0].reasons[0]
+def _spy(engine):
+    """Record every batch that reaches TensorFlow: the inputs of ``features`` and the images
+    the optimiser is stepped from (``steps``), per level."""
+    seen = {"features": [], "steps": []}
+    for level in engine.levels:
+        def features(grey, _f=level.features):
+            seen["features"].append(np.asarray(grey))
+            return _f(grey)
 
-    train = ImageSet(poisoned, phantom.labels, phantom.ids)
+        def steps(n, _s=level.steps, _level=level):
+            seen["steps"].append(_level.x.numpy()[..., 0].copy())
+            return _s(n)
+
+        level.features, level.steps = features, steps
+    return seen
+
+
+@pytest.mark.slow
+def test_a_non_finite_content_or_style_image_is_refused_before_optimisation(phantom):
+    """The explicit input check: independent of whether the CPU's kernels (max_pool) carry a
+    NaN into the loss, the refused source never reaches TensorFlow and its job is never
+    stepped; the other job of the batch comes out exactly as in a clean run without it."""
+    engine = _engine("gram", batch_size=2, iterations=(2,))
+    clean, _, clean_ok, _ = _run(engine, [Job(1, (3,), 1)], phantom.images)
+    assert clean_ok.all()
+
+    poisoned = phantom.images.copy()
+    poisoned[2, 5, 5] = np.nan  # a style image
+    poisoned[4, 0, 0] = np.inf  # a content image
+    seen = _spy(engine)
+    for jobs, role, source in [([Job(0, (2,), 0), Job(1, (3,), 1)], "style", 2),
+                               ([Job(4, (0,), 0), Job(1, (3,), 1)], "content", 4)]:
+        images, losses, ok, shards = _run(engine, jobs, poisoned)
+        assert ok.tolist() == [False, True]
+        assert shards[0].reasons[0] == f"non-finite {role} image (source {source}): refused before optimisation"
+        assert shards[0].reasons[1] == ""
+        assert np.isnan(images[0]).all() and np.isnan(losses["total"][0])  # nothing made from it
+        np.testing.assert_array_equal(images[1], clean[0])  # the other job: untouched by the refused one
+    assert seen["features"] and all(np.isfinite(x).all() for x in seen["features"])  # NaN never entered TF
+    assert len(seen["steps"]) == 2  # one call of the step loop per run: only the clean job is stepped
+    for x in seen["steps"]:
+        np.testing.assert_array_equal(x, poisoned[[1, 1]])  # its content init, refilling the refused slot
+
+    seen["steps"].clear()
+    _, losses, ok, shards = _run(engine, [Job(2, (0,), 0), Job(1, (4,), 1)], poisoned)  # both refused
+    assert ok.tolist() == [False, False] and seen["steps"] == []  # the optimiser never stepped
+    assert [r.split(":")[0] for r in shards[0].reasons] == ["non-finite content image (source 2)",
+                                                           "non-finite style image (source 4)"]
+    assert set(losses) == {"total", "content", "style", "tv", "grey", "initial"}
+
+
+@pytest.mark.slow
+def test_a_loss_that_becomes_non_finite_from_finite_inputs_is_caught(phantom, monkeypatch):
+    """The output guard: finite inputs, but an op (here a patched total variation) makes one
+    image's loss NaN — that image fails, the other of the batch does not."""
+    import bench.nst.engine as engine_module
+
+    real_tv = engine_module.total_variation
+
+    def nan_for_the_first_image(x):
+        tv = real_tv(x)
+        return tv * tf.where(tf.range(tf.shape(tv)[0]) == 0, float("nan"), 1.0)
+
+    monkeypatch.setattr(engine_module, "total_variation", nan_for_the_first_image)
+    engine = _engine("gram", batch_size=2, iterations=(2,))  # traced after the patch
+    assert np.isfinite(phantom.images).all()
+    _, _, ok, shards = _run(engine, [Job(0, (2,), 0), Job(1, (3,), 1)], phantom.images)
+    assert ok.tolist() == [False, True]
+    assert shards[0].reasons[0] == "non-finite loss, gradient or image"
+
+
+def test_style_transfer_refuses_a_non_finite_training_image_before_building_the_engine(phantom, monkeypatch):
+    import bench.nst.transfer as transfer
+
+    def no_engine(*args, **kwargs):
+        raise AssertionError("the engine was built for a plan with a non-finite image")
+
+    monkeypatch.setattr(transfer, "get_engine", no_engine)
+    poisoned = phantom.images.copy()
+    poisoned[2, 5, 5] = np.nan
+    layers = VGG.style_layers
     config = TransferConfig(method="nst-test", arch="vgg19", weights=WEIGHTS, pooling="avg",
-                            style_loss=engine.style_loss, losses=engine.losses, schedule=engine.schedule,
+                            style_loss=make_style_loss("gram"),
+                            losses=LossConfig(VGG.content_layers, layers, (1.0 / len(layers),) * len(layers),
+                                              content_weight=1.0, style_weight=STYLE_WEIGHTS["gram"]),
+                            schedule=Schedule(iterations=(2,), batch_size=4),
                             sampling="k-per-content", pairs_per_content=1, max_retries=1)
-    with pytest.raises(NumericalError, match="still fail after 1 retries"):
-        style_transfer(train, 8, np.random.default_rng(0), config, progress=False)
+    train = ImageSet(poisoned, phantom.labels, phantom.ids)
+    name = re.escape(repr(phantom.ids[2]))
+    with pytest.raises(NumericalError, match=rf"content image {name} \(training index 2\) has NaN/inf pixels; "
+                                             r"1 planned image\(s\) use it.*refused before optimisation"):
+        style_transfer(train, 8, np.random.default_rng(0), config, progress=False)  # k-per-content: all 8
+    with pytest.raises(NumericalError, match=rf"nst-test: style image {name} \(training index 2\)"):
+        transfer.check_sources_finite(train, [Job(0, (1,), 0), Job(3, (1, 2), 0)], "nst-test")
+    transfer.check_sources_finite(train, [Job(0, (1,), 0)], "nst-test")  # a plan that does not use it runs
 
 
 @pytest.mark.slow

@@ -25,6 +25,15 @@ and the style representation — N_l² floats per style layer for Gram/poly (≈
 per image for VGG19 at any size), but the features themselves (M_l·N_l floats,
 ≈ 24 MB per image at 224 px) for the Gaussian kernel.
 
+A job whose content or style image holds a NaN/inf pixel is refused before optimisation
+(``ok`` false, ``reason`` names the image and its role): the source images a run needs are
+checked once, in numpy, before any TensorFlow op — whether a NaN pixel reaches the loss
+depends on the CPU's kernels (``tf.nn.max_pool2d`` drops it on some), so the loss guard
+below cannot be relied on for inputs. A refused source never enters TensorFlow, and a
+batch holding refused jobs runs its other jobs as a batch of those alone (refused slots
+are refilled like padding), so they come out exactly as without the refused ones; a
+refused job's image and losses are NaN.
+
 An image whose loss or gradient became NaN/inf at any step, or whose final loss
 exceeds ``divergence_ratio`` × the loss of a uniform mid-grey image against the
 same targets (the "knows nothing" answer), is marked failed (``ok`` false,
@@ -45,12 +54,14 @@ from typing import Literal
 import numpy as np
 
 from bench.errors import AugbenchError
+from bench.finite import nonfinite_rows
 from bench.nst.encoders import feature_model, to_encoder_input
 from bench.nst.losses import StyleLoss, content_loss, flatten, total_variation
 from bench.nst.optim import LBFGS, Adam, AdamConfig
 
 STEPS_PER_CALL = 10  # optimisation steps per call of the traced loop (progress granularity)
 GREY = 0.5  # the "knows nothing" image that divergence is judged against
+LOSS_KEYS = ("total", "content", "style", "tv", "grey", "initial")  # Shard.losses
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,16 @@ class Shard:
     losses: dict[str, np.ndarray]
     ok: np.ndarray
     reasons: list[str]
+
+
+def refusal(job: Job, nonfinite: frozenset[int]) -> str:
+    """Why ``job`` cannot run (its content or a style source image is non-finite), or ""."""
+    if job.content in nonfinite:
+        return f"non-finite content image (source {job.content}): refused before optimisation"
+    bad = [s for s in job.styles if s in nonfinite]
+    if bad:
+        return f"non-finite style image (source {bad[0]}): refused before optimisation"
+    return ""
 
 
 def level_sizes(size: tuple[int, int], scales: Sequence[float]) -> list[tuple[int, int]]:
@@ -279,6 +300,8 @@ class NSTEngine:
         chunks themselves stay those of the whole list, so every target is computed in the same
         batch as in a single-process run and comes out bit for bit the same."""
         b = self.schedule.batch_size
+        if not len(indices):
+            return {}
         small = resize(sources[list(indices)], level.size)
         out = {}
         for start in range(0, len(indices), b):
@@ -330,6 +353,9 @@ class NSTEngine:
         starts = list(range(0, len(jobs), b)) if batches is None else [i * b for i in batches]
         mine = [j for start in starts for j in jobs[start:start + b]]
         needed = sorted({j.content for j in jobs} | {s for j in jobs for s in j.styles})
+        # explicit, once, before any TF op: a non-finite source refuses its jobs and never enters TF
+        nonfinite = frozenset(needed[i] for i in nonfinite_rows(sources[needed])) if needed else frozenset()
+        needed = [i for i in needed if i not in nonfinite]
         wanted = None if batches is None else {j.content for j in mine} | {s for j in mine for s in j.styles}
         weighted = content_weights if self.losses.weighted_content else None
         contents = frozenset(j.content for j in jobs)
@@ -340,13 +366,39 @@ class NSTEngine:
         try:
             for start in starts:
                 real = jobs[start:start + b]
-                batch = real + [real[-1]] * (b - len(real))
-                shard = self._run_batch(batch, sources, caches, seed, bar)
+                refused = [refusal(j, nonfinite) for j in real]
+                if not any(refused):
+                    batch = real + [real[-1]] * (b - len(real))
+                    shard = self._run_batch(batch, sources, caches, seed, bar)
+                    bar.update(len(real))
+                    yield Shard(real, shard[0][:len(real)], {k: v[:len(real)] for k, v in shard[1].items()},
+                                shard[2][:len(real)], shard[3][:len(real)])
+                    continue
+                yield self._refused_batch(real, refused, sources, caches, seed, bar)
                 bar.update(len(real))
-                yield Shard(real, shard[0][:len(real)], {k: v[:len(real)] for k, v in shard[1].items()},
-                            shard[2][:len(real)], shard[3][:len(real)])
         finally:
             bar.close()
+
+    def _refused_batch(self, real: list[Job], refused: list[str], sources: np.ndarray, caches: list[dict],
+                       seed: int, bar) -> Shard:
+        """A batch with refused jobs: the accepted ones run as a batch of their own (padded as
+        usual, so each comes out as it would without the refused ones); the refused ones get NaN
+        images and losses, ``ok`` false and their reason — the optimiser never sees them."""
+        keep = [k for k, r in enumerate(refused) if not r]
+        images = np.full((len(real), *self.image_size), np.nan, np.float32)
+        losses = {k: np.full(len(real), np.nan, np.float32) for k in LOSS_KEYS}
+        ok, reasons = np.zeros(len(real), bool), list(refused)
+        if keep:
+            accepted = [real[k] for k in keep]
+            batch = accepted + [accepted[-1]] * (self.schedule.batch_size - len(accepted))
+            out, result, good, why = self._run_batch(batch, sources, caches, seed, bar)
+            images[keep] = out[:len(keep)]
+            for name in LOSS_KEYS:
+                losses[name][keep] = result[name][:len(keep)]
+            ok[keep] = good[:len(keep)]
+            for k, r in zip(keep, why, strict=False):
+                reasons[k] = r
+        return Shard(real, images, losses, ok, reasons)
 
     def trace(self) -> None:
         """Trace every level's functions now (otherwise the first batch does it), so that a

@@ -9,6 +9,10 @@ naming the pairs, and nothing is written. Replacing it with another pair instead
 would silently change the pair distribution; the stage's ``check_generated``
 expects exactly n images, so "fewer images" is not an option either. Every
 failed attempt is listed in ``run_info["failures"]`` (and so in meta.json).
+
+A planned content or style image with a NaN/inf pixel stops the stage before the engine is
+built (:class:`~bench.errors.NumericalError` naming the image and its role): retrying
+cannot help, and whether such a pixel reaches a loss depends on the CPU (:mod:`bench.finite`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 
 from bench.distributed import phases
 from bench.errors import AugbenchError, NumericalError
+from bench.finite import nonfinite_rows
 from bench.nst.engine import Job, LossConfig, Schedule, Shard, get_engine
 from bench.nst.losses import StyleLoss
 from bench.nst.sampling import add_references, plan_pairs, select
@@ -82,6 +87,7 @@ def style_transfer(train: ImageSet, n: int, rng: np.random.Generator, config: Tr
     if n == 0:
         return Generated(np.zeros((0, h, w), np.float32), np.zeros(0, np.int64), []), info
     jobs = plan_jobs(train, n, rng, config)
+    check_sources_finite(train, jobs, config.method)
     engine_seed = int(rng.integers(0, 2**31 - 1))
     distributed = workers is not None and workers.size > 1
     if distributed and checkpoint is None:
@@ -136,6 +142,27 @@ def style_transfer(train: ImageSet, n: int, rng: np.random.Generator, config: Tr
              len(jobs), seconds, info["images_per_second"], info["image_iterations_per_second"], config.arch,
              config.weights.description)
     return Generated(images, labels, provenance), info
+
+
+def check_sources_finite(train: ImageSet, jobs: list[Job], method: str) -> None:
+    """Refuse, before optimisation, a plan that uses an image with a NaN/inf pixel; the error
+    names the image, its role (content / style) and how many planned images use it."""
+    bad = frozenset(int(i) for i in nonfinite_rows(train.images))
+    if not bad:
+        return
+    as_content = [j for j in jobs if j.content in bad]
+    as_style = [j for j in jobs if bad.intersection(j.styles)]
+    if not as_content and not as_style:
+        return  # not used by this plan
+    if as_content:
+        i, role = as_content[0].content, "content"
+        uses = [j for j in jobs if j.content == i]
+    else:
+        i, role = next(s for s in as_style[0].styles if s in bad), "style"
+        uses = [j for j in jobs if i in j.styles]
+    raise NumericalError(f"{method}: {role} image {train.ids[i]!r} (training index {i}) has NaN/inf pixels; "
+                         f"{len(uses)} planned image(s) use it as their {role} (non-finite training images: "
+                         f"{len(bad)}); refused before optimisation, nothing was written")
 
 
 def _run_attempt(engine, jobs: list[Job], indices: list[int], attempt: int, sources: np.ndarray, seed: int,

@@ -39,6 +39,7 @@ from bench.distributed import (
     rank_guard,
 )
 from bench.errors import AugbenchError, NumericalError
+from bench.finite import require_finite
 from bench.io import file_digest, read_json, save_npz, write_json, write_text
 from bench.plots import sample_grid
 from bench.plugins import Generated, ImageSet
@@ -146,6 +147,8 @@ def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_
     if workers is None or workers.is_root:
         (out / "meta.json").unlink(missing_ok=True)  # written last: its presence marks a complete output
     train = prepared.subset("train")
+    # explicit, before any plugin sees them: whether a NaN pixel reaches a loss depends on the CPU
+    require_finite(train.images, train.ids, f"{method}: training split")
     with phase("build"):
         plugin = registry.get("augmenter", method)(params.method_params(method))
         if encoder_dir is not None:

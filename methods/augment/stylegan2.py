@@ -35,6 +35,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
+from bench.finite import require_finite
 from bench.gan import KARRAS_A, KARRAS_B
 from bench.gan.ada import OPS
 from bench.plugins import Augmenter, Generated, ImageSet
@@ -165,6 +166,7 @@ class StyleGAN2ADA(Augmenter):
         if len(train) == 0:
             self.trainer = None
             return
+        require_finite(train.images, train.ids, "stylegan2-ada: training data")  # before any TF op
         started = time.perf_counter()
         images = to_gan_pixels(train.images, self.params.resolution)
         self.trainer = Trainer(self.train_config(seed), images, self._labels,

@@ -9,12 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from sklearn.metrics import roc_auc_score
 
 from bench import metrics
 from bench.config import load_params
 from bench.errors import AugbenchError
 from bench.io import write_json
 from bench.stages import augment, evaluate, prepare
+from bench.stages import train as train_stage
 from bench.stages.common import load_prepared
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
@@ -72,13 +74,42 @@ def test_prepare_phantom_is_deterministic_and_has_masks(phantom_prepared, tmp_pa
     assert a.masks is not None and a.masks.shape == a.images.shape and a.masks.any()
 
 
-def test_augment_uses_only_training_images(phantom_prepared, tmp_path):
+def test_augment_uses_only_training_images(phantom_prepared, tmp_path, monkeypatch):
     prepared = load_prepared(phantom_prepared)
+    drawn = []  # what the sample grid shows, beside the PNG it writes
+    real_grid = augment.sample_grid
+    monkeypatch.setattr(augment, "sample_grid", lambda *args: drawn.append(args) or real_grid(*args))
     meta = augment.augment(_params(), prepared, "classical", tmp_path)
-    train_ids = set(prepared.subset("train").ids)
+    train = prepared.subset("train")
+    train_ids = set(train.ids)
+    manifest = pd.read_csv(Path(phantom_prepared) / "manifest.csv")  # the split as written, not as subset() reads it
+    assert train_ids == set(manifest.loc[manifest["split"] == "train", "id"].astype(str))
     sources = [json.loads(line)["source_id"] for line in (tmp_path / "provenance.jsonl").read_text().splitlines()]
     assert len(sources) == meta["n_synthetic"] > 0 and set(sources) <= train_ids
-    assert (tmp_path / "grid.png").stat().st_size > 1000
+    [(path, rows, titles, names, _)] = drawn
+    assert Path(path) == tmp_path / "grid.png" and titles == ["source (train)", "classical"]
+    assert len(rows) == len(names) == min(_params().augment.sample_grid, len(sources)) and set(names) <= train_ids
+    for (source, _result), name in zip(rows, names, strict=True):  # the left column is the named training image
+        np.testing.assert_array_equal(source, train.images[train.ids.index(name)])
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.format == "PNG" and np.asarray(grid.convert("L")).std() > 10  # decodes, not blank
+
+
+def test_training_set_holds_exactly_the_training_split(phantom_prepared, tmp_path):
+    """What a classifier is fitted on: the manifest's training images and their synthetic
+    images, never a validation or test image."""
+    prepared = load_prepared(phantom_prepared)
+    augment.augment(_params(), prepared, "classical", tmp_path)
+    x, y, composition = train_stage.training_set(prepared, tmp_path)
+    manifest = pd.read_csv(Path(phantom_prepared) / "manifest.csv")
+    in_train = (manifest["split"] == "train").to_numpy()
+    assert composition["n_real"] == in_train.sum() and composition["n_total"] == len(x) == len(y)
+    np.testing.assert_array_equal(x[:in_train.sum()], prepared.images[in_train])
+    np.testing.assert_array_equal(y[:in_train.sum()], manifest.loc[in_train, "label"].map(
+        {"benign": 0, "malignant": 1}).to_numpy())
+    held_out = prepared.images[~in_train].reshape(int((~in_train).sum()), -1)
+    fitted = x.reshape(len(x), -1)
+    assert not (held_out[:, None, :] == fitted[None, :, :]).all(axis=2).any()  # no val/test image, anywhere
 
 
 def test_leaked_source_is_refused(phantom_prepared):
@@ -107,7 +138,7 @@ def test_evaluate_matches_metrics_and_averages_seeds(tmp_path):
     for seed, s in zip((0, 1), scores, strict=True):
         _fake_run(evaluate.run_dir(tmp_path / "runs", "none", "resnet50", seed), y, s, seed)
     table = evaluate.evaluate(params, tmp_path / "runs", tmp_path / "reports")
-    expected = np.mean([metrics.binary_metrics(y, s)["auc"] for s in scores])
+    expected = np.mean([roc_auc_score(y, s) for s in scores])  # the seed mean, from an independent AUC
     assert table.loc[0, "auc"] == pytest.approx(expected)
     assert table.loc[0, "auc_low"] <= expected <= table.loc[0, "auc_high"]
     assert table.loc[0, "auc_sd"] > 0

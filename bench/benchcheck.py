@@ -7,8 +7,15 @@ Higher is always better. A ratio fails when it falls below
 
     max(floor, baseline × (1 − tolerance))
 
-where ``floor`` is a requirement stated by an issue (e.g. "batched NST ≥ 2.5× the naive
-loop") and ``tolerance`` is stated once, at the top of the baseline file.
+where ``floor`` is a requirement stated by an issue or one the measurements support (e.g.
+"batched NST ≥ 1.4× the same engine one image at a time") and ``tolerance`` is stated once,
+at the top of the baseline file (a ratio's own ``tolerance`` entry overrides it for that ratio:
+a ratio stable enough to catch a 2× slowdown needs one below 0.5).
+
+Every ratio also records its workload (``what``: sizes, counts, the reference). A ratio whose
+recorded workload differs from the baseline's fails as ``WORKLOAD CHANGED``: its value is no
+longer comparable with the baseline's, whichever way it moved. A deliberate change of the
+workload is accepted by re-baselining (``--update-baseline``), which stores the new text.
 
 ``augbench bench-check RUN.json`` checks a pytest-benchmark JSON file (``--benchmark-json``)
 and prints the table; ``--update-baseline`` rewrites the measured ratios and absolute times
@@ -49,6 +56,7 @@ class Expected:
     baseline: float | None
     floor: float | None = None
     what: str = ""
+    tolerance: float | None = None  # this ratio's own; None: the file's
 
 
 @dataclass(frozen=True)
@@ -64,8 +72,10 @@ class Row:
     current: float | None
     baseline: float | None
     threshold: float | None
-    status: str  # ok | REGRESSED | BELOW FLOOR | new | not run
+    status: str  # ok | REGRESSED | BELOW FLOOR | WORKLOAD CHANGED | new | not run
     what: str = ""
+    current_what: str | None = None  # the run's workload, when it recorded one
+    tolerance: float | None = None  # the tolerance the threshold was computed with
 
 
 @dataclass(frozen=True)
@@ -77,9 +87,15 @@ class CheckResult:
     def failures(self) -> list[str]:
         out = []
         for r in self.rows:
-            if r.status in ("REGRESSED", "BELOW FLOOR"):
+            if r.status == "WORKLOAD CHANGED":
+                out.append(f"benchmark ratio {r.name} = {r.current:.3g} measured a different workload than its "
+                           f"baseline: baseline {r.what!r}, this run {r.current_what!r}; the ratios are not "
+                           "comparable. If the change is deliberate, re-baseline with "
+                           "`augbench bench-check RUN.json --update-baseline`")
+            elif r.status in ("REGRESSED", "BELOW FLOOR"):
                 why = (f"below its floor {r.threshold:.3g}" if r.status == "BELOW FLOOR" else
-                       f"below {r.threshold:.3g} = baseline {r.baseline:.3g} × (1 − {self.tolerance:g})")
+                       f"below {r.threshold:.3g} = baseline {r.baseline:.3g} × "
+                       f"(1 − {self.tolerance if r.tolerance is None else r.tolerance:g})")
                 out.append(f"benchmark ratio {r.name} = {r.current:.3g}, {why}"
                            + (f" ({r.what})" if r.what else ""))
         return out
@@ -120,19 +136,29 @@ def load_baseline(path: str | Path) -> Baseline:
     for name, entry in raw["ratios"].items():
         if not isinstance(entry, dict):
             raise BenchCheckError(f"{path}: ratio {name!r} must be an object with 'baseline' (and 'floor')")
+        own = _number(entry.get("tolerance"), f"{path}: {name}.tolerance")
+        if own is not None and not 0 <= own < 1:
+            raise BenchCheckError(f"{path}: {name}.tolerance must be a number in [0, 1), found {own!r}")
         ratios[name] = Expected(_number(entry.get("baseline"), f"{path}: {name}.baseline"),
-                                _number(entry.get("floor"), f"{path}: {name}.floor"), str(entry.get("what", "")))
+                                _number(entry.get("floor"), f"{path}: {name}.floor"), str(entry.get("what", "")),
+                                own)
     return Baseline(tolerance, ratios, raw.get("recorded", {}))
 
 
 def threshold(expected: Expected, tolerance: float) -> float | None:
+    """max(floor, baseline × (1 − tolerance)); ``tolerance`` is the one to use for this ratio."""
     parts = [v for v in (expected.floor,
                          None if expected.baseline is None else expected.baseline * (1 - tolerance)) if v is not None]
     return max(parts) if parts else None
 
 
-def check(current: dict[str, float], baseline: Baseline, tolerance: float | None = None) -> CheckResult:
+def check(current: dict[str, float], baseline: Baseline, tolerance: float | None = None,
+          whats: dict[str, str] | None = None) -> CheckResult:
+    """One row per ratio of ``current`` or the baseline. ``whats``: the workload each current
+    ratio recorded; one that is non-empty and differs from the baseline's non-empty ``what``
+    is ``WORKLOAD CHANGED`` (a failure)."""
     tol = baseline.tolerance if tolerance is None else tolerance
+    whats = whats or {}
     rows = []
     for name in sorted(set(current) | set(baseline.ratios)):
         exp = baseline.ratios.get(name)
@@ -140,16 +166,20 @@ def check(current: dict[str, float], baseline: Baseline, tolerance: float | None
         if exp is None:
             rows.append(Row(name, value, None, None, "new"))
             continue
-        limit = threshold(exp, tol)
+        own = tol if tolerance is not None or exp.tolerance is None else exp.tolerance
+        limit = threshold(exp, own)
+        now = whats.get(name) or None
         if value is None:
             status = "not run"
+        elif now is not None and exp.what and now != exp.what:
+            status = "WORKLOAD CHANGED"
         elif exp.floor is not None and value < exp.floor:
             status = "BELOW FLOOR"
         elif limit is not None and value < limit:
             status = "REGRESSED"
         else:
             status = "ok"
-        rows.append(Row(name, value, exp.baseline, limit, status, exp.what))
+        rows.append(Row(name, value, exp.baseline, limit, status, exp.what, now, own))
     return CheckResult(rows, tol)
 
 
@@ -173,13 +203,27 @@ def format_table(result: CheckResult, markdown: bool = False) -> str:
 
 
 def tolerance_text(result: CheckResult) -> str:
-    return (f"a ratio fails below max(floor, baseline × (1 − {result.tolerance:g})); "
-            f"{len(result.failures)} failing")
+    own = sorted({f"{r.name} {r.tolerance:g}" for r in result.rows
+                  if r.tolerance is not None and r.tolerance != result.tolerance})
+    return (f"a ratio fails below max(floor, baseline × (1 − {result.tolerance:g}))"
+            + (f" (own tolerance: {', '.join(own)})" if own else "")
+            + f"; a changed workload fails too; {len(result.failures)} failing")
 
 
 def ratios_from_run(path: str | Path) -> dict[str, float]:
     """The ratios recorded by ``record_ratio`` in a pytest-benchmark JSON file."""
     return _ratios(_read_run(path), path)
+
+
+def whats_from_run(path: str | Path) -> dict[str, str]:
+    """The workload text each ratio recorded (``record_ratio(..., what=...)``) in a
+    pytest-benchmark JSON file; ratios recorded without one are absent."""
+    return _whats(_read_run(path))
+
+
+def _whats(run: dict) -> dict[str, str]:
+    return {name: str(what) for b in run.get("benchmarks", [])
+            for name, what in ((b.get("extra_info") or {}).get("ratio_what") or {}).items() if what}
 
 
 def _ratios(run: dict, path: str | Path) -> dict[str, float]:
@@ -200,8 +244,9 @@ def _read_run(path: str | Path) -> dict:
 
 
 def update_baseline(run_path: str | Path, baseline_path: str | Path) -> dict:
-    """Write the run's ratios (and, for reference, its absolute times and machine) into the
-    baseline, keeping the tolerance, floors and descriptions already there."""
+    """Write the run's ratios and workloads (``what``; and, for reference, its absolute times
+    and machine) into the baseline, keeping the tolerance and floors already there. A ratio
+    the run recorded no workload for keeps the baseline's description."""
     from bench.io import write_json
 
     baseline_path = Path(baseline_path)
@@ -209,12 +254,11 @@ def update_baseline(run_path: str | Path, baseline_path: str | Path) -> dict:
            else {"tolerance": 0.4, "ratios": {}})
     run = _read_run(run_path)
     ratios = _ratios(run, run_path)
-    described = {name: what for b in run.get("benchmarks", [])
-                 for name, what in (b.get("extra_info") or {}).get("ratio_what", {}).items()}
+    described = _whats(run)
     entries = dict(old.get("ratios", {}))
     for name, value in ratios.items():
         entry = {"floor": None, "what": "", **entries.get(name, {}), "baseline": round(value, 4)}
-        entry["what"] = entry["what"] or described.get(name, "")
+        entry["what"] = described.get(name) or entry["what"]
         entries[name] = entry
     info = run.get("commit_info", {})
     new = {**old, "ratios": dict(sorted(entries.items())),
@@ -270,7 +314,8 @@ def plot_history(frame, baseline: Baseline | None, out: str | Path) -> Path:
         ax.plot(range(len(part)), part["value"], marker="o")
         if exp and exp.baseline:
             ax.axhline(exp.baseline, color="grey", lw=1, label="baseline")
-        limit = threshold(exp, baseline.tolerance) if exp else None
+        limit = (threshold(exp, baseline.tolerance if exp.tolerance is None else exp.tolerance)
+                 if exp else None)
         if limit is not None:
             ax.axhline(limit, color="red", ls="--", lw=1, label="fails below")
         ax.set_title(name, fontsize=9)
@@ -303,7 +348,8 @@ def main_check(argv: list[str] | None = None) -> int:
     if args.update_baseline:
         update_baseline(args.run, args.baseline)
         print(f"baseline updated: {args.baseline}")
-    result = check(ratios_from_run(args.run), load_baseline(args.baseline), args.tolerance)
+    result = check(ratios_from_run(args.run), load_baseline(args.baseline), args.tolerance,
+                   whats_from_run(args.run))
     print(format_table(result, markdown=args.markdown))
     print(tolerance_text(result))
     failures = list(result.failures)

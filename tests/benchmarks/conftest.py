@@ -1,7 +1,8 @@
 """Ratio checks for the benchmarks: every benchmark records ratios of two timings taken in
 the same run (``record_ratio``); at the end of the session they are compared with the
 committed baseline (``tests/benchmarks/baseline.json``) by ``bench.benchcheck``, the table
-is printed, and a regression beyond the tolerance fails the session.
+is printed, and a regression beyond the tolerance fails the session, as does a ratio whose
+recorded workload (``what``) differs from the baseline's.
 
 Absolute times go into pytest-benchmark's own records (``--benchmark-json``,
 ``--benchmark-autosave``) with the machine info; they are never asserted.
@@ -80,7 +81,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     baseline_path = Path(os.environ.get("AUGBENCH_BENCH_BASELINE", BASELINE))
     baseline = benchcheck.load_baseline(baseline_path)
-    result = benchcheck.check({k: m.value for k, m in found.items()}, baseline)
+    result = benchcheck.check({k: m.value for k, m in found.items()}, baseline,
+                              whats={k: m.what for k, m in found.items()})
     session.config.stash[_RESULT] = (result, baseline_path)
     if not result.ok and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -24,6 +24,9 @@ ties occur as they do in real softmax outputs.
     cases the loop is only ~4,000 pairs and both take well under a millisecond (the ratio
     would measure call overhead), so this test uses every benign and malignant BUSI image
     (647 cases, ~92,000 pairs).
+``stats.bootstrap_ci_1000_vs_matmul``
+    ``metrics.bootstrap_ci`` at 1000 resamples of 500 cases (the size of a wall-clock assert
+    tests/test_metrics.py used to make) against one fixed 512x512 float64 NumPy matmul.
 
 The references draw exactly the resamples the vectorised code draws (the same seed through
 ``bench.metrics._bootstrap_indices``), so the results must agree: that is asserted, which
@@ -43,6 +46,7 @@ import pytest
 from scipy import special
 from scipy import stats as sps
 from sklearn.metrics import confusion_matrix, roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from bench import stats
 from bench.metrics import METRIC_NAMES, _bootstrap_indices, bootstrap_ci
@@ -224,3 +228,34 @@ def test_delong_ci_vs_pairwise_loop(benchmark, record_ratio):
     record_ratio("stats.delong_ci_vs_pairwise_loop", slow / fast,
                  what=f"delong_ci (Sun & Xu midranks, {DELONG_POS + DELONG_NEG} cases) vs DeLong "
                       "components from a Python loop over all (malignant, benign) pairs")
+
+
+# --------------------------------------------------------------------------- bootstrap at scale
+
+SCALE_POS, SCALE_NEG, SCALE_RESAMPLES = 200, 300, 1000  # tests/test_metrics.py's size (500 cases)
+NP_REF = 512  # NumPy matmul reference: (512 x 512) @ (512 x 512), float64, one BLAS thread
+
+
+@pytest.mark.slow
+@pytest.mark.benchmark(group="stats")
+def test_bootstrap_ci_1000_vs_matmul(benchmark, record_ratio):
+    """``metrics.bootstrap_ci`` at 1000 resamples of 500 cases, the size tests/test_metrics.py
+    once held to a wall-clock second, against a fixed NumPy matmul (the augment benchmarks'
+    unit of work; a per-resample sklearn loop at this size would take seconds a round). Both on
+    one BLAS thread, interleaved; the sklearn equivalence is asserted at 100 resamples above."""
+    y, s, _ = _cases(SCALE_POS, SCALE_NEG)
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((NP_REF, NP_REF)), rng.standard_normal((NP_REF, NP_REF))
+    box = {}
+
+    def hot():
+        box["ci"] = bootstrap_ci(y, s, n_resamples=SCALE_RESAMPLES, confidence=CONFIDENCE, seed=SEED,
+                                 threshold=THRESHOLD)
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        fast, reference = paired_seconds(benchmark, hot, lambda: a @ b, rounds=5)
+    assert set(box["ci"]) == set(METRIC_NAMES)
+    assert all(box["ci"][n].low <= box["ci"][n].value <= box["ci"][n].high for n in METRIC_NAMES)
+    record_ratio("stats.bootstrap_ci_1000_vs_matmul", reference / fast,
+                 what=f"metrics.bootstrap_ci, {SCALE_RESAMPLES} resamples of {SCALE_POS + SCALE_NEG} cases, vs one "
+                      f"{NP_REF}x{NP_REF} float64 NumPy matmul (one BLAS thread)")

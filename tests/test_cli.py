@@ -536,9 +536,9 @@ def test_quiet_leaves_warnings_and_the_summary(capsys, tmp_path, monkeypatch, ca
 
 
 def test_global_quiet_flag_is_in_help(capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as done:
         main(["--help"])
-    assert "--quiet" in capsys.readouterr().out
+    assert done.value.code == 0 and "--quiet" in capsys.readouterr().out
 
 
 def test_every_command_has_help(capsys):

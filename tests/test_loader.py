@@ -114,8 +114,10 @@ def test_scan_missing_class_lists_present(tmp_path):
 
 def test_scan_bad_class_lists(tmp_path):
     make_dataset(tmp_path, {"a": ["1.png"]})
-    for bad in (["a", "a"], [], "a", ["../x"]):
-        with pytest.raises(ConfigError):
+    for bad, problem in ((["a", "a"], "class 'a' is listed twice"), ([], "the class list is empty"),
+                         ("a", "expected a list of class names, got the string 'a'"),
+                         (["../x"], r"invalid class name '\.\./x'")):
+        with pytest.raises(ConfigError, match=problem):
             scan_folder(tmp_path, classes=bad)
 
 
@@ -147,7 +149,7 @@ def test_load_images_resize_and_native(tmp_path):
     assert scan.records[2].path in str(info.value)
     assert load_images([], 8).shape == (0, 8, 8)
     for bad in (0, -1, 2.5, True):
-        with pytest.raises(ConfigError):
+        with pytest.raises(ConfigError, match=f"image_size: must be a positive integer or None, got {bad}"):
             load_images(scan.records, bad)
 
 

@@ -70,6 +70,7 @@ def test_every_pair_mode_counts_the_plan_after_fit(train):
 def test_cross_class_keeps_the_content_label(train):
     plugin = _make("nst-gatys", sampling="cross-class", factor=2, **FAST)
     gen = plugin.generate(train, plugin.n_synthetic(len(train)), np.random.default_rng(1))
+    assert len(gen) == plugin.n_synthetic(len(train)) > 0  # the loop below must see images
     index = {i: k for k, i in enumerate(train.ids)}
     for label, rec in zip(gen.labels, gen.provenance, strict=True):
         assert label == train.labels[index[rec["content_id"]]]
@@ -82,6 +83,7 @@ def test_mr2_uses_several_references_and_specifies_histograms(train):
 
     plugin = _make("nst-mr2", n_references=3, factor=2, iterations=[1, 1])
     gen = plugin.generate(train, plugin.n_synthetic(len(train)), np.random.default_rng(2))
+    assert len(gen) == plugin.n_synthetic(len(train)) > 0  # the loop below must see images
     index = {i: k for k, i in enumerate(train.ids)}
     for image, rec in zip(gen.images, gen.provenance, strict=True):
         styles = [index[s] for s in rec["style_ids"]]

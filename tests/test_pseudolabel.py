@@ -93,6 +93,7 @@ def test_five_folds_never_use_held_out_images_as_content_or_style(phantom_set):
     """The whole protocol on the phantom: per fold, the augmenter sees only the fold's source images;
     the provenance of every synthetic image is checked against the fold's validation and test sets."""
     folds = fold_plan(phantom_set.ids, phantom_set.labels, n_folds=5, seed=0)
+    assert len(folds) == 5
     index = {img_id: k for k, img_id in enumerate(phantom_set.ids)}
     for fold in folds:
         keep = [index[i] for i in fold.sources]
@@ -116,6 +117,8 @@ def registered():
 @pytest.mark.parametrize("check", ["params", "descriptions", "mode", "n_synthetic", "generate_output",
                                    "provenance", "deterministic", "seed_matters", "no_mutation"])
 def test_contract(registered, check):
-    for c in contract.checks("augmenter", registered):
-        if c.id.split("[")[0] == check:
-            c.run()
+    found = [c for c in contract.checks("augmenter", registered) if c.id.split("[")[0] == check]
+    want = [f"n_synthetic[{n}]" for n in (0, 1, 12, 800)] if check == "n_synthetic" else [check]
+    assert [c.id for c in found] == want  # a renamed or dropped check must not pass by matching nothing
+    for c in found:
+        c.run()

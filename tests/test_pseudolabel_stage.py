@@ -85,6 +85,7 @@ def test_every_fold_sees_only_its_sources_and_a_rerun_keeps_finished_folds(prepa
     table = pseudolabel.pseudolabel(params, prepared, pseudolabel.read_groups(prepared_dir, prepared), out, reports)
     plan = read_json(out / "folds.json")
     label_of = dict(zip(prepared.ids, prepared.labels.tolist(), strict=True))
+    assert [entry["index"] for entry in plan["folds"]] == list(range(FOLDS))  # the loop below sees every fold
     tested = []
     for entry in plan["folds"]:
         sources, held = set(entry["sources"]), set(entry["val"]) | set(entry["test"])

@@ -26,7 +26,10 @@ from bench.errors import DataError
 ROOT = Path(__file__).resolve().parents[1]
 ALWAYS = ["provenance", "metrics", "significance", "classifiers", "parameters", "drs", "samples", "confusion",
           "papers", "files"]
-OPTIONAL = ["lrp", "gan", "pseudolabel", "quality", "speedup", "figures"]
+# each optional section, in page order, with the report files (globs) whose presence brings it in
+EXTRA_FILES = {"lrp": ("lrp.csv", "lrp/*.png"), "gan": ("figures/gan_*.png",), "pseudolabel": ("pseudolabel.csv",),
+               "quality": ("quality.csv",), "speedup": ("speedup.csv", "speedup.png")}
+OPTIONAL = [*EXTRA_FILES, "figures"]
 HOSTILE = '<img src=x onerror="console.error(\'escaped?\')">&amp;'
 
 
@@ -94,9 +97,19 @@ def pngs(folder: Path) -> list[Path]:
 def committed_sections(reports: Path) -> list[str]:
     """The committed report's sections: the fixed ones, plus each optional one whose CSV the
     pipeline wrote (LRP: the train stage explains every classifier; speedup: the scaling stage)."""
-    present = [extra.id for extra in html_report.EXTRAS
-               if (extra.csv and (reports / extra.csv).is_file()) or (extra.images and any(reports.glob(extra.images)))]
+    present = [section for section, files in EXTRA_FILES.items() if any(any(reports.glob(f)) for f in files)]
     return ALWAYS[:-2] + present + ALWAYS[-2:]
+
+
+@pytest.mark.parametrize("section", list(EXTRA_FILES))
+def test_each_optional_section_needs_its_files(reports: Path, section: str):
+    expected = committed_sections(reports)
+    assert section in expected  # the committed report has every optional section's files
+    for pattern in EXTRA_FILES[section]:
+        for path in reports.glob(pattern):
+            path.unlink()
+    _, page = render(reports)
+    assert list(page.sections) == [s for s in expected if s != section]
 
 
 def test_sections_of_the_committed_report(reports: Path):

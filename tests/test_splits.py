@@ -149,19 +149,19 @@ def test_kfold_stratified_singletons():
 
 
 @pytest.mark.parametrize(
-    "ratios",
+    ("ratios", "problem"),
     [
-        (0.5, 0.5, 0.5),
-        (0.7, 0.3),
-        (1.1, -0.05, -0.05),
-        (float("nan"), 0.5, 0.5),
-        ("a", 0.5, 0.5),
-        (0.7, 0.15, 0.1499),
+        ((0.5, 0.5, 0.5), r"must sum to 1, got \[0\.5, 0\.5, 0\.5\] \(sum 1\.5\)"),
+        ((0.7, 0.3), r"must be three numbers \(train, val, test\), got 2"),
+        ((1.1, -0.05, -0.05), "must be finite and non-negative"),
+        ((float("nan"), 0.5, 0.5), "must be finite and non-negative"),
+        (("a", 0.5, 0.5), "must be three numbers, got"),
+        ((0.7, 0.15, 0.1499), r"must sum to 1, .*\(sum 0\.9999\)"),
     ],
 )
-def test_bad_ratios(ratios):
+def test_bad_ratios(ratios, problem):
     labels, groups = singletons({"a": 30})
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ConfigError, match=problem) as info:
         stratified_group_split(labels, groups, ratios=ratios)
     assert info.value.key == "split.ratios"
 
@@ -184,10 +184,10 @@ def test_small_class_repaired_into_every_split():
 def test_bad_arguments():
     labels, groups = singletons({"a": 30})
     for bad in (1, 0, 2.0, True):
-        with pytest.raises(ConfigError) as info:
+        with pytest.raises(ConfigError, match=f"must be an integer >= 2, got {bad}") as info:
             stratified_group_kfold(labels, groups, n_folds=bad)
         assert info.value.key == "split.n_folds"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"labels and groups differ in length \(30 vs 29\)"):
         stratified_group_split(labels, groups[:-1])
     assert stratified_group_split([], []).shape == (0,)
     assert stratified_group_kfold([], []).shape == (0,)

@@ -104,20 +104,24 @@ def test_equivalent_number_of_looks():
     assert equivalent_number_of_looks(np.full(5, 0.3)) == float("inf")
     intensity = _rayleigh(np.random.default_rng(3), 200_000) ** 2  # single-look intensity: ENL = 1
     assert equivalent_number_of_looks(intensity) == pytest.approx(1.0, rel=0.02)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least 2 pixels"):
         equivalent_number_of_looks(np.array([1.0]))
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [{"n_iter": -1}, {"n_iter": 1.5}, {"dt": 0.0}, {"dt": 1.5}, {"q0": 0.0}],
+    ("kwargs", "problem"),
+    [({"n_iter": -1}, "n_iter must be an integer >= 0, got -1"), ({"n_iter": 1.5}, "n_iter must be an integer"),
+     ({"dt": 0.0}, r"dt must be in \(0, 1\]"), ({"dt": 1.5}, r"dt must be in \(0, 1\].*got 1\.5"),
+     ({"q0": 0.0}, "q0 must be > 0")],
 )
-def test_bad_arguments_raise(kwargs):
-    with pytest.raises(ValueError):
+def test_bad_arguments_raise(kwargs, problem):
+    with pytest.raises(ValueError, match=problem):
         srad(np.ones((8, 8)), **kwargs)
 
 
-@pytest.mark.parametrize("image", [np.ones(8), -np.ones((8, 8)), np.full((8, 8), np.nan)])
-def test_bad_images_raise(image):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(("image", "problem"), [(np.ones(8), r"non-empty 2-D array, got shape \(8,\)"),
+                                              (-np.ones((8, 8)), "finite and non-negative"),
+                                              (np.full((8, 8), np.nan), "finite and non-negative")])
+def test_bad_images_raise(image, problem):
+    with pytest.raises(ValueError, match=problem):
         srad(image)

@@ -95,7 +95,7 @@ def test_the_augment_stage_resumes_the_gan_from_its_checkpoint_folder(tmp_path, 
         real_write_json(path, content)
 
     monkeypatch.setattr(augment, "write_json", killed)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="killed before the output was complete"):
         augment.augment(params(4), prepared, NAME, out)
     monkeypatch.setattr(augment, "write_json", real_write_json)
     assert (out / augment.CHECKPOINT / CHECKPOINT).is_file()

@@ -49,9 +49,9 @@ def test_non_finite_scores_raise_numerical_error(bad):
     s = np.array([0.1, bad, 0.7, bad])
     with pytest.raises(NumericalError, match=r"y_score contains .*out of 4"):
         binary_metrics([0, 1, 0, 1], s)
-    with pytest.raises(NumericalError):
+    with pytest.raises(NumericalError, match=r"y_score contains .*out of 4 predictions; the model output is not"):
         bootstrap_ci([0, 1, 0, 1], s, n_resamples=10)
-    with pytest.raises(NumericalError):
+    with pytest.raises(NumericalError, match=r"y_score contains .*out of 4 predictions; the model output is not"):
         roc_curve_points([0, 1, 0, 1], s)
 
 

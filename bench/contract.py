@@ -146,6 +146,46 @@ def run_augmenter(name: str, train: ImageSet, seed: int) -> tuple[Generated, np.
     return plugin.generate(train, plugin.n_synthetic(len(train)), rng), rng
 
 
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One seeded ``fit`` + ``generate`` of an augmenter (``run_augmenter``): what the output
+    checks inspect. The checks only read it, so one run serves them all."""
+
+    before: ImageSet  # a copy of the training set taken before the run
+    train: ImageSet  # the training set the plugin was given, as the plugin left it
+    generated: Generated
+    rng: np.random.Generator  # the generator after fit and generate
+    seed: int
+
+
+def _copy(train: ImageSet) -> ImageSet:
+    return ImageSet(train.images.copy(), train.labels.copy(), list(train.ids))
+
+
+def seeded_run(name: str, train: ImageSet | None = None, seed: int = SEED) -> Run:
+    """Run augmenter ``name`` on ``train`` (default: a fresh check set) with ``seed``."""
+    train = phantom() if train is None else train
+    before = _copy(train)
+    generated, rng = run_augmenter(name, train, seed)
+    return Run(before, train, generated, rng, seed)
+
+
+def shared_run(name: str) -> Run:
+    """``seeded_run(name)`` on the check set with ``SEED``, made once per process for each
+    registered class: the output checks share it instead of fitting and generating again
+    (``check_deterministic`` and ``check_seed_matters`` still make their second run)."""
+    return _shared_run(name, registry.get("augmenter", name))
+
+
+@functools.lru_cache(maxsize=32)
+def _shared_run(name: str, cls: type) -> Run:  # cls: a name registered anew is run anew
+    return seeded_run(name)
+
+
+def _run(name: str, train: ImageSet | None, run: Run | None) -> Run:
+    return seeded_run(name, train) if run is None else run
+
+
 def check_mode(name: str) -> None:
     mode = registry.get("augmenter", name).mode
     _expect(mode in {"append", "replace"}, name, f"mode is {mode!r}, expected 'append' or 'replace'")
@@ -159,9 +199,14 @@ def check_n_synthetic(name: str, n_train: int) -> None:
     _expect(k >= 0, name, f"n_synthetic({n_train}) returned {k}, expected >= 0")
 
 
-def check_generate_output(name: str, train: ImageSet) -> None:
+# The output checks below take ``run``, a seeded run to inspect (``shared_run``), or else run the
+# plugin on ``train`` (default: a fresh check set) with ``SEED`` themselves.
+
+
+def check_generate_output(name: str, train: ImageSet | None = None, run: Run | None = None) -> None:
     """Shape, dtype, range and labels of ``generate``'s output, and the augment stage's own checks."""
-    gen, _ = run_augmenter(name, train, SEED)
+    run = _run(name, train, run)
+    gen, train = run.generated, run.before
     n = augmenter(name).n_synthetic(len(train))
     _expect(isinstance(gen, Generated), name, f"generate returned {type(gen).__name__}, not Generated")
     expected = (n, *train.images.shape[1:])
@@ -188,10 +233,10 @@ def _check_labels(name: str, labels: np.ndarray, n: int) -> None:
     _expect(set(labels.tolist()) <= {0, 1}, name, f"labels {sorted(set(labels.tolist()))} are not all 0/1")
 
 
-def check_provenance(name: str, train: ImageSet) -> None:
+def check_provenance(name: str, train: ImageSet | None = None, run: Run | None = None) -> None:
     """Every record names training images only (``source_id``, ``style_ids``) and is plain JSON."""
-    gen, _ = run_augmenter(name, train, SEED)
-    ids = set(train.ids)
+    run = _run(name, train, run)
+    gen, ids = run.generated, set(run.before.ids)
     for i, rec in enumerate(gen.provenance):
         _expect(rec.get("source_id") in ids, name, f"provenance {i} has source_id "
                 f"{rec.get('source_id')!r}, not a training image id: {rec}")
@@ -203,10 +248,12 @@ def check_provenance(name: str, train: ImageSet) -> None:
             raise AssertionError(f"{name}: provenance {i} is not plain JSON ({exc}): {rec}") from exc
 
 
-def check_deterministic(name: str, train: ImageSet) -> None:
-    """The same seed gives the same images, labels and provenance."""
-    a, _ = run_augmenter(name, train, SEED)
-    b, _ = run_augmenter(name, train, SEED)
+def check_deterministic(name: str, train: ImageSet | None = None, run: Run | None = None) -> None:
+    """The same seed gives the same images, labels and provenance (a second run, on a copy of the
+    first one's input)."""
+    first = _run(name, train, run)
+    a = first.generated
+    b = seeded_run(name, _copy(first.before), first.seed).generated
     _expect_equal(a.images, b.images, name, "images differ for the same seed")
     _expect_equal(a.labels, b.labels, name, "labels differ for the same seed")
     _expect(_same_records(a.provenance, b.provenance), name, "provenance differs for the same seed")
@@ -228,25 +275,27 @@ def _same_records(a: Any, b: Any) -> bool:
     return a == b
 
 
-def check_seed_matters(name: str, train: ImageSet) -> None:
+def check_seed_matters(name: str, train: ImageSet | None = None, run: Run | None = None) -> None:
     """A plugin that draws from ``rng`` gives other output for another seed; one that does not
     draws from no hidden randomness either. NotApplicable when it generates nothing."""
-    a, rng = run_augmenter(name, train, SEED)
+    first = _run(name, train, run)
+    a, rng, seed = first.generated, first.rng, first.seed
     if len(a) == 0:
         raise NotApplicable(f"{name} generates nothing by default")
-    b, _ = run_augmenter(name, train, OTHER_SEED)
-    drew = rng.bit_generator.state != np.random.default_rng(SEED).bit_generator.state
+    other = OTHER_SEED if seed != OTHER_SEED else SEED
+    b = seeded_run(name, _copy(first.before), other).generated
+    drew = rng.bit_generator.state != np.random.default_rng(seed).bit_generator.state
     same = np.array_equal(a.images, b.images) and a.provenance == b.provenance
     if drew:
-        _expect(not same, name, f"draws from rng but seeds {SEED} and {OTHER_SEED} give the same output")
+        _expect(not same, name, f"draws from rng but seeds {seed} and {other} give the same output")
     else:  # no draws from rng: the output must not depend on hidden randomness either
         _expect(same, name, "does not use rng, yet its output changes between runs")
 
 
-def check_no_mutation(name: str, train: ImageSet) -> None:
+def check_no_mutation(name: str, train: ImageSet | None = None, run: Run | None = None) -> None:
     """``train`` is left as it was, and the output does not share memory with it."""
-    images, labels, ids = train.images.copy(), train.labels.copy(), list(train.ids)
-    gen, _ = run_augmenter(name, train, SEED)
+    run = _run(name, train, run)
+    images, labels, ids, train, gen = run.before.images, run.before.labels, run.before.ids, run.train, run.generated
     _expect_equal(train.images, images, name, "changed the training images")
     _expect_equal(train.labels, labels, name, "changed the training labels")
     _expect(train.ids == ids, name, "changed the training ids")
@@ -346,10 +395,14 @@ def _with_phantom(func: Callable, name: str) -> Callable[[], None]:
 def _augmenter_checks(name: str) -> list[Check]:
     found = [Check("mode", functools.partial(check_mode, name))]
     found += [Check(f"n_synthetic[{n}]", functools.partial(check_n_synthetic, name, n)) for n in N_TRAIN_SIZES]
-    found += [Check(func.__name__.removeprefix("check_"), _with_phantom(func, name))
+    found += [Check(func.__name__.removeprefix("check_"), _on_shared_run(func, name))
               for func in (check_generate_output, check_provenance, check_deterministic, check_seed_matters,
                            check_no_mutation)]
     return found
+
+
+def _on_shared_run(func: Callable, name: str) -> Callable[[], None]:
+    return lambda: func(name, run=shared_run(name))
 
 
 def _classifier_checks(name: str) -> list[Check]:

@@ -34,11 +34,15 @@ def _backbone_layers(model) -> list:
     return out
 
 
-@functools.cache
-def built(name: str, mode: str) -> dict:
-    """What the freezing test needs of ``name`` built in ``mode`` at 32 px (built once)."""
-    tf.keras.utils.set_random_seed(0)
-    model = registry.create("classifier", name, transfer=mode).build((SIZE, SIZE, 3), 2)
+@pytest.fixture
+def built(classifier_model):
+    """``built(name, mode)``: what the freezing tests need of ``name`` built in ``mode`` at 32 px
+    (the session's shared model, seed 0; only read)."""
+    return functools.partial(_built, classifier_model)
+
+
+def _built(classifier_model, name: str, mode: str) -> dict:
+    _, model = classifier_model(name, (SIZE, SIZE, 3), transfer=mode)
     layers = _backbone_layers(model)
     bn = tf.keras.layers.BatchNormalization
     info = {"order": [la.name for la in layers],
@@ -50,7 +54,6 @@ def built(name: str, mode: str) -> dict:
             "backbone_input": [tuple(la.input_shape[1:3]) for la in model.layers if isinstance(la, tf.keras.Model)],
             "trainable": _keras.count(model.trainable_weights),
             "non_trainable": _keras.count(model.non_trainable_weights)}
-    tf.keras.backend.clear_session()
     return info
 
 
@@ -68,7 +71,7 @@ def expected_last_block(name: str, order: list[str]) -> set[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "mode"), CASES)
-def test_transfer_mode_freezes_exactly_what_it_says(name, mode):
+def test_transfer_mode_freezes_exactly_what_it_says(name, mode, built):
     info = built(name, mode)
     head = {n for n in info["can_train"] if n.startswith("head_")}
     drs = {n for n in info["order"] if n.endswith("_drs")}
@@ -86,14 +89,14 @@ def test_transfer_mode_freezes_exactly_what_it_says(name, mode):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in MODES if n != "drs-resnet101"])
-def test_counts_grow_from_feature_extraction_to_finetune_all(name):
+def test_counts_grow_from_feature_extraction_to_finetune_all(name, built):
     fe, last, full = (built(name, m) for m in PLAIN)
     assert fe["trainable"] < last["trainable"] < full["trainable"]
     assert len({c["trainable"] + c["non_trainable"] for c in (fe, last, full)}) == 1  # same network
 
 
 @pytest.mark.slow
-def test_drs_counts_grow_with_the_mode():
+def test_drs_counts_grow_with_the_mode(built):
     drs, last, full = (built("drs-resnet101", m) for m in MODES["drs-resnet101"][:3])
     plain_last = built("drs-resnet101", "finetune-last-block")
     assert drs["trainable"] < last["trainable"] < full["trainable"]
@@ -101,7 +104,7 @@ def test_drs_counts_grow_with_the_mode():
 
 
 @pytest.mark.slow
-def test_inceptionv3_built_for_32_px_upsizes_to_75_inside_the_model():
+def test_inceptionv3_built_for_32_px_upsizes_to_75_inside_the_model(built):
     info = built("inceptionv3", "finetune-all")
     assert "upsize" in info["top"] and info["backbone_input"] == [(75, 75)]
     assert "upsize" not in built("resnet50", "finetune-all")["top"]
@@ -142,7 +145,7 @@ def test_input_size_is_raised_to_the_architecture_minimum(name, image, expected)
 
 @pytest.mark.parametrize(("name", "too_small"), [("inceptionv3", 74), ("efficientnetb0", 31), ("drs-resnet101", 31)])
 def test_an_explicit_input_size_below_the_minimum_is_a_config_error(name, too_small):
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ConfigError, match=f"needs at least {too_small + 1} px") as info:
         registry.create("classifier", name, input_size=too_small)
     assert info.value.key == f"classifier.{name}.input_size"
     assert registry.create("classifier", name, input_size=too_small + 1).input_size(8) == too_small + 1
@@ -302,7 +305,7 @@ def test_paper_recipes_are_the_defaults():
 
 
 def test_a_beta_grid_needs_adam():
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ConfigError, match="beta_1 is an Adam parameter; the optimizer is sgd") as info:
         registry.create("classifier", "resnet50", grid_beta_1=[0.9, 0.95])
     assert info.value.key == "classifier.resnet50.grid_beta_1"
 
@@ -329,7 +332,7 @@ def test_params_count_command(capsys):
 
 
 @pytest.mark.slow
-def test_train_stage_upsizes_for_inceptionv3_and_records_the_mode(tmp_path_factory, tmp_path):
+def test_train_stage_upsizes_for_inceptionv3_and_records_the_mode(tmp_path_factory, tmp_path, built):
     import pandas as pd
 
     from bench.stages import train

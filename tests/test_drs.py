@@ -29,13 +29,17 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def plain_weights(tmp_path_factory):
-    """A no-top ResNet101 with fixed-seed random weights saved to a file, and its weights."""
+def plain_resnet101():
+    """A no-top ResNet101 with fixed-seed random weights (only read)."""
     tf.keras.utils.set_random_seed(4321)
-    plain = tf.keras.applications.ResNet101(include_top=False, weights=None, input_shape=SHAPE)
+    return tf.keras.applications.ResNet101(include_top=False, weights=None, input_shape=SHAPE)
+
+
+@pytest.fixture(scope="module")
+def plain_weights(tmp_path_factory, plain_resnet101):
+    """``plain_resnet101``'s weights saved to a file."""
     path = tmp_path_factory.mktemp("weights") / "resnet101_notop.h5"
-    plain.save_weights(str(path))
-    tf.keras.backend.clear_session()
+    plain_resnet101.save_weights(str(path))
     return path
 
 
@@ -75,7 +79,7 @@ def test_drs_layer_config_round_trip():
 
 
 @pytest.mark.slow
-def test_drs_sits_between_add_and_relu_and_starts_as_the_plain_network(plain_weights):
+def test_drs_sits_between_add_and_relu_and_starts_as_the_plain_network(plain_weights, plain_resnet101):
     tf.keras.utils.set_random_seed(0)
     model = registry.create("classifier", "drs-resnet101", weights=str(plain_weights)).build(SHAPE, 2)
     assert [layer.name for layer in drs.drs_layers(model)] == [f"{b}_drs" for b in BLOCKS]
@@ -84,8 +88,7 @@ def test_drs_sits_between_add_and_relu_and_starts_as_the_plain_network(plain_wei
         assert model.get_layer(f"{block}_drs").inbound_nodes[0].inbound_layers.name == f"{block}_add"
         assert model.get_layer(f"{block}_out").inbound_nodes[0].inbound_layers.name == f"{block}_drs"
 
-    plain = tf.keras.applications.ResNet101(include_top=False, weights=None, input_shape=SHAPE)
-    plain.load_weights(str(plain_weights))
+    plain = plain_resnet101  # the weights in plain_weights
     x = _images(4)
     probe = tf.keras.Model(model.inputs, model.get_layer("conv5_block3_out").output)
     expected = plain(x, training=False).numpy()
@@ -153,17 +156,21 @@ def test_saved_and_reloaded_drs_network_predicts_identically(tmp_path):
 
 
 @pytest.mark.slow
-def test_drs_resnet101_architecture_round_trips_through_its_config():
-    tf.keras.utils.set_random_seed(0)
-    model = registry.create("classifier", "drs-resnet101", transfer="drs+finetune-last-block").build(SHAPE, 2)
-    _randomise_drs(model, seed=1)
-    again = tf.keras.models.model_from_json(model.to_json())
-    again.set_weights(model.get_weights())
-    x = _images(3, seed=2)
-    assert [la.name for la in again.layers] == [la.name for la in model.layers]
-    logits = [tf.keras.Model(m.inputs, m.get_layer("head_dense").output)(x).numpy() for m in (model, again)]
-    np.testing.assert_array_equal(logits[0], logits[1])
-    assert np.ptp(logits[0]) > 0
+def test_drs_resnet101_architecture_round_trips_through_its_config(classifier_model):
+    _, model = classifier_model("drs-resnet101", SHAPE, transfer="drs+finetune-last-block")  # shared, seed 0
+    built = [layer.get_weights() for layer in drs.drs_layers(model)]
+    try:
+        _randomise_drs(model, seed=1)
+        again = tf.keras.models.model_from_json(model.to_json())
+        again.set_weights(model.get_weights())
+        x = _images(3, seed=2)
+        assert [la.name for la in again.layers] == [la.name for la in model.layers]
+        logits = [tf.keras.Model(m.inputs, m.get_layer("head_dense").output)(x).numpy() for m in (model, again)]
+        np.testing.assert_array_equal(logits[0], logits[1])
+        assert np.ptp(logits[0]) > 0
+    finally:  # the shared model goes back to its built weights
+        for layer, weights in zip(drs.drs_layers(model), built, strict=True):
+            layer.set_weights(weights)
     tf.keras.backend.clear_session()
 
 

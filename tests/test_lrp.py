@@ -23,11 +23,6 @@ RULES = [("alpha-beta", {"alpha": 2.0, "beta": 1.0}), ("alpha-beta", {"alpha": 1
 RULE_IDS = ["a2b1", "a1b0", "epsilon", "z-plus", "box-a2b1"]
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
-
-
 def _randomise_batchnorm(model, seed: int) -> None:
     """Non-trivial γ (one negative), β, moving mean and variance for every BatchNormalization."""
     rng = np.random.default_rng(seed)
@@ -692,19 +687,14 @@ def test_resnet50_relevance_is_finite_and_shaped_like_the_input(resnet50, rng):
 
 
 @pytest.mark.slow
-def test_project_resnet50_classifier_is_supported(rng):
+def test_project_resnet50_classifier_is_supported(rng, classifier_model):
     """The resnet50 plugin: nested backbone, Panigrahi head (BN, LeakyReLU, Dropout, softmax)."""
-    from bench import registry
-
-    tf.keras.utils.set_random_seed(8)
-    clf = registry.create("classifier", "resnet50")
-    model = clf.build((32, 32, 3), 2)
+    clf, model = classifier_model("resnet50", (32, 32, 3))  # shared, seed 0; LRP only reads it
     x = clf.preprocess(rng.random((2, 32, 32), dtype=np.float32))
     graph = lrp.canonize(model)
     assert "head_bn" not in graph.folded and lrp.canonization_error(model, x) < 1e-5
     r = lrp.explain(graph, x)
     assert r.shape == x.shape and np.isfinite(r).all()
-    tf.keras.backend.clear_session()
 
 
 # --------------------------------------------------------------------------- EfficientNetB0
@@ -756,14 +746,10 @@ def test_efficientnetb0_a1b0_and_zplus_keep_the_logit_sign(efficientnetb0, rng):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("head", "size"), [("softmax", 32), ("sigmoid", 16)])
-def test_project_efficientnetb0_classifier_is_supported(head, size, rng):
+def test_project_efficientnetb0_classifier_is_supported(head, size, rng, classifier_model):
     """The efficientnetb0 plugin (Fedoruk 2022): nested backbone with its in-model Rescaling and
     Normalization; the sigmoid head's SigmoidPair; a 16 px model upsizes by a bilinear Resizing."""
-    from bench import registry
-
-    tf.keras.utils.set_random_seed(13)
-    clf = registry.create("classifier", "efficientnetb0", head=head)
-    model = clf.build((size, size, 3), 2)
+    clf, model = classifier_model("efficientnetb0", (size, size, 3), head=head)  # shared, seed 0
     x = clf.preprocess(rng.random((2, size, size), dtype=np.float32))
     graph = lrp.canonize(model)
     kinds = {type(op.layer).__name__ for op in graph.ops}
@@ -772,4 +758,3 @@ def test_project_efficientnetb0_classifier_is_supported(head, size, rng):
     assert lrp.canonization_error(model, x) < 1e-5
     r = lrp.explain(graph, x)
     assert r.shape == x.shape and np.isfinite(r).all() and np.abs(r).max() > 0
-    tf.keras.backend.clear_session()

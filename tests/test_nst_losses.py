@@ -18,11 +18,7 @@ tf = pytest.importorskip("tensorflow")
 from bench.nst import losses  # noqa: E402
 
 M, N = 6, 5  # positions, channels
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(1234)
+RNG_SEED = 1234  # the seed of the rng fixture (tests/conftest.py) for this module
 
 
 def _feats(rng, b=3, m=M, n=N, shift=0.0):

@@ -7,10 +7,7 @@ import pytest
 
 from bench import quality
 
-
-@pytest.fixture
-def rng() -> np.random.Generator:
-    return np.random.default_rng(2024)
+RNG_SEED = 2024  # the seed of the rng fixture (tests/conftest.py) for this module
 
 
 def test_full_reference_metrics_match_hand_values():

@@ -30,11 +30,9 @@ def trainable_count(layer_or_model) -> int:
 
 
 @pytest.fixture(scope="module")
-def default_model():
-    tf.keras.utils.set_random_seed(0)
-    clf, model = build()
-    yield clf, model
-    tf.keras.backend.clear_session()
+def default_model(classifier_model):
+    """The default ResNet50 (seed 0) from the session's shared models; these tests only read it."""
+    return classifier_model("resnet50", SHAPE)
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +187,7 @@ def test_nonexistent_weights_file_raises(tmp_path):
 
 
 def test_weights_spec_that_is_neither_keyword_nor_path_is_a_config_error():
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ConfigError, match="'imagenet21k' is not 'imagenet', 'none' or a weights file path") as info:
         registry.create("classifier", "resnet50", weights="imagenet21k")
     assert info.value.key == "classifier.resnet50.weights"
 

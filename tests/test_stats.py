@@ -33,9 +33,7 @@ from bench.stats import (
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def rng() -> np.random.Generator:
-    return np.random.default_rng(20240611)
+RNG_SEED = 20240611  # the seed of the rng fixture (tests/conftest.py) for this module
 
 
 def psi(x: float, y: float) -> float:
@@ -205,6 +203,7 @@ def test_delong_ci_scales(rng):
     logit = delong_ci(y, s, 0.95)
     auc = roc_auc_score(y, s)
     se = (plain.high - plain.low) / (2 * 1.959963984540054)
+    assert se**2 == pytest.approx(delong_reference(list(y), list(s), list(s))["cov"][0, 0], rel=1e-10)
     assert plain.value == logit.value == pytest.approx(auc, abs=1e-12)
     assert plain.value - plain.low == pytest.approx(plain.high - plain.value, rel=1e-12)
     # the logit interval is the plain one pushed through logit/expit (delta method)
@@ -296,8 +295,8 @@ def test_ranksum_p_value_shrinks_with_resamples_while_delong_does_not(small_diff
     assert p[10] > 0.05  # "not significant" with few resamples ...
     assert p[10] > p[100] > p[1000] > p[10000]
     assert p[10000] < 1e-20  # ... "overwhelmingly significant" with many
-    # DeLong's p-value is a function of the data only
-    assert delong_test(y, s_a, s_b).p_value == delong.p_value
+    # DeLong's p-value is a function of the data only: the quadratic reference gives it without resampling
+    assert delong.p_value == pytest.approx(delong_reference(list(y), list(s_a), list(s_b))["p"], rel=1e-10)
 
 
 def test_ranksum_is_reproducible_and_trivial_for_identical_models(small_difference):
@@ -350,6 +349,7 @@ def test_bootstrap_sd_uses_the_same_resamples_as_bootstrap_ci(rng):
         width = ci[name].high - ci[name].low
         assert width / (2 * 1.96) == pytest.approx(sd[name], rel=0.15)
     assert bootstrap_sd(y, s, 50, seed=4) == bootstrap_sd(y, s, 50, seed=4)
+    assert bootstrap_sd(y, s, 50, seed=4)["auc"] != bootstrap_sd(y, s, 50, seed=5)["auc"]  # the seed draws them
     one_class_pred = bootstrap_sd(y, s, 50, seed=4, threshold=100.0)
     assert math.isnan(one_class_pred["precision"]) and one_class_pred["recall"] == 0.0
 
@@ -391,11 +391,13 @@ def test_compare_to_baseline(rng):
     baseline_row = frame.iloc[0]
     assert baseline_row["auc_diff"] == 0.0
     assert baseline_row[["delong_z", "delong_p", "delong_p_holm", "ranksum_p"]].isna().all()
+    assert list(frame["run"][1:]) == ["better", "noise", "same"]
     for _, row in frame.iloc[1:].iterrows():
-        direct = delong_test(y, runs[row["run"]], base)
+        ref = delong_reference(list(y), list(runs[row["run"]]), list(base))
         assert row["auc"] == pytest.approx(roc_auc_score(y, runs[row["run"]]), abs=1e-12)
-        assert (row["auc_diff"], row["delong_z"], row["delong_p"]) == (
-            direct.diff, direct.z, direct.p_value)
+        assert row["auc_diff"] == pytest.approx(ref["auc"][0] - ref["auc"][1], abs=1e-12)
+        if row["run"] != "same":  # "same": zero variance, checked below
+            assert (row["delong_z"], row["delong_p"]) == pytest.approx((ref["z"], ref["p"]), rel=1e-9, abs=1e-12)
         ranksum = bootstrap_auc_ranksum(y, runs[row["run"]], base, 300, seed=7)
         assert row["ranksum_p"] == ranksum.p_value
     np.testing.assert_array_equal(frame["delong_p_holm"], holm_adjust(frame["delong_p"]))
@@ -424,3 +426,7 @@ def test_bootstrap_sd_seeds_is_bootstrap_sd_for_one_seed_and_averages_over_seeds
     assert two["auc"] != pytest.approx(one["auc"], rel=1e-9)
     assert two["auc"] != pytest.approx(ens["auc"], rel=1e-9)
     assert 0 < two["auc"] < 0.2
+    # per resample, the mean over seeds of AUC(a) and AUC(-a) = 1 - AUC(a) is exactly 1/2: no spread;
+    # a rank-equivalent second seed has AUC(a) on every resample: the spread of one seed
+    assert stats.bootstrap_sd_seeds(y, [a, -a], n_resamples=300, seed=2)["auc"] == pytest.approx(0.0, abs=1e-12)
+    assert stats.bootstrap_sd_seeds(y, [a, 3 * a + 1], n_resamples=300, seed=2)["auc"] == pytest.approx(one["auc"])

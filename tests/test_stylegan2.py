@@ -28,11 +28,7 @@ from methods.augment.stylegan2 import StyleGAN2ADA, StyleGAN2Params
 pytestmark = pytest.mark.filterwarnings("ignore:non-integer arguments to randrange:DeprecationWarning")
 
 NAME = "stylegan2-ada"
-
-
-@pytest.fixture
-def rng() -> np.random.Generator:
-    return np.random.default_rng(1234)
+RNG_SEED = 1234  # the seed of the rng fixture (tests/conftest.py) for this module
 
 
 # --------------------------------------------------------------------------- modulated convolution
@@ -107,10 +103,13 @@ def test_ada_p_rises_when_d_overfits_and_falls_when_not():
 
 def test_ada_state_round_trips():
     ctrl = ada.AdaController(batch=8)
-    _feed(ctrl, 1.0, 6)
+    _feed(ctrl, 1.0, 6)  # one adjustment after 4 minibatches (+8·4/500k), then 2 minibatches of 8 reals
+    assert ctrl.state() == pytest.approx({"p": 8 * 4 / 500_000, "sign_sum": 16.0, "count": 16, "minibatches": 6,
+                                          "last_rt": 1.0})
     again = ada.AdaController(batch=8)
     again.load(ctrl.state())
     assert again.state() == ctrl.state()
+    assert _feed(again, 1.0, 2) == _feed(ctrl, 1.0, 2) == [8 * 4 / 500_000, 2 * 8 * 4 / 500_000]
 
 
 def test_augment_is_identity_at_p0_and_exact_for_flips_and_quarter_turns(rng):
@@ -131,7 +130,10 @@ def test_augment_is_differentiable_and_seeded(rng):
         total = tf.reduce_sum(ada.augment(x, 1.0, seed) ** 2)
     grad = tape.gradient(total, x)
     assert grad is not None and float(tf.reduce_sum(tf.abs(grad))) > 0
-    np.testing.assert_array_equal(ada.augment(x, 0.7, seed).numpy(), ada.augment(x, 0.7, seed).numpy())
+    y = ada.augment(x, 0.7, seed).numpy()
+    np.testing.assert_array_equal(y, ada.augment(x, 0.7, seed).numpy())  # stateless: the seed fixes the draw
+    assert not np.allclose(y, x.numpy(), atol=1e-3)  # p = 0.7 does change the images
+    assert not np.allclose(y, ada.augment(x, 0.7, tf.constant([1, 3], tf.int32)).numpy(), atol=1e-3)
 
 
 def test_augment_translation_shifts_by_whole_pixels():
@@ -229,9 +231,11 @@ CHECKS = ["params", "descriptions", "mode", "n_synthetic", "generate_output", "p
 
 @pytest.mark.parametrize("check", CHECKS)
 def test_contract(registered, check):
-    for c in contract.checks("augmenter", registered):
-        if c.id.split("[")[0] == check:
-            c.run()
+    found = [c for c in contract.checks("augmenter", registered) if c.id.split("[")[0] == check]
+    want = [f"n_synthetic[{n}]" for n in (0, 1, 12, 800)] if check == "n_synthetic" else [check]
+    assert [c.id for c in found] == want  # a renamed or dropped check must not pass by matching nothing
+    for c in found:
+        c.run()
 
 
 def test_parameters_are_checked():
@@ -243,7 +247,7 @@ def test_parameters_are_checked():
     assert p.gamma() == pytest.approx(0.0002 * 32**2 / 32) and p.ema() == pytest.approx(10.0)
 
 
-def test_minority_mode_generates_the_minority_class_with_nearest_sources(tmp_path):
+def test_minority_mode_generates_the_minority_class_with_nearest_sources(tmp_path, monkeypatch):
     train = contract.phantom()
     keep = np.flatnonzero((train.labels == 0) | (np.arange(len(train)) % 2 == 0))  # fewer malignant
     train = type(train)(train.images[keep], train.labels[keep], [train.ids[i] for i in keep])
@@ -262,5 +266,11 @@ def test_minority_mode_generates_the_minority_class_with_nearest_sources(tmp_pat
     assert (tmp_path / "shards" / CHECKPOINT).is_file() and (tmp_path / TRAIN_LOG).is_file()
     again = StyleGAN2ADA(StyleGAN2Params(classes="minority", n_per_class=3))
     again.resources = {"checkpoint_dir": tmp_path / "shards", "log_dir": tmp_path}
+
+    def no_training(trainer):  # retraining from scratch would give the same weights: forbid it
+        raise AssertionError(f"trained again from step {trainer.step} instead of resuming")
+
+    monkeypatch.setattr(Trainer, "train_step", no_training)
     again.fit(train, np.random.default_rng(0))  # resumes at the last step: nothing left to train
+    assert again.run_info["steps"] == plugin.run_info["steps"] == plugin.params.steps > 0
     assert again.weights_digest() == plugin.weights_digest()

@@ -83,6 +83,9 @@ class KerasParams:
         "source": "grid selection criterion, on the validation split only"})
     bn_recalibration_images: int = field(default=0, metadata={
         "source": "ours: precise-BN re-estimation for random init (Wu & Johnson 2021); 0 = off"})
+    jit_compile: bool = field(default=False, metadata={
+        "source": "ours: XLA-compiled train step, max pooling as ShiftedMaxPooling2D (same forward, a "
+                  "deterministic gradient); faster on some CPUs, slower on others (docs/training-speed.md)"})
 
     MIN_INPUT_SIZE: ClassVar[int] = 32  # keras.applications obtain_input_shape(min_size=32)
     ARCH_NAME: ClassVar[str] = "the backbone"
@@ -209,7 +212,8 @@ OPTIMIZERS: dict[str, Callable] = {"sgd": _sgd, "adam": _adam}
 def compile_model(model, p) -> None:
     """Cross-entropy matching the output (one unit: binary, else categorical), accuracy metric."""
     loss = "binary_crossentropy" if model.output_shape[-1] == 1 else "categorical_crossentropy"
-    model.compile(optimizer=OPTIMIZERS[p.optimizer](p), loss=loss, metrics=["accuracy"])
+    model.compile(optimizer=OPTIMIZERS[p.optimizer](p), loss=loss, metrics=["accuracy"],
+                  jit_compile=bool(getattr(p, "jit_compile", False)))
 
 
 def count(weights) -> int:
@@ -244,6 +248,15 @@ class KerasApplicationClassifier(Classifier):
         """Names of the backbone layers that form its last block."""
         raise NotImplementedError
 
+    def training_backbone(self, input_shape):
+        """:meth:`backbone`, with its max pooling made XLA-deterministic when ``jit_compile``."""
+        base = self.backbone(input_shape)
+        if getattr(self.params, "jit_compile", False):
+            from methods.classify.layers import with_shifted_max_pooling
+
+            base = with_shifted_max_pooling(base)
+        return base
+
     def load_weights(self, base, weights_file: str, spec: str) -> None:
         base.load_weights(weights_file)
 
@@ -253,7 +266,7 @@ class KerasApplicationClassifier(Classifier):
         p = self.params
         weights_file, self.weights_description = resolve_weights(p.weights, self.arch)
         inputs, upsized = upsize_input(input_shape, self.Params.MIN_INPUT_SIZE)
-        base = self.backbone(tuple(upsized.shape[1:]))
+        base = self.training_backbone(tuple(upsized.shape[1:]))
         if weights_file:
             self.load_weights(base, weights_file, p.weights)
         frozen = p.transfer == "feature-extraction"

@@ -149,7 +149,7 @@ class DRSResNet101Classifier(KerasApplicationClassifier):
         p = self.params
         weights_file, self.weights_description = resolve_weights(p.weights, self.arch)
         inputs, upsized = upsize_input(input_shape, self.Params.MIN_INPUT_SIZE)
-        plain = self.backbone(tuple(upsized.shape[1:]))
+        plain = self.training_backbone(tuple(upsized.shape[1:]))
         if weights_file:
             self.load_weights(plain, weights_file, p.weights)
         features, drs_names = rebuild_with_drs(plain, upsized, with_drs=split_mode(p.transfer)[0])

@@ -51,3 +51,50 @@ class SigmoidPair(tf.keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], 2)
+
+
+@tf.keras.utils.register_keras_serializable(package="augbench")
+class ShiftedMaxPooling2D(tf.keras.layers.MaxPooling2D):
+    """``MaxPooling2D`` computed as the elementwise maximum of its pool_size[0] × pool_size[1]
+    strided shifts of the input. The forward result is the same maximum, so the outputs are
+    unchanged; the gradient goes through ``tf.maximum`` (a select) instead of ``MaxPoolGrad``,
+    which has no deterministic XLA implementation ("MaxPool gradient ops do not yet have a
+    deterministic XLA implementation" under ``enable_op_determinism``). Where several inputs of
+    a window tie for the maximum, the gradient may go to another of them than MaxPoolGrad's.
+    Channels-last only."""
+
+    def call(self, inputs):
+        if self.data_format != "channels_last":
+            raise ValueError(f"{self.name}: ShiftedMaxPooling2D supports channels_last only")
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        x = inputs
+        h, w = int(x.shape[1]), int(x.shape[2])
+        if self.padding == "same":  # TensorFlow's SAME: out = ceil(in / stride), padding never wins the max
+            oh, ow = -(-h // sh), -(-w // sw)
+            pad_h, pad_w = max((oh - 1) * sh + ph - h, 0), max((ow - 1) * sw + pw - w, 0)
+            x = tf.pad(x, [[0, 0], [pad_h // 2, pad_h - pad_h // 2], [pad_w // 2, pad_w - pad_w // 2], [0, 0]],
+                       constant_values=x.dtype.min)
+        else:
+            oh, ow = (h - ph) // sh + 1, (w - pw) // sw + 1
+        out = None
+        for i in range(ph):
+            for j in range(pw):
+                part = x[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :]
+                out = part if out is None else tf.maximum(out, part)
+        return out
+
+
+def with_shifted_max_pooling(model):
+    """A copy of functional ``model`` whose ``MaxPooling2D`` layers are :class:`ShiftedMaxPooling2D`
+    (same configuration, same weights everywhere else), so that it trains under XLA with op
+    determinism on; the model itself when it has no max pooling."""
+    if not any(type(layer) is tf.keras.layers.MaxPooling2D for layer in model.layers):
+        return model
+
+    def clone(layer):
+        kind = ShiftedMaxPooling2D if type(layer) is tf.keras.layers.MaxPooling2D else type(layer)
+        return kind.from_config(layer.get_config())
+
+    copy = tf.keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy

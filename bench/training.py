@@ -4,7 +4,7 @@ Works for any compiled binary classifier whose output is either two softmax
 probabilities (one-hot targets) or one sigmoid probability (0/1 targets). The
 parameters are read from the plugin's dataclass with defaults, so a plugin only
 needs the fields it uses: ``epochs``, ``batch_size`` (required); ``monitor``
-(``val_loss`` | ``val_accuracy``: best epoch kept, early stopping, lr plateau),
+(``val_loss`` | ``val_accuracy`` | ``val_auc``: best epoch kept, early stopping, lr plateau),
 ``early_stopping_patience`` / ``reduce_lr_patience`` (0 = off),
 ``reduce_lr_factor``, ``class_weight`` (``none`` | ``balanced``),
 ``bn_recalibration_images``; and for grids ``grid_learning_rate``,
@@ -157,14 +157,15 @@ def callbacks_for(p) -> list:
     import tensorflow as tf
 
     monitor = getattr(p, "monitor", "val_loss")
+    mode = "max" if higher_is_better(monitor) else "min"  # Keras' "auto" takes val_auc for a loss
     cbs = [tf.keras.callbacks.TerminateOnNaN()]
     lr_patience = getattr(p, "reduce_lr_patience", 3)
     if lr_patience:
         cbs.append(tf.keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=getattr(p, "reduce_lr_factor", 0.5),
-                                                        patience=lr_patience, verbose=0))
+                                                        patience=lr_patience, mode=mode, verbose=0))
     patience = getattr(p, "early_stopping_patience", None)
     if patience:
-        cbs.append(tf.keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
+        cbs.append(tf.keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, mode=mode,
                                                     restore_best_weights=False, verbose=0))
     cbs.append(restore_best_callback(monitor))
     return cbs
@@ -368,6 +369,8 @@ def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: i
                          epochs=epoch + 1, batch_size=p.batch_size, shuffle=False, class_weight=weights,
                          callbacks=in_fit, verbose=0)
         logs = {k: v[-1] for k, v in hist.history.items()}
+        if getattr(p, "monitor", "val_loss") == "val_auc":  # the AUC evaluate reports, on the val split
+            logs["val_auc"] = validation_auc(model, x_val, y_val)
         for cb in per_epoch:
             cb.on_epoch_end(epoch, logs)
         for k, v in logs.items():
@@ -390,6 +393,14 @@ def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: i
     if checkpoint is not None:
         checkpoint.save(model, history, per_epoch, seconds, done=True)
     return FitResult(model, history, best_epoch_index_of(history, p) + 1, seconds)
+
+
+def validation_auc(model, x_val, y_val) -> float:
+    """AUC of P(positive) on the validation images, after this epoch's BatchNorm re-estimation
+    (the ``monitor: val_auc`` criterion: what the report measures, on validation only)."""
+    from bench.metrics import binary_metrics
+
+    return float(binary_metrics(np.asarray(y_val), predict_positive(model, x_val))["auc"])
 
 
 def best_epoch_index_of(history: dict, p) -> int:

@@ -59,6 +59,40 @@ def test_fit_returns_model_at_best_validation_epoch():
     assert final == pytest.approx(min(val_loss), rel=1e-5)
 
 
+def test_fit_on_val_auc_keeps_the_epoch_with_the_highest_validation_auc():
+    """monitor: val_auc: the AUC of P(positive) on the validation split each epoch (the number the
+    report gives), the best epoch kept — not Keras' "auto" direction, which takes it for a loss."""
+    from types import SimpleNamespace
+
+    from sklearn.metrics import roc_auc_score
+
+    from bench.training import fit
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    y = (x[:, 0] > 0).astype(int)
+    xv, yv = x[:16], np.where(np.arange(16) % 3 == 0, 1 - y[:16], y[:16])  # partly flipped: AUC moves both ways
+    model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2, activation="softmax")])
+    model.compile(tf.keras.optimizers.SGD(0.5), "categorical_crossentropy")
+    p = SimpleNamespace(epochs=6, batch_size=16, monitor="val_auc", early_stopping_patience=None,
+                        reduce_lr_factor=0.5, reduce_lr_patience=100)
+    result = fit(model, p, x, y, xv, yv, verbose=0)
+    val_auc = result.history["val_auc"]
+    assert len(val_auc) == 6 and result.best_epoch == int(np.argmax(val_auc)) + 1
+    assert roc_auc_score(yv, model.predict(xv, verbose=0)[:, 1]) == pytest.approx(max(val_auc))
+
+
+def test_val_auc_callbacks_maximise():
+    from types import SimpleNamespace
+
+    from bench.training import callbacks_for
+
+    kinds = {type(cb).__name__: cb for cb in callbacks_for(SimpleNamespace(
+        monitor="val_auc", early_stopping_patience=3, reduce_lr_factor=0.5, reduce_lr_patience=2))}
+    assert kinds["EarlyStopping"].monitor_op is np.greater
+    assert kinds["ReduceLROnPlateau"].mode == "max"
+
+
 # --------------------------------------------------------------------------- monitors, class weights, heads
 
 

@@ -69,7 +69,7 @@ class KerasParams:
                   "sigmoid: GAP-Dense(1, sigmoid)"})
     dropout: float = field(default=0.5, metadata={"source": "panigrahi head only"})
     leaky_relu_alpha: float = field(default=0.3, metadata={"source": "panigrahi head only; Keras default"})
-    monitor: Literal["val_loss", "val_accuracy"] = field(default="val_loss", metadata={
+    monitor: Literal["val_loss", "val_accuracy", "val_auc"] = field(default="val_loss", metadata={
         "source": "best epoch kept, early stopping and lr reduction follow this"})
     early_stopping_patience: int = field(default=0, metadata={"source": "0 = no early stopping"})
     reduce_lr_factor: float = 0.5

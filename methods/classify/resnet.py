@@ -50,7 +50,7 @@ class ResNet50Params(KerasParams):
         "source": PANIGRAHI + ": GAP-BN-LeakyReLU-Dropout-Dense(2, softmax)"})
     dropout: float = field(default=0.5, metadata={"source": PANIGRAHI})
     leaky_relu_alpha: float = field(default=0.3, metadata={"source": "Keras default; not stated in the paper"})
-    monitor: Literal["val_loss", "val_accuracy"] = field(default="val_loss", metadata={
+    monitor: Literal["val_loss", "val_accuracy", "val_auc"] = field(default="val_loss", metadata={
         "source": PANIGRAHI + " (early stopping on validation loss)"})
     early_stopping_patience: int = field(default=7, metadata={"source": PANIGRAHI})
     reduce_lr_factor: float = field(default=0.5, metadata={"source": ASSUMED})

@@ -165,3 +165,32 @@ def test_input_path_vs_numpy_twin(benchmark, record_ratio, trainer):
     record_ratio("training.input_path_vs_numpy_twin", twin_seconds / epoch_seconds,
                  what=f"NumPy twin (caffe arithmetic, one-hot, permutation gather) vs preprocess + Keras fit "
                       f"DataHandler, one epoch of {n_batches} batches of {BATCH} at {SIZE} px (resnet50 plugin)")
+
+
+XLA_SIZE, XLA_BATCH = 32, 32  # the quick profile's input size and batch
+
+
+def _step_fn(jit: bool):
+    """One ``train_on_batch`` of the resnet50 plugin (weights none) at the quick profile's size,
+    built with ``jit_compile=jit``, traced (and, with XLA, compiled) before it is returned."""
+    tf.keras.utils.set_random_seed(0)
+    clf = registry.create("classifier", "resnet50", weights="none", jit_compile=jit, batch_size=XLA_BATCH)
+    model = clf.build((XLA_SIZE, XLA_SIZE, 3), 2)
+    rng = np.random.default_rng(0)
+    x = clf.preprocess(rng.random((XLA_BATCH, XLA_SIZE, XLA_SIZE), dtype=np.float32))
+    y = training.targets(model, rng.integers(0, 2, XLA_BATCH))
+    model.train_on_batch(x, y)  # trace / compile
+    return lambda: model.train_on_batch(x, y)
+
+
+@pytest.mark.slow
+@pytest.mark.benchmark(group="training")
+def test_xla_step_vs_default_step(benchmark, record_ratio):
+    """``training.xla_step_vs_default``: default step seconds / XLA step seconds (above 1: XLA is
+    faster on this CPU). The option is chosen by this measurement, never assumed: on the 2-core
+    CI machine the XLA step is about 3.6x slower (docs/training-speed.md)."""
+    default, xla = _step_fn(False), _step_fn(True)
+    xla_seconds, default_seconds = paired_seconds(benchmark, xla, default, rounds=5, warmup=False)
+    record_ratio("training.xla_step_vs_default", default_seconds / xla_seconds,
+                 what=f"resnet50 (weights none) train_on_batch, batch {XLA_BATCH} at {XLA_SIZE} px: default "
+                      "step vs jit_compile (XLA, ShiftedMaxPooling2D)")

@@ -96,20 +96,19 @@ def run_pipeline(params: Params, workdir: Path) -> str:
                 train.run(params, prepared, augmented / method, clf, seed, out)
                 clear_keras()
     evaluate.evaluate(params, runs, reports)
-    folds = workdir / "pseudolabel"  # a fold finished with the same key is kept (bench.stages.pseudolabel)
-    if params.pseudolabel.enabled:
+    # a fold finished with the same key is kept (bench.stages.pseudolabel); None: the stage is off
+    folds = workdir / "pseudolabel" if params.pseudolabel.enabled else None
+    if folds is not None:
         pseudolabel.pseudolabel(params, prepared, pseudolabel.read_groups(prepared_dir, prepared), folds, reports)
         clear_keras()
     else:
         _switched_off("pseudolabel", reports, PSEUDOLABEL_REPORTS)
     if params.quality.enabled:
-        quality.measure(params, prepared, augmented, reports, encoder_dir,
-                        folds if params.pseudolabel.enabled else None)
+        quality.measure(params, prepared, augmented, reports, encoder_dir, folds)
         clear_keras()
     else:
         _switched_off("quality", reports, QUALITY_REPORTS)
-    text = report.report(params, prepared_dir, augmented, runs, reports,
-                         folds if params.pseudolabel.enabled else None)
+    text = report.report(params, prepared_dir, augmented, runs, reports, folds)
     log.info("pipeline finished in %.0fs; report: %s", time.perf_counter() - started, reports / "results.md")
     return text
 

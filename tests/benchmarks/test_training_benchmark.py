@@ -194,3 +194,77 @@ def test_xla_step_vs_default_step(benchmark, record_ratio):
     record_ratio("training.xla_step_vs_default", default_seconds / xla_seconds,
                  what=f"resnet50 (weights none) train_on_batch, batch {XLA_BATCH} at {XLA_SIZE} px: default "
                       "step vs jit_compile (XLA, ShiftedMaxPooling2D)")
+
+
+BARE_STEPS_SCRIPT = """
+import json, sys, time
+import numpy as np
+from bench import registry, training
+size, batch, steps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+params = json.loads(sys.argv[4])
+training.seed_everything(0)  # as the train stage: op determinism on
+clf = registry.create("classifier", "resnet50", **params)
+model = clf.build((size, size, 3), 2)
+rng = np.random.default_rng(0)
+x = clf.preprocess(rng.random((batch, size, size), dtype=np.float32))
+y = training.targets(model, rng.integers(0, 2, batch))
+model.train_on_batch(x, y)  # the trace, which the stage pays once too but is not a step
+start = time.perf_counter()
+for _ in range(steps):
+    model.train_on_batch(x, y)
+print(json.dumps({"seconds": time.perf_counter() - start}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.benchmark(group="training")
+def test_train_stage_vs_bare_steps(benchmark, record_ratio, tmp_path):
+    """``training.stage_step_share``: the seconds of as many bare ``train_on_batch`` steps as the
+    train stage took (same model, batch and input size, op determinism on) over the wall time of
+    the stage itself (``augbench train`` in its own process, as DVC runs it: start-up, build,
+    trace, precise-BN, validation, predictions, LRP explanations, writing). The quick profile on
+    the phantom, the ``none`` baseline. Each side runs in a subprocess, so op determinism does not
+    leak into the other benchmarks of the session."""
+    import json
+    import math
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from bench.config import load_params
+    from bench.stages import augment, prepare
+    from bench.stages.common import load_prepared
+
+    params_file = Path(__file__).resolve().parents[2] / "params.yaml"
+    params = load_params(params_file, "quick")
+    prepare.prepare(params, tmp_path / "prepared")
+    augment.augment(params, load_prepared(tmp_path / "prepared"), "none", tmp_path / "none")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "AUGBENCH_QUIET": "1"}
+    stage_cmd = [sys.executable, "-m", "bench.cli", "train", "--params", str(params_file), "--profile", "quick",
+                 "--prepared", str(tmp_path / "prepared"), "--augmented", str(tmp_path / "none"),
+                 "--classifier", "resnet50", "--seed", "0", "--out", str(tmp_path / "run")]
+    box = {}
+
+    def stage():
+        start = time.perf_counter()
+        subprocess.run(stage_cmd, check=True, env=env, capture_output=True, timeout=900)
+        box["stage"] = time.perf_counter() - start
+
+    benchmark.pedantic(stage, rounds=1, iterations=1)
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    p = params.classifier_params("resnet50")
+    steps = meta["epochs_run"] * math.ceil(meta["training_set"]["n_total"] / p.batch_size)
+    size = meta["input_size"]
+    plugin_params = {"weights": "none", "batch_size": p.batch_size, "learning_rate": p.learning_rate}
+    bare = subprocess.run([sys.executable, "-c", BARE_STEPS_SCRIPT, str(size), str(p.batch_size), str(steps),
+                           json.dumps(plugin_params)], check=True, env=env, capture_output=True, text=True,
+                          timeout=900)
+    bare_seconds = json.loads(bare.stdout.strip().splitlines()[-1])["seconds"]
+    benchmark.extra_info.update({"stage_seconds": round(box["stage"], 2), "bare_step_seconds": round(bare_seconds, 2),
+                                 "steps": steps, "epochs_run": meta["epochs_run"]})
+    record_ratio("training.stage_step_share", bare_seconds / box["stage"],
+                 what=f"seconds of as many bare resnet50 train_on_batch steps (batch {p.batch_size}, {size} px, "
+                      "op determinism) as `augbench train` took (quick profile, phantom, none, seed 0) over that "
+                      "stage's wall time")

@@ -145,6 +145,13 @@ def load_baseline(path: str | Path) -> Baseline:
     return Baseline(tolerance, ratios, raw.get("recorded", {}))
 
 
+def tolerance_of(expected: Expected, default: float, override: float | None = None) -> float:
+    """The tolerance a ratio is judged with: ``override`` (``--tolerance``), else its own, else ``default``."""
+    if override is not None:
+        return override
+    return default if expected.tolerance is None else expected.tolerance
+
+
 def threshold(expected: Expected, tolerance: float) -> float | None:
     """max(floor, baseline × (1 − tolerance)); ``tolerance`` is the one to use for this ratio."""
     parts = [v for v in (expected.floor,
@@ -166,7 +173,7 @@ def check(current: dict[str, float], baseline: Baseline, tolerance: float | None
         if exp is None:
             rows.append(Row(name, value, None, None, "new"))
             continue
-        own = tol if tolerance is not None or exp.tolerance is None else exp.tolerance
+        own = tolerance_of(exp, baseline.tolerance, tolerance)
         limit = threshold(exp, own)
         now = whats.get(name) or None
         if value is None:
@@ -215,13 +222,9 @@ def ratios_from_run(path: str | Path) -> dict[str, float]:
     return _ratios(_read_run(path), path)
 
 
-def whats_from_run(path: str | Path) -> dict[str, str]:
-    """The workload text each ratio recorded (``record_ratio(..., what=...)``) in a
-    pytest-benchmark JSON file; ratios recorded without one are absent."""
-    return _whats(_read_run(path))
-
-
 def _whats(run: dict) -> dict[str, str]:
+    """The workload text each ratio recorded (``record_ratio(..., what=...)``) in a
+    pytest-benchmark run; ratios recorded without one are absent."""
     return {name: str(what) for b in run.get("benchmarks", [])
             for name, what in ((b.get("extra_info") or {}).get("ratio_what") or {}).items() if what}
 
@@ -314,8 +317,7 @@ def plot_history(frame, baseline: Baseline | None, out: str | Path) -> Path:
         ax.plot(range(len(part)), part["value"], marker="o")
         if exp and exp.baseline:
             ax.axhline(exp.baseline, color="grey", lw=1, label="baseline")
-        limit = (threshold(exp, baseline.tolerance if exp.tolerance is None else exp.tolerance)
-                 if exp else None)
+        limit = threshold(exp, tolerance_of(exp, baseline.tolerance)) if exp else None
         if limit is not None:
             ax.axhline(limit, color="red", ls="--", lw=1, label="fails below")
         ax.set_title(name, fontsize=9)
@@ -348,8 +350,8 @@ def main_check(argv: list[str] | None = None) -> int:
     if args.update_baseline:
         update_baseline(args.run, args.baseline)
         print(f"baseline updated: {args.baseline}")
-    result = check(ratios_from_run(args.run), load_baseline(args.baseline), args.tolerance,
-                   whats_from_run(args.run))
+    run = _read_run(args.run)  # read once: its ratios and their workloads
+    result = check(_ratios(run, args.run), load_baseline(args.baseline), args.tolerance, _whats(run))
     print(format_table(result, markdown=args.markdown))
     print(tolerance_text(result))
     failures = list(result.failures)

@@ -64,17 +64,59 @@ class MatrixParams:
 
 @dataclass(frozen=True)
 class PhantomParams:
-    """The embedded synthetic ultrasound phantom (bench/data/phantom.py)."""
+    """The embedded synthetic ultrasound phantom (bench/data/phantom.py).
+
+    By default the phantom has ``n_per_class`` images per class, split by ``split.ratios``.
+    With ``val_per_class`` and ``test_per_class`` (both or neither) it has its own validation
+    and test sets: ``n_per_class`` is then the *training* images per class, and the split is
+    fixed by sample index (per class, the first ``n_per_class`` samples are train, the next
+    ``val_per_class`` val, the next ``test_per_class`` test); ``split.ratios`` is not used.
+    Sample ``i`` is the same whatever the counts, so larger held-out sets leave the training
+    images as they are.
+    """
 
     n_per_class: int = 150
     size: int = 128
     difficulty: float = 0.5
     seed: int = 0
+    val_per_class: int | None = None  # None (with test_per_class): split n_per_class by split.ratios
+    test_per_class: int | None = None
+
+    @property
+    def has_sets(self) -> bool:
+        """True when the phantom has its own validation and test sets (split by sample index)."""
+        return self.val_per_class is not None and self.test_per_class is not None
+
+    def per_split(self) -> dict[str, int] | None:
+        """Images per class of each split (train, val, test) when the phantom has its own sets, else None."""
+        if not self.has_sets:
+            return None
+        return {"train": self.n_per_class, "val": self.val_per_class, "test": self.test_per_class}
+
+    def total_per_class(self) -> int:
+        """How many images of each class the phantom generates."""
+        return sum((self.per_split() or {"all": self.n_per_class}).values())
+
+    def describe(self) -> str:
+        """The phantom's size per class, for logs and reports: ``"150 per class"`` or
+        ``"64 train + 50 val + 50 test per class"``."""
+        sets = self.per_split()
+        counts = " + ".join(f"{n} {name}" for name, n in sets.items()) if sets else str(self.n_per_class)
+        return f"{counts} per class"
 
     def check(self, path: str) -> None:
         require(self.seed >= 0, f"{path}.seed", "must be >= 0")
-        require(self.n_per_class >= 10, f"{path}.n_per_class", "must be at least 10",
-                "val and test need at least one image per class")
+        for key, other in (("val_per_class", "test_per_class"), ("test_per_class", "val_per_class")):
+            require(getattr(self, key) is not None or getattr(self, other) is None, f"{path}.{key}",
+                    f"must be set when {other} is", "set both (the phantom's own val/test sets) or neither "
+                    "(split n_per_class by split.ratios)")
+        if self.has_sets:
+            require(self.n_per_class >= 1, f"{path}.n_per_class", "must be >= 1 (training images per class)")
+            require(self.val_per_class >= 1, f"{path}.val_per_class", "must be >= 1")
+            require(self.test_per_class >= 1, f"{path}.test_per_class", "must be >= 1")
+        else:
+            require(self.n_per_class >= 10, f"{path}.n_per_class", "must be at least 10",
+                    "val and test need at least one image per class")
         require(self.size >= 16, f"{path}.size", "must be at least 16 px")
         require(0.0 <= self.difficulty <= 1.0, f"{path}.difficulty", "must lie in [0, 1]")
 
@@ -152,8 +194,13 @@ class TrainParams:
     {classifier: resnet50, transfer: feature-extraction}``)."""
 
     classifiers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # How many test images the train stage explains with LRP (bench.xai.runs.explained_rows):
+    # None = all of them; otherwise a class-stratified pick of this many (LRP costs grow with the test set).
+    explain_images: int | None = None
 
     def check(self, path: str) -> None:
+        require(self.explain_images is None or self.explain_images >= 1, f"{path}.explain_images",
+                "must be >= 1 or null (null: explain every test image)")
         for name, section in self.classifiers.items():
             require(isinstance(section, dict), f"{path}.classifiers.{name}", "must be a mapping of parameters")
             plugin = section.get("classifier", name)
@@ -204,9 +251,10 @@ class ScalingParams:
 @dataclass(frozen=True)
 class PseudoLabelParams:
     """Stage ``pseudolabel``: Mikołajczyk & Grochowski 2018's protocol (§IV.C) — ``folds`` stratified,
-    group-aware folds over every real image; per fold a domain encoder (when the method needs one), the
-    method (its parameters: ``augment.methods.<method>``; mode ``replace``) and ``classifier`` (a key of
-    ``train.classifiers``) trained on the synthetic images only, judged on the fold's val/test halves."""
+    group-aware folds over every real image (with ``max_per_class``: over a subsample of them); per fold
+    a domain encoder (when the method needs one), the method (its parameters: ``augment.methods.<method>``;
+    mode ``replace``) and ``classifier`` (a key of ``train.classifiers``) trained on the synthetic images
+    only, judged on the fold's val/test halves."""
 
     enabled: bool = True  # False: `augbench run --workdir` runs no folds, and the report has no k-fold row
     method: str = "nst-pseudolabel"
@@ -214,10 +262,16 @@ class PseudoLabelParams:
     classifier: str = "resnet50"
     seed: int = 0  # the fold assignment (the classifier's seed is matrix.seeds[0])
     encoder_epochs: int | None = None  # per-fold domain encoder; None: encoder.epochs
+    # The folds cover at most this many images per class: a stratified, group-aware subsample drawn
+    # from `seed` (bench.pseudolabel.subsample); None: every prepared image.
+    max_per_class: int | None = None
 
     def check(self, path: str) -> None:
         require(self.folds >= 2, f"{path}.folds", "must be at least 2 (each fold is held out once)")
         require(self.seed >= 0, f"{path}.seed", "must be >= 0")
+        require(self.max_per_class is None or self.max_per_class >= 2 * self.folds, f"{path}.max_per_class",
+                f"must be >= 2 × folds = {2 * self.folds} or null",
+                "every fold's held-out part is halved into val and test, each with every class")
         require(self.encoder_epochs is None or self.encoder_epochs >= 1, f"{path}.encoder_epochs",
                 "must be >= 1 or null")
 

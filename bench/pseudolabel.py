@@ -16,7 +16,9 @@ Here:
 - :func:`fold_plan`: stratified, group-aware 5 folds over the real images
   (:func:`bench.data.splits.stratified_group_kfold`); fold k holds out fold k, split in
   halves into validation and test (again stratified and group-aware); the other folds
-  are the only images that may serve as content, style or teacher training data.
+  are the only images that may serve as content, style or teacher training data. With
+  ``max_per_class`` the folds cover only a stratified, group-aware subsample
+  (:func:`subsample`), to bound the protocol's cost on a large dataset.
 - :func:`check_fold`: the leakage check, on the synthetic images' provenance.
 - :func:`fold_table`: per-fold metrics and their mean and sd, the layout of the paper's Table I.
 """
@@ -117,14 +119,52 @@ class Fold:
     test: tuple[str, ...]
 
 
+def subsample(labels: Sequence, groups: Sequence, max_per_class: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted indices of at most ``max_per_class`` items per class, whole groups only; all items when
+    ``max_per_class`` is None.
+
+    Groups are visited in an order drawn from ``seed``; a group is taken when every class still has
+    room for all of its members, else skipped (so a class with room left can still take smaller
+    groups). A class with at most ``max_per_class`` items is thus kept whole; a larger one reaches
+    ``max_per_class`` unless its remaining groups are all too big to fit.
+    """
+    labels = [str(c) for c in labels]
+    groups = [str(g) for g in groups]
+    if len(labels) != len(groups):
+        raise ValueError(f"labels and groups differ in length ({len(labels)} vs {len(groups)})")
+    if max_per_class is None:
+        return np.arange(len(labels))
+    members: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    names = sorted(members)
+    room = dict.fromkeys(labels, int(max_per_class))
+    keep: list[int] = []
+    for k in np.random.default_rng(seed).permutation(len(names)):
+        rows = members[names[k]]
+        need: dict[str, int] = {}
+        for i in rows:
+            need[labels[i]] = need.get(labels[i], 0) + 1
+        if all(n <= room[c] for c, n in need.items()):
+            keep += rows
+            for c, n in need.items():
+                room[c] -= n
+    return np.array(sorted(keep), dtype=np.int64)
+
+
 def fold_plan(ids: Sequence[str], labels: Sequence, groups: Sequence | None = None, n_folds: int = 5,
-              seed: int = 0) -> list[Fold]:
-    """Stratified, group-aware folds; fold k's held-out part halves into validation and test."""
+              seed: int = 0, max_per_class: int | None = None) -> list[Fold]:
+    """Stratified, group-aware folds; fold k's held-out part halves into validation and test. With
+    ``max_per_class`` the folds cover only :func:`subsample`'s items (drawn from ``seed``); the other
+    ids appear in no fold."""
     from bench.data.splits import stratified_group_kfold
 
     ids = [str(i) for i in ids]
     labels = [str(c) for c in labels]
     groups = [str(g) for g in (groups if groups is not None else ids)]
+    if max_per_class is not None:
+        keep = subsample(labels, groups, max_per_class, seed)
+        ids, labels, groups = ([v[i] for i in keep] for v in (ids, labels, groups))
     fold_of = stratified_group_kfold(labels, groups, n_folds, seed)
     folds = []
     for k in range(n_folds):

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from bench.errors import AugbenchError, NumericalError
 from bench.quiet import is_quiet
 
 log = logging.getLogger("augbench")
+_BN_FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → {image shape: traced forward}
 
 
 def seed_everything(seed: int) -> None:
@@ -69,6 +71,11 @@ class PreciseBatchNorm:
     fixed ("precise BN": Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm",
     §3) removes that artefact without changing any weight. Off in the paper
     profile (ImageNet-initialised statistics are already sensible).
+
+    Each batch runs one training-mode forward pass, traced once per model (a graph, not eager
+    layer calls: a quarter of the cost), with every BatchNorm's momentum at 0 so that its moving
+    statistics become that batch's; their mean over the batches is what is kept (the cumulative
+    average of Wu & Johnson's Algorithm 1).
     """
 
     def __init__(self, images: np.ndarray, n_images: int, batch_size: int, seed: int):
@@ -88,29 +95,42 @@ class PreciseBatchNorm:
                 found.append(layer)
         return found
 
+    def _forward_of(self, model):
+        """The training-mode forward pass of ``model``, traced once per model and image shape (kept
+        for the model's lifetime: :class:`ModelReuse` trains one model many times) for any batch
+        size. It is traced while every BatchNorm momentum is 0, and the trace keeps that value."""
+        import tensorflow as tf
+
+        shape = tuple(self.batches[0].shape[1:])
+        traced = _BN_FORWARD.setdefault(model, {})
+        if shape not in traced:
+            spec = tf.TensorSpec((None, *shape), tf.float32)
+            traced[shape] = tf.function(lambda x: model(x, training=True), input_signature=[spec])
+        return traced[shape]
+
     def recalibrate(self, model) -> None:
-        """Cumulative average of batch statistics: momentum k/(k+1) on batch k."""
+        """Moving mean and variance of every trainable BatchNorm := the mean of their batch values."""
         layers = self._bn_layers(model)
+        if not layers or not self.batches:
+            return
         saved = [layer.momentum for layer in layers]
+        sums = [[np.zeros(layer.moving_mean.shape, np.float64), np.zeros(layer.moving_variance.shape, np.float64)]
+                for layer in layers]
         try:
-            for k, batch in enumerate(self.batches):
-                for layer in layers:
-                    layer.momentum = k / (k + 1)
-                model(batch, training=True)
+            for layer in layers:
+                layer.momentum = 0.0
+            forward = self._forward_of(model)
+            for batch in self.batches:
+                forward(np.asarray(batch, np.float32))
+                for (mean, var), layer in zip(sums, layers, strict=True):
+                    mean += layer.moving_mean.numpy()
+                    var += layer.moving_variance.numpy()
         finally:
             for layer, m in zip(layers, saved, strict=True):
                 layer.momentum = m
-
-    def callback(self):
-        import tensorflow as tf
-
-        outer = self
-
-        class _Callback(tf.keras.callbacks.Callback):
-            def on_test_begin(self, logs=None):
-                outer.recalibrate(self.model)
-
-        return _Callback()
+        for (mean, var), layer in zip(sums, layers, strict=True):
+            layer.moving_mean.assign((mean / len(self.batches)).astype(np.float32))
+            layer.moving_variance.assign((var / len(self.batches)).astype(np.float32))
 
 
 def higher_is_better(monitor: str) -> bool:
@@ -242,8 +262,16 @@ class Checkpoint:
     and the elapsed time. ``done``: the run is over, and the weights are its final ones.
     ``key`` names what the run depends on; a file with another key is ignored."""
 
-    def __init__(self, path: str | os.PathLike, key: str):
-        self.path, self.key = Path(path), key
+    def __init__(self, path: str | os.PathLike, key: str, every_seconds: float = 0.0):
+        self.path, self.key, self.every_seconds = Path(path), key, float(every_seconds)
+        self._last_save: float | None = None
+
+    def due(self) -> bool:
+        """Whether the state after this epoch should be saved: always after the first epoch this
+        process trains, then once ``every_seconds`` have passed since the last save (0: after
+        every epoch). A ResNet50 state is ~280 MB; saved after each of 40 one-second epochs it
+        would cost more time than the steps. A killed run resumes from the last save."""
+        return self._last_save is None or time.monotonic() - self._last_save >= self.every_seconds
 
     def save(self, model, history: dict, callbacks: Sequence, seconds: float, done: bool = False) -> None:
         from bench.io import save_npz
@@ -261,6 +289,7 @@ class Checkpoint:
         meta = {"key": self.key, "done": done, "epochs": len(history.get("loss", [])), "history": history,
                 "callbacks": states, "seconds": seconds}
         save_npz(self.path, compress=False, meta=np.array(json.dumps(meta)), **arrays)
+        self._last_save = time.monotonic()
 
     def load(self) -> tuple[dict, dict] | None:
         """(meta, arrays) of a checkpoint of this run, or None."""
@@ -334,9 +363,8 @@ def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: i
     in_fit = [cb for cb in every if type(cb).__name__ == "TerminateOnNaN"]
     per_epoch = [cb for cb in every if cb not in in_fit]
     n_bn = getattr(p, "bn_recalibration_images", 0)
-    if n_bn:  # the whole training set on every rank: the same statistics everywhere
-        precise = PreciseBatchNorm(x_train, n_bn, 64, seed)
-        in_fit.insert(0, precise.callback())
+    # the whole training set on every rank: the same statistics everywhere
+    precise = PreciseBatchNorm(x_train, n_bn, 64, seed) if n_bn else None
     if workers is not None and workers.size > 1:
         from bench.distributed import keras_distributed
 
@@ -352,6 +380,7 @@ def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: i
     for cb in per_epoch:
         cb.set_model(model)
         cb.on_train_begin()
+    build_training_variables(model)
     random_generators(model)  # create them now, at the same point in a fresh and a resumed run
     history, elapsed, done = _resume(model, per_epoch, checkpoint)
     if done:
@@ -359,18 +388,19 @@ def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: i
             cb.on_train_end()  # closes the dvclive log replayed by _resume
         return FitResult(model, history, best_epoch_index_of(history, p) + 1, elapsed)
     y_fit = targets(model, y_train, n_classes)
-    validation = (x_val, targets(model, y_val, n_classes))
+    y_val_fit = targets(model, y_val, n_classes)
     weights = class_weights(y_train, getattr(p, "class_weight", "none"), n_classes)
+    with_auc = getattr(p, "monitor", "val_loss") == "val_auc"
     model.stop_training = False
     for epoch in range(len(history.get("loss", [])), 0 if _stopped(per_epoch, history) else p.epochs):
         epoch_started = time.perf_counter()
         order = epoch_rows(seed, epoch, len(x_train), workers)
-        hist = model.fit(x_train[order], y_fit[order], validation_data=validation, initial_epoch=epoch,
-                         epochs=epoch + 1, batch_size=p.batch_size, shuffle=False, class_weight=weights,
-                         callbacks=in_fit, verbose=0)
+        hist = model.fit(epoch_batches(x_train, y_fit, order, p.batch_size), initial_epoch=epoch,
+                         epochs=epoch + 1, class_weight=weights, callbacks=in_fit, verbose=0)
         logs = {k: v[-1] for k, v in hist.history.items()}
-        if getattr(p, "monitor", "val_loss") == "val_auc":  # the AUC evaluate reports, on the val split
-            logs["val_auc"] = validation_auc(model, x_val, y_val)
+        if precise is not None:
+            precise.recalibrate(model)
+        logs.update(validation_logs(model, x_val, y_val, y_val_fit, with_auc))
         for cb in per_epoch:
             cb.on_epoch_end(epoch, logs)
         for k, v in logs.items():
@@ -378,13 +408,13 @@ def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: i
         if verbose:
             print(_epoch_line(epoch, p.epochs, time.perf_counter() - epoch_started, logs), flush=True)
         stop = bool(model.stop_training)
-        if checkpoint is not None:
+        if checkpoint is not None and checkpoint.due():
             checkpoint.save(model, history, per_epoch, elapsed + time.perf_counter() - started)
         if stop:
             break
     for cb in per_epoch:
         cb.on_train_end()
-    if n_bn:  # the best epoch's weights are back: re-estimate their statistics
+    if precise is not None:  # the best epoch's weights are back: re-estimate their statistics
         precise.recalibrate(model)
     if any(not np.isfinite(v) for v in history.get("loss", [])):
         raise NumericalError("training loss became NaN/inf; no predictions were written "
@@ -395,12 +425,102 @@ def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: i
     return FitResult(model, history, best_epoch_index_of(history, p) + 1, seconds)
 
 
-def validation_auc(model, x_val, y_val) -> float:
-    """AUC of P(positive) on the validation images, after this epoch's BatchNorm re-estimation
-    (the ``monitor: val_auc`` criterion: what the report measures, on validation only)."""
-    from bench.metrics import binary_metrics
+class ModelReuse:
+    """One built, compiled and traced Keras model for a series of trainings of the same network:
+    the seeds of a matrix cell, the candidates of a grid, in one process.
 
-    return float(binary_metrics(np.asarray(y_val), predict_positive(model, x_val))["auc"])
+    Building a ResNet50 and tracing its train, predict and precise-BN functions costs 6-10 s at
+    32 px, as much as a whole quick training. Here every training still starts from exactly the
+    state a fresh process would give it: the network is built anew from the same seeds (its
+    initialisers draw from the seeds just set), its random-layer generators are created at the
+    point :func:`fit` would create them, and that initial state (weights, BatchNorm statistics,
+    generator states, a zeroed optimizer at the configured learning rate) is copied into the kept
+    model, whose traced functions then run. ``tests/test_training.py`` trains two seeds in one
+    process and checks the second against a fresh process bit for bit.
+
+    A different network (another plugin, input shape, or any parameter other than the learning
+    rate, which is a variable of the kept optimizer) replaces the kept model."""
+
+    def __init__(self):
+        self._model, self._key = None, None
+
+    @staticmethod
+    def key(clf, input_shape, n_classes: int) -> str:
+        from dataclasses import asdict, is_dataclass
+
+        p = clf.params
+        values = {k: v for k, v in (asdict(p) if is_dataclass(p) else vars(p)).items() if k != "learning_rate"}
+        return json.dumps([type(clf).__module__, type(clf).__qualname__, list(input_shape), n_classes, values],
+                          sort_keys=True, default=str)
+
+    def build(self, clf, input_shape, n_classes: int):
+        """``clf.build(input_shape, n_classes)`` as a fresh process would return it, as the kept model
+        when there is one of the same network. Call it right after seeding (:func:`seed_everything`)."""
+        import tensorflow as tf
+
+        fresh = clf.build(input_shape, n_classes)
+        generators = random_generators(fresh)  # now, as fit would: they draw their seeds from Python's random
+        key = self.key(clf, input_shape, n_classes)
+        if self._model is None or key != self._key:
+            self._model, self._key = fresh, key
+            return fresh
+        model = self._model
+        model.set_weights(fresh.get_weights())
+        optimizer = model.optimizer
+        for v in optimizer.variables:
+            v.assign(tf.zeros_like(v))
+        tf.keras.backend.set_value(optimizer.learning_rate, tf.keras.backend.get_value(fresh.optimizer.learning_rate))
+        for kept, new in zip(random_generators(model), generators, strict=True):
+            kept.reset(new.state)
+        model.stop_training = False
+        return model
+
+
+def build_training_variables(model) -> None:
+    """Create the optimizer's slots and the compiled loss's and metrics' variables now, before the
+    first step. Created inside the first call of Keras' train-step function instead, they make
+    TensorFlow trace that function twice (3-4 s each for a ResNet50 at 32 px)."""
+    import tensorflow as tf
+
+    if not getattr(model.optimizer, "_built", False):
+        model.optimizer.build(model.trainable_variables)
+    y = tf.zeros((1, *model.output_shape[1:]), tf.float32)
+    if not model.compiled_loss.built:
+        model.compiled_loss.build(y)
+    if not model.compiled_metrics.built:
+        model.compiled_metrics.build(y, y)
+
+
+def epoch_batches(x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int):
+    """The epoch's minibatches in ``order``, as a dataset whose batch dimension is unknown: Keras
+    traces its train step once for every batch size (given numpy arrays, it traces the full
+    batches, then again for a smaller last one: 3-4 s each at 32 px)."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((x[order], y[order])).batch(batch_size)
+
+
+def validation_logs(model, x_val, y_val, y_val_fit, with_auc: bool = False) -> dict[str, float]:
+    """``val_loss`` (the model's compiled loss, unweighted, as Keras' validation computes it),
+    ``val_accuracy`` and, with ``with_auc``, ``val_auc`` (AUC of P(positive): what the report
+    measures, the ``monitor: val_auc`` criterion) from ONE inference pass over the validation
+    images, after this epoch's BatchNorm re-estimation. Non-finite outputs give NaN values (the
+    loop then stops as for a NaN loss), not an exception."""
+    import tensorflow as tf
+
+    probs = predict_outputs(model, x_val)
+    y_val = np.asarray(y_val)
+    loss = float(np.mean(tf.keras.losses.get(model.loss)(y_val_fit, probs).numpy()))
+    predicted = (probs[:, 0] > 0.5) if probs.shape[-1] == 1 else probs.argmax(axis=-1)
+    logs = {"val_loss": loss, "val_accuracy": float(np.mean(predicted == y_val))}
+    if with_auc:
+        from bench.metrics import binary_metrics
+
+        scores = positive_column(probs)
+        logs["val_auc"] = float(binary_metrics(y_val, scores)["auc"]) if np.isfinite(scores).all() else np.nan
+    if not np.isfinite(probs).all():
+        logs = dict.fromkeys(logs, np.nan)
+    return logs
 
 
 def best_epoch_index_of(history: dict, p) -> int:
@@ -434,11 +554,19 @@ def _resume(model, callbacks: Sequence, checkpoint: Checkpoint | None) -> tuple[
     return history, meta["seconds"], meta["done"]
 
 
+def predict_outputs(model, x, batch_size: int = 64) -> np.ndarray:
+    """The model's outputs (probabilities) for ``x``, in inference mode."""
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+
+
+def positive_column(probs: np.ndarray) -> np.ndarray:
+    """Column 1 of a two-unit softmax output, the only column of a one-unit sigmoid output."""
+    return probs[:, 0 if probs.shape[-1] == 1 else 1].astype(np.float64)
+
+
 def predict_positive(model, x, batch_size: int = 64) -> np.ndarray:
-    """P(positive class) for each input — column 1 of a two-unit softmax output, the only
-    column of a one-unit sigmoid output; NaN/inf raises NumericalError."""
-    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
-    scores = probs[:, 0 if probs.shape[-1] == 1 else 1].astype(np.float64)
+    """P(positive class) for each input (:func:`positive_column`); NaN/inf raises NumericalError."""
+    scores = positive_column(predict_outputs(model, x, batch_size))
     bad = ~np.isfinite(scores)
     if bad.any():
         raise NumericalError(f"the classifier output NaN/inf for {int(bad.sum())} of {len(scores)} images")

@@ -439,3 +439,40 @@ def test_bad_variants_name_the_key(tmp_path, raw, changes, key, text):
     with pytest.raises((ConfigError, RegistryError)) as info:
         load_params(path)
     assert key in str(info.value) and text in str(info.value)
+
+
+# ------------------------------------------------------- phantom sets, subsample, explanations
+
+
+def test_phantom_sets_are_off_by_default_and_counted_when_set():
+    ph = load_params(PARAMS, "smoke").phantom
+    assert not ph.has_sets and ph.per_split() is None
+    assert ph.total_per_class() == ph.n_per_class and ph.describe() == f"{ph.n_per_class} per class"
+    ph = load_params(PARAMS, "smoke", ["phantom.n_per_class=3", "phantom.val_per_class=5",
+                                       "phantom.test_per_class=7"]).phantom  # < 10 is fine with own sets
+    assert ph.has_sets and ph.per_split() == {"train": 3, "val": 5, "test": 7}
+    assert ph.total_per_class() == 15 and ph.describe() == "3 train + 5 val + 7 test per class"
+
+
+@pytest.mark.parametrize("items,key,text", [
+    (["phantom.val_per_class=5"], "phantom.test_per_class", "must be set when val_per_class is"),
+    (["phantom.test_per_class=5"], "phantom.val_per_class", "must be set when test_per_class is"),
+    (["phantom.val_per_class=0", "phantom.test_per_class=5"], "phantom.val_per_class", "must be >= 1"),
+    (["phantom.val_per_class=5", "phantom.test_per_class=0"], "phantom.test_per_class", "must be >= 1"),
+    (["phantom.n_per_class=0", "phantom.val_per_class=5", "phantom.test_per_class=5"], "phantom.n_per_class",
+     "must be >= 1"),
+    (["phantom.n_per_class=9"], "phantom.n_per_class", "must be at least 10"),  # ratio split: as before
+    (["train.explain_images=0"], "train.explain_images", "must be >= 1 or null"),
+    (["pseudolabel.max_per_class=3"], "pseudolabel.max_per_class", "must be >= 2 × folds = 4"),  # smoke: 2 folds
+])
+def test_phantom_sets_subsample_and_explain_images_are_validated(items, key, text):
+    with pytest.raises(ConfigError) as err:
+        load_params(PARAMS, "smoke", items)
+    assert err.value.key == key and text in str(err.value)
+
+
+def test_subsample_and_explain_images_default_to_everything():
+    params = load_params(PARAMS, "smoke")
+    assert params.pseudolabel.max_per_class is None and params.train.explain_images is None
+    params = load_params(PARAMS, "smoke", ["pseudolabel.max_per_class=4", "train.explain_images=1"])
+    assert params.pseudolabel.max_per_class == 4 and params.train.explain_images == 1

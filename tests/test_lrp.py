@@ -12,6 +12,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from bench.xai import lrp  # noqa: E402
+from bench.xai.runs import explained_rows  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(
     # Keras 2.15 initialisers call random.randint(1, 1e9); not ours to fix.
@@ -657,6 +658,24 @@ def test_positive_share_inside():
     assert share[0] == pytest.approx(0.75) and np.isnan(share[1])
     with pytest.raises(ValueError, match="mask shape"):
         lrp.positive_share_inside(relevance, np.ones((3, 3)))
+
+
+def test_explained_rows_all_by_default_else_a_stratified_seeded_pick():
+    labels = np.array([0] * 10 + [1] * 3)
+    for limit in (None, 13, 50):
+        np.testing.assert_array_equal(explained_rows(labels, limit), np.arange(13))
+    rows = explained_rows(labels, 6, seed=1)
+    assert list(rows) == sorted(set(rows)) and np.bincount(labels[rows]).tolist() == [3, 3]
+    np.testing.assert_array_equal(explained_rows(labels, 6, seed=1), rows)  # deterministic
+    assert len({tuple(explained_rows(labels, 6, seed=s)) for s in range(5)}) > 1  # the seed decides
+    assert np.bincount(labels[explained_rows(labels, 9)]).tolist() == [6, 3]  # class 1 gives its spare to 0
+    assert np.bincount(labels[explained_rows(labels, 5)]).tolist() == [3, 2]  # the odd one: first class
+    assert np.bincount(labels[explained_rows(labels, 1)], minlength=2).tolist() == [1, 0]
+    three = np.array([2] * 2 + [0] * 5 + [1] * 5)
+    assert np.bincount(three[explained_rows(three, 10)]).tolist() == [4, 4, 2]
+    assert explained_rows(np.array([], np.int64), 3).tolist() == []
+    with pytest.raises(ValueError, match="limit must be >= 1"):
+        explained_rows(labels, 0)
 
 
 # --------------------------------------------------------------------------- ResNet50, project classifiers

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import skimage.io
 
-from bench.data.phantom import PhantomSample, generate_phantom, render_phantom, write_phantom
+from bench.data.phantom import (
+    PhantomSample,
+    file_index,
+    generate_phantom,
+    render_phantom,
+    set_of,
+    write_phantom,
+)
 from bench.errors import DataError
 
 SIZE = 64
@@ -172,3 +179,17 @@ def test_write_phantom_rejects_duplicates_and_files(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(DataError, match="not a folder"):
         write_phantom(tmp_path / "f", [sample])
+
+
+def test_file_index_is_the_seed_index_of_a_written_file():
+    assert file_index("benign", "benign (1)") == 0 and file_index("malignant", "malignant (12)") == 11
+    for stem in ("benign (0)", "malignant (3)", "benign (x)", "benign (3)_mask", "benign-0003"):
+        with pytest.raises(ValueError, match="not a phantom file name"):
+            file_index("benign", stem)
+
+
+def test_set_of_lays_the_sets_out_in_order():
+    per_split = {"train": 3, "val": 2, "test": 1}
+    assert [set_of(i, per_split) for i in range(6)] == ["train"] * 3 + ["val"] * 2 + ["test"]
+    with pytest.raises(ValueError, match="outside the 6 samples"):
+        set_of(6, per_split)

@@ -9,7 +9,7 @@ import pytest
 from bench import contract, registry
 from bench.errors import AugbenchError
 from bench.plugins import ImageSet
-from bench.pseudolabel import Fold, balanced_labels, check_fold, fold_plan, fold_table
+from bench.pseudolabel import Fold, balanced_labels, check_fold, fold_plan, fold_table, subsample
 from methods.augment.pseudolabel import NSTPseudoLabel, PseudoLabelParams
 
 pytestmark = pytest.mark.filterwarnings("ignore:non-integer arguments to randrange:DeprecationWarning")
@@ -49,6 +49,36 @@ def test_fold_plan_partitions_and_keeps_groups_whole():
         assert not (part_groups[1] & part_groups[2])
         for p in parts:
             assert {label_of[i] for i in p} == {0, 1}  # stratified: both classes everywhere
+
+
+def test_subsample_is_stratified_group_aware_and_seeded():
+    ids, labels, groups = _ids_labels_groups()  # 20 per class, in pairs of near-duplicates
+    labels[-1] = 0  # 21 of class 0 (the last pair now mixes the classes), 19 of class 1
+    groups[-3:] = ["big"] * 3  # ... and one group of three
+    np.testing.assert_array_equal(subsample(labels, groups, None), np.arange(40))
+    np.testing.assert_array_equal(subsample(labels, groups, 25), np.arange(40))  # both classes fit whole
+    for seed in range(5):
+        keep = subsample(labels, groups, 7, seed)
+        assert list(keep) == sorted(keep)
+        counts = np.bincount(np.asarray(labels)[keep], minlength=2)
+        assert counts.max() <= 7 and counts.min() >= 6  # pairs: a class reaches 6 or 7, never more
+        kept_groups = {groups[i] for i in keep}
+        assert sorted(keep) == [i for i, g in enumerate(groups) if g in kept_groups]  # whole groups only
+        np.testing.assert_array_equal(subsample(labels, groups, 7, seed), keep)  # deterministic
+    assert len({tuple(subsample(labels, groups, 7, seed)) for seed in range(5)}) > 1  # the seed decides
+    with pytest.raises(ValueError, match="differ in length"):
+        subsample(labels, groups[:-1], 7)
+
+
+def test_fold_plan_covers_only_the_subsample():
+    ids, labels, groups = _ids_labels_groups()
+    folds = fold_plan(ids, labels, groups, n_folds=2, seed=1, max_per_class=8)
+    keep = subsample(labels, groups, 8, seed=1)
+    covered = set(folds[0].sources) | set(folds[0].val) | set(folds[0].test)
+    assert covered == {ids[i] for i in keep} and len(covered) == 16
+    assert [f.test for f in folds] != [f.test for f in fold_plan(ids, labels, groups, n_folds=2, seed=1)]
+    for f in folds:
+        assert set(f.sources) | set(f.val) | set(f.test) == covered
 
 
 def test_check_fold_catches_leaks():

@@ -35,8 +35,61 @@ def test_fold_data_gives_each_image_its_fold_role(prepared_dir):
     assert data.digest != prepared.digest and data.meta["fold"] == 3
     other = pseudolabel.fold_data(prepared, Fold(3, tuple(ids[2:]), tuple(ids[:1]), tuple(ids[1:2])))
     assert other.digest != data.digest  # the digest names the roles: encoders and checkpoints of one fold
-    with pytest.raises(AugbenchError, match="does not cover"):
-        pseudolabel.fold_data(prepared, Fold(0, tuple(ids[3:]), tuple(ids[:1]), tuple(ids[1:2])))
+    with pytest.raises(AugbenchError, match="two roles"):
+        pseudolabel.fold_data(prepared, Fold(0, tuple(ids[1:]), tuple(ids[:1]), tuple(ids[1:2])))
+    with pytest.raises(AugbenchError, match="'nope' .1 images., which the prepared data does not hold"):
+        pseudolabel.fold_data(prepared, Fold(0, (*ids[2:], "nope"), tuple(ids[:1]), tuple(ids[1:2])))
+
+
+def test_fold_data_leaves_out_images_outside_the_plan(prepared_dir):
+    """With pseudolabel.max_per_class the plan covers a subsample: the fold holds only its images."""
+    prepared = load_prepared(prepared_dir)
+    ids = prepared.ids
+    fold = Fold(0, tuple(ids[3:9]), (ids[1],), (ids[0], ids[2]))
+    data = pseudolabel.fold_data(prepared, fold)
+    assert data.ids == list(ids[:9]) and data.images.shape[0] == 9 == len(data.labels) == len(data.splits)
+    np.testing.assert_array_equal(data.images, prepared.images[:9])
+    np.testing.assert_array_equal(data.labels, prepared.labels[:9])
+    assert data.masks is not None and data.masks.shape[0] == 9
+    np.testing.assert_array_equal(data.masks, prepared.masks[:9])
+    assert data.subset("test").ids == [ids[0], ids[2]] and data.subset("train").ids == list(ids[3:9])
+
+
+def test_fold_key_depends_on_the_subsample(prepared_dir):
+    prepared = load_prepared(prepared_dir)
+    data = pseudolabel.fold_data(prepared, Fold(0, tuple(prepared.ids[4:]), tuple(prepared.ids[:2]),
+                                                 tuple(prepared.ids[2:4])))
+    keys = {pseudolabel.fold_key(_params(**over), data)
+            for over in ({}, {"pseudolabel.max_per_class": 8}, {"pseudolabel.max_per_class": 9})}
+    assert len(keys) == 3
+    smaller = pseudolabel.fold_data(prepared, Fold(0, tuple(prepared.ids[4:-1]), tuple(prepared.ids[:2]),
+                                                   tuple(prepared.ids[2:4])))
+    assert json.loads(pseudolabel.fold_key(_params(), smaller))["n_images"] == len(prepared.ids) - 1
+
+
+def test_the_plan_covers_a_subsample_and_says_so(prepared_dir, tmp_path, monkeypatch):
+    """max_per_class: folds.json and meta.json name the subsample's size, every fold holds only it
+    (each fold's run is replaced here: the plan, not the training, is under test)."""
+    params = _params(**{"pseudolabel.folds": FOLDS, "pseudolabel.max_per_class": 8})
+    prepared = load_prepared(prepared_dir)
+    seen = []
+
+    def fake_run_fold(params, prepared, fold, folder):
+        data = pseudolabel.fold_data(prepared, fold)
+        seen.append(data.ids)
+        row = _rows([0.5 + 0.1 * fold.index] * (fold.index + 1))[fold.index]
+        folder.mkdir(parents=True)
+        (folder / "meta.json").write_text(json.dumps({"key": pseudolabel.fold_key(params, data), "row": row}))
+        return row
+
+    monkeypatch.setattr(pseudolabel, "run_fold", fake_run_fold)
+    out = tmp_path / "out"
+    pseudolabel.pseudolabel(params, prepared, pseudolabel.read_groups(prepared_dir, prepared), out, tmp_path / "r")
+    plan, meta = read_json(out / "folds.json"), read_json(out / "meta.json")
+    assert plan["max_per_class"] == 8 and plan["per_class"] == {"0": 8, "1": 8} and plan["n_images"] == 16
+    assert meta["n_images"] == 16 and meta["params"]["max_per_class"] == 8
+    assert len(seen) == FOLDS and all(len(ids) == 16 for ids in seen)
+    assert all(json.loads(key)["n_images"] == 16 for key in meta["keys"])
 
 
 def test_groups_come_from_the_manifest(prepared_dir, tmp_path):

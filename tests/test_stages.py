@@ -15,7 +15,7 @@ from bench import metrics
 from bench.config import load_params
 from bench.errors import AugbenchError
 from bench.io import write_json
-from bench.stages import augment, evaluate, prepare
+from bench.stages import augment, evaluate, prepare, report
 from bench.stages import train as train_stage
 from bench.stages.common import load_prepared
 
@@ -72,6 +72,51 @@ def test_prepare_phantom_is_deterministic_and_has_masks(phantom_prepared, tmp_pa
     np.testing.assert_array_equal(a.images, b.images)
     np.testing.assert_array_equal(a.splits, b.splits)
     assert a.masks is not None and a.masks.shape == a.images.shape and a.masks.any()
+
+
+def test_prepare_phantom_splits_by_ratios_by_default(phantom_prepared):
+    meta = json.loads((Path(phantom_prepared) / "meta.json").read_text())
+    assert meta["split_rule"] == "ratios"
+    assert report.dataset_source(meta).startswith(f"generated: {_params().phantom.n_per_class} per class at")
+
+
+SETS = {"phantom.n_per_class": 4, "phantom.val_per_class": 3, "phantom.test_per_class": 2, "phantom.size": 32,
+        "preprocess.image_size": 32}
+
+
+def test_prepare_phantom_with_its_own_sets_splits_by_sample_index(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="augbench"):
+        meta = prepare.prepare(_params(**SETS), tmp_path / "a")
+    assert "4 train + 3 val + 2 test per class" in caplog.text
+    assert meta["split_rule"] == "phantom sets" and meta["n_images"] == 18
+    assert meta["split_counts"] == {s: {"benign": n, "malignant": n} for s, n in (("test", 2), ("train", 4),
+                                                                                  ("val", 3))}
+    manifest = pd.read_csv(tmp_path / "a" / "manifest.csv")
+    number = manifest["id"].str.extract(r"\((\d+)\)$")[0].astype(int)  # "benign/benign (7)": sample 6
+    expected = np.where(number <= 4, "train", np.where(number <= 7, "val", "test"))
+    np.testing.assert_array_equal(manifest["split"], expected)
+    # Larger held-out sets leave the training images as they are: sample i does not depend on the counts.
+    prepare.prepare(_params(**{**SETS, "phantom.val_per_class": 5, "phantom.test_per_class": 4}), tmp_path / "b")
+    a, b = load_prepared(tmp_path / "a"), load_prepared(tmp_path / "b")
+    assert a.subset("train").ids == b.subset("train").ids
+    np.testing.assert_array_equal(a.subset("train").images, b.subset("train").images)
+    assert len(b.subset("val").ids) == 10 and len(b.subset("test").ids) == 8
+    assert report.dataset_source(meta).startswith("generated: 4 train + 3 val + 2 test per class at 32 px")
+
+
+def test_phantom_sets_refuse_a_duplicate_group_across_splits(tmp_path):
+    from bench.data.loader import Record
+    from bench.errors import DataError
+
+    records = [Record(f"benign/benign ({n})", "benign", f"benign/benign ({n}).png") for n in (1, 2, 3, 4)]
+    groups = ["g1", "g1", "g3", "g4"]
+    splits = prepare.phantom_set_splits(records, groups, {"train": 2, "val": 1, "test": 1}, tmp_path)
+    assert splits.tolist() == ["train", "train", "val", "test"]  # a group within one split is fine
+    per_split = {"train": 1, "val": 2, "test": 1}
+    with pytest.raises(DataError, match=r"benign/benign \(1\) \(train\), benign/benign \(2\) \(val\)"):
+        prepare.phantom_set_splits(records, groups, per_split, tmp_path)
+    with pytest.raises(DataError, match="no benign image is left in the phantom's test set"):
+        prepare.phantom_set_splits(records[:3], groups[1:], per_split, tmp_path)
 
 
 def test_augment_uses_only_training_images(phantom_prepared, tmp_path, monkeypatch):
@@ -235,3 +280,6 @@ def test_report_header_states_the_gan_and_pseudolabel_settings_as_run():
     text = pseudolabel_line(params)
     assert f"{params.pseudolabel.folds} folds" in text and f"{params.pseudolabel.encoder_epochs} epochs" in text
     assert f"teacher epochs {params.method_params('nst-pseudolabel').teacher_epochs}" in text
+    assert "folds (seed" in text  # no subsample named by default
+    capped = load_params(Path(__file__).resolve().parents[1] / "params.yaml", "quick", ["pseudolabel.max_per_class=40"])
+    assert f"{params.pseudolabel.folds} folds over ≤ 40 images per class" in pseudolabel_line(capped)

@@ -432,3 +432,71 @@ def registry_build(p):
     from bench import registry
 
     return registry.get("classifier", "tiny-test")(p).build((32, 32, 1), 2)
+
+
+@pytest.mark.slow
+def test_seeds_trained_in_one_process_equal_fresh_processes(tmp_path):
+    """``augbench train --seed 0,1`` builds and traces the network once (bench.training.ModelReuse);
+    its seed-1 run must equal ``--seed 1`` alone in a fresh process, file for file: weights,
+    BatchNorm statistics, optimizer, learning rate and Dropout generator all re-initialised."""
+    import os
+    import subprocess
+    import sys
+
+    from bench.config import load_params
+    from bench.io import load_npz
+    from bench.stages import augment, prepare
+    from bench.stages.common import load_prepared
+
+    params = load_params(PARAMS_FILE, "smoke")
+    prepare.prepare(params, tmp_path / "prepared")
+    augment.augment(params, load_prepared(tmp_path / "prepared"), "none", tmp_path / "none")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "AUGBENCH_QUIET": "1"}
+
+    def train(seeds: str, out: str) -> None:
+        subprocess.run([sys.executable, "-m", "bench.cli", "train", "--params", str(PARAMS_FILE), "--profile", "smoke",
+                        "--set", "train.classifiers.resnet50.epochs=2", "--prepared", str(tmp_path / "prepared"),
+                        "--augmented", str(tmp_path / "none"), "--classifier", "resnet50", "--seed", seeds,
+                        "--out", str(tmp_path / out)], check=True, env=env, timeout=600)
+
+    train("0,1", "cell/seed{seed}")
+    train("1", "alone")
+    for name in ("predictions.csv", "history.csv", "grid.csv"):
+        assert (tmp_path / "cell" / "seed1" / name).read_text() == (tmp_path / "alone" / name).read_text(), name
+    assert (tmp_path / "cell" / "seed0" / "predictions.csv").read_text() != (tmp_path / "alone" / "predictions.csv").read_text()
+    a, b = load_npz(tmp_path / "cell" / "seed1" / "relevance.npz"), load_npz(tmp_path / "alone" / "relevance.npz")
+    for key in ("lrp", "gradient_x_input"):
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_model_reuse_keeps_one_network_and_replaces_it_for_another():
+    from types import SimpleNamespace
+
+    from bench import training
+
+    class Clf:
+        def __init__(self, **params):
+            self.params = SimpleNamespace(**params)
+
+        def build(self, input_shape, n_classes):
+            model = tf.keras.Sequential([tf.keras.Input(input_shape), tf.keras.layers.Dense(n_classes),
+                                         tf.keras.layers.Dropout(0.5)])
+            model.compile(tf.keras.optimizers.SGD(self.params.learning_rate, momentum=self.params.momentum), "mse")
+            return model
+
+    reuse = training.ModelReuse()
+    training.seed_everything(0)
+    first = reuse.build(Clf(learning_rate=0.1, momentum=0.9), (3,), 2)
+    first.optimizer.build(first.trainable_variables)
+    first.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0)  # moves weights, optimizer slots, iterations
+    training.seed_everything(1)
+    again = reuse.build(Clf(learning_rate=0.01, momentum=0.9), (3,), 2)  # another lr only: the same network
+    training.seed_everything(1)
+    fresh = Clf(learning_rate=0.01, momentum=0.9).build((3,), 2)
+    assert again is first
+    for got, want in zip(again.get_weights(), fresh.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert all(not np.any(v.numpy()) for v in again.optimizer.variables)
+    assert float(again.optimizer.learning_rate.numpy()) == pytest.approx(0.01)
+    other = reuse.build(Clf(learning_rate=0.01, momentum=0.5), (3,), 2)  # momentum is traced: a new network
+    assert other is not first

@@ -323,6 +323,27 @@ def _file_number(sample: PhantomSample) -> int:
     return int(match.group(1))
 
 
+def file_index(label: str, stem: str) -> int:
+    """The 0-based sample index of the file ``<label> (<n>)`` (its stem) that :func:`write_phantom`
+    wrote: ``n - 1``, the ``i`` of its child seed ``SeedSequence([seed, class, i])``."""
+    match = re.fullmatch(rf"{re.escape(label)} \((\d+)\)", stem)
+    if match is None or int(match.group(1)) < 1:
+        raise ValueError(f"{stem!r} is not a phantom file name of the form '{label} (<n>)', n >= 1")
+    return int(match.group(1)) - 1
+
+
+def set_of(index: int, per_split: dict[str, int]) -> str:
+    """The split of sample ``index`` of a class whose samples are laid out as consecutive sets, in
+    the order of ``per_split``: ``{"train": 64, "val": 50, "test": 50}`` puts samples 0..63 in
+    train, 64..113 in val and 114..163 in test."""
+    start = 0
+    for name, n in per_split.items():
+        if start <= index < start + n:
+            return name
+        start += n
+    raise ValueError(f"sample index {index} lies outside the {start} samples of {per_split}")
+
+
 def write_phantom(root, samples: Iterable[PhantomSample]) -> None:
     """Write ``samples`` in the BUSI folder layout under ``root``:
     ``root/<label>/<label> (<n>).png`` (8-bit grey) and ``... (<n>)_mask.png``

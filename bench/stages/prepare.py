@@ -2,13 +2,14 @@
 
 Reads the embedded phantom (generated into ``<out>/phantom``) or a folder-per-class
 dataset, validates it (unreadable files, duplicates, label conflicts), splits it
-stratified and group-aware (duplicate groups never straddle splits), resizes,
-optionally despeckles with SRAD, and writes:
+stratified and group-aware by ``split.ratios`` (duplicate groups never straddle splits) —
+or, for a phantom with its own val/test sets (``phantom.val_per_class``/``test_per_class``),
+by sample index — resizes, optionally despeckles with SRAD, and writes:
 
 - ``dataset.npz``: images, labels, ids, splits (and lesion masks for the phantom)
 - ``manifest.csv``: id, label, group, split, content hash, source path
 - ``validation.json`` / ``validation.md``: what validation found and dropped
-- ``meta.json``: dataset name, classes, image size, split sizes, preprocessing
+- ``meta.json``: dataset name, classes, image size, split sizes and rule, preprocessing
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from bench.config import Params
-from bench.data.loader import resize, scan_folder
-from bench.data.phantom import generate_phantom, write_phantom
+from bench.data.loader import Record, resize, scan_folder
+from bench.data.phantom import file_index, generate_phantom, set_of, write_phantom
 from bench.data.splits import split_summary, stratified_group_split
 from bench.data.srad import srad
 from bench.data.validate import validate_records
@@ -41,11 +42,45 @@ def dataset_root(params: Params, out: Path) -> Path:
     if root.exists():  # regenerate from the seed: never mix in files of an earlier run
         shutil.rmtree(root)
     ph = params.phantom
-    log.info("generating the phantom: %d per class, %d px, difficulty %.2f, seed %d",
-             ph.n_per_class, ph.size, ph.difficulty, ph.seed)
-    write_phantom(root, generate_phantom({c: ph.n_per_class for c in params.dataset.classes},
+    log.info("generating the phantom: %s, %d px, difficulty %.2f, seed %d",
+             ph.describe(), ph.size, ph.difficulty, ph.seed)
+    write_phantom(root, generate_phantom({c: ph.total_per_class() for c in params.dataset.classes},
                                          ph.size, ph.seed, ph.difficulty))
     return root
+
+
+def phantom_set_splits(records: list[Record], groups: list[str], per_split: dict[str, int],
+                       root: Path) -> np.ndarray:
+    """Each phantom image's split from its sample index (:func:`bench.data.phantom.set_of` with
+    ``PhantomParams.per_split``), after validation. Raises :class:`DataError` when a duplicate group
+    would straddle two splits (independently drawn phantom samples should never be duplicates) or
+    when validation left a split without a class."""
+    splits = np.array([set_of(file_index(r.label, Path(r.path).stem), per_split) for r in records])
+    members: dict[str, list[int]] = {}
+    for k, group in enumerate(groups):
+        members.setdefault(group, []).append(k)
+    for rows in members.values():
+        if len({splits[k] for k in rows}) > 1:
+            found = ", ".join(f"{records[k].id} ({splits[k]})" for k in rows)
+            raise DataError(root, f"the duplicate group {found} straddles the phantom's fixed splits",
+                            "independently drawn phantom samples should never be near-duplicates: lower "
+                            "dataset.near_duplicate_threshold or use another phantom.seed, and report it")
+    counts = split_summary([r.label for r in records], splits)
+    for name in per_split:
+        missing = sorted({r.label for r in records} - set(counts.get(name, {})))
+        if missing:
+            key = "n_per_class" if name == "train" else f"{name}_per_class"
+            raise DataError(root, f"no {', '.join(missing)} image is left in the phantom's {name} set after "
+                            "validation", f"raise phantom.{key}")
+    return splits
+
+
+def assign_splits(params: Params, records: list[Record], groups: list[str], root: Path) -> tuple[np.ndarray, str]:
+    """(split of each record, the rule used: ``"phantom sets"`` or ``"ratios"``, for meta.json)."""
+    if params.dataset.source == "phantom" and params.phantom.has_sets:
+        return phantom_set_splits(records, groups, params.phantom.per_split(), root), "phantom sets"
+    labels = [r.label for r in records]
+    return stratified_group_split(labels, groups, params.split.ratios, params.split.seed), "ratios"
 
 
 def despeckle(images: np.ndarray, params: Params) -> np.ndarray:
@@ -87,7 +122,7 @@ def prepare(params: Params, out: Path) -> dict:
     ids = [r.id for r in records]
     labels = np.array([int(r.label == params.dataset.positive) for r in records], np.int64)
     groups = [report.groups.get(r.id, r.id) for r in records]
-    splits = stratified_group_split([r.label for r in records], groups, params.split.ratios, params.split.seed)
+    splits, split_rule = assign_splits(params, records, groups, root)
     size = params.preprocess.image_size
     images = np.stack([resize(decoded[r.id], size) for r in records])  # decoded once, by validation
     if params.preprocess.srad:
@@ -104,7 +139,7 @@ def prepare(params: Params, out: Path) -> dict:
     meta = {"dataset": params.dataset.name, "source": params.dataset.source,
             "root": str(root), "classes": params.dataset.classes, "positive": params.dataset.positive,
             "image_size": size, "srad": params.preprocess.srad, "n_images": len(ids),
-            "split_counts": split_summary([r.label for r in records], splits),
+            "split_counts": split_summary([r.label for r in records], splits), "split_rule": split_rule,
             "validation": {"n_files": report.n_files, "dropped": len(report.dropped),
                            "unreadable": len(report.unreadable), "skipped": len(report.skipped),
                            "exact_duplicate_groups": len(report.exact_duplicate_groups),
@@ -113,7 +148,8 @@ def prepare(params: Params, out: Path) -> dict:
             "has_masks": masks is not None, "inputs": prepare_inputs(params),
             "seconds": round(time.perf_counter() - started, 2)}
     write_json(out / "meta.json", meta)
-    log.info("prepared %d images (%s) in %.1fs", len(ids), meta["split_counts"], meta["seconds"])
+    log.info("prepared %d images (%s, split by %s) in %.1fs", len(ids), meta["split_counts"], split_rule,
+             meta["seconds"])
     return meta
 
 

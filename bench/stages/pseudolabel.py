@@ -1,9 +1,11 @@
 """pseudolabel: Mikołajczyk & Grochowski 2018's k-fold protocol for pseudo-labelled NST.
 
 Every real image of the prepared data (all three splits) goes into ``pseudolabel.folds``
-stratified, group-aware folds (:func:`bench.pseudolabel.fold_plan`). Fold k holds out fold
-k, halved into validation and test; only the other folds' images (the fold's *sources*)
-reach anything that is trained. Per fold, in this order:
+stratified, group-aware folds (:func:`bench.pseudolabel.fold_plan`) — or, with
+``pseudolabel.max_per_class``, a stratified, group-aware subsample of at most that many images
+per class, drawn from ``pseudolabel.seed`` (the other images take no part in the stage). Fold k
+holds out fold k, halved into validation and test; only the other folds' images (the fold's
+*sources*) reach anything that is trained. Per fold, in this order:
 
 1. a domain encoder for the method's NST (when it uses ``weights: domain``), trained on the
    sources only — the encoder stage's own one saw images that are this fold's val/test;
@@ -13,9 +15,9 @@ reach anything that is trained. Per fold, in this order:
 3. the train stage's function: ``pseudolabel.classifier`` on the synthetic images only,
    early stopping and model choice on the fold's validation half, predictions on its test half.
 
-Writes, under ``--out``: ``folds.json`` (the plan), ``fold<k>/encoder`` (its ``meta.json`` with the
-weights' md5 and the sha256 of the ids it was trained on; the weight files are dropped once the
-fold's images are made), ``fold<k>/augmented``
+Writes, under ``--out``: ``folds.json`` (the plan, and the images per class it covers),
+``fold<k>/encoder`` (its ``meta.json`` with the weights' md5 and the sha256 of the ids it was
+trained on; the weight files are dropped once the fold's images are made), ``fold<k>/augmented``
 (as the augment stage: synthetic.npz, provenance.jsonl, grid.png, meta.json), ``fold<k>/run``
 (as the train stage) and ``fold<k>/meta.json`` (the fold's key and its metrics, written last:
 a re-run outside DVC skips a finished fold with the same key), ``meta.json``; under
@@ -68,23 +70,42 @@ def read_groups(prepared_dir: Path, prepared: Prepared) -> list[str]:
 
 
 def fold_data(prepared: Prepared, fold: Fold) -> Prepared:
-    """The prepared data with the fold's roles as splits: sources = train, held-out halves = val/test."""
+    """The fold's images (in prepared order) with its roles as splits: sources = train, held-out
+    halves = val/test. Prepared images the plan leaves out (``pseudolabel.max_per_class``) are not in it."""
     role = {**{i: "train" for i in fold.sources}, **{i: "val" for i in fold.val}, **{i: "test" for i in fold.test}}
-    if set(role) != set(prepared.ids):
-        raise AugbenchError(f"fold {fold.index}: the plan does not cover the prepared images exactly")
+    if len(role) != len(fold.sources) + len(fold.val) + len(fold.test):
+        raise AugbenchError(f"fold {fold.index}: an image has two roles in the plan")
+    unknown = sorted(set(role) - set(prepared.ids))
+    if unknown:
+        raise AugbenchError(f"fold {fold.index}: the plan names {unknown[0]!r} ({len(unknown)} images), which the "
+                            "prepared data does not hold; re-run the pseudolabel stage")
+    keep = np.array([i in role for i in prepared.ids])
+    ids = [i for i in prepared.ids if i in role]
     spec = json.dumps({"upstream": prepared.digest, "fold": dataclasses.asdict(fold)}, sort_keys=True)
-    return Prepared(prepared.images, prepared.labels, prepared.ids, np.array([role[i] for i in prepared.ids]),
-                    prepared.masks, {**prepared.meta, "fold": fold.index}, hashlib.sha256(spec.encode()).hexdigest())
+    return Prepared(prepared.images[keep], prepared.labels[keep], ids, np.array([role[i] for i in ids]),
+                    None if prepared.masks is None else prepared.masks[keep], {**prepared.meta, "fold": fold.index},
+                    hashlib.sha256(spec.encode()).hexdigest())
+
+
+def plan_counts(prepared: Prepared, fold: Fold) -> dict[str, int]:
+    """Images per class (label 0/1, as text) that the plan covers: a fold's sources and held-out halves."""
+    label_of = dict(zip(prepared.ids, prepared.labels.tolist(), strict=True))
+    counts: dict[str, int] = {}
+    for i in (*fold.sources, *fold.val, *fold.test):
+        counts[str(label_of[i])] = counts.get(str(label_of[i]), 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def fold_key(params: Params, data: Prepared) -> str:
-    """What a finished fold depends on: method, classifier, encoder settings, seeds and the fold's data."""
+    """What a finished fold depends on: method, classifier, encoder settings, seeds, the subsample's
+    bound and the fold's data (its digest names the fold's images and roles)."""
     s = params.pseudolabel
     return json.dumps({"method": s.method, "method_params": to_dict(params.method_params(s.method)),
                        "classifier": s.classifier, "classifier_params": to_dict(params.classifier_params(s.classifier)),
                        "encoder": to_dict(fold_encoder_settings(params, ())), "encoder_epochs": s.encoder_epochs,
                        "augment_seed": params.augment.seed, "seed": params.matrix.seeds[0],
-                       "threshold": params.evaluate.threshold, "data": data.digest}, sort_keys=True, default=str)
+                       "threshold": params.evaluate.threshold, "max_per_class": s.max_per_class,
+                       "n_images": len(data.ids), "data": data.digest}, sort_keys=True, default=str)
 
 
 def fold_encoder_settings(params: Params, archs: tuple[str, ...]):
@@ -171,13 +192,18 @@ def pseudolabel(params: Params, prepared: Prepared, groups: list[str], out: Path
     started = time.perf_counter()
     s = params.pseudolabel
     (out / "meta.json").unlink(missing_ok=True)  # written last: marks a complete output
-    folds = fold_plan(prepared.ids, prepared.labels, groups, s.folds, s.seed)
+    folds = fold_plan(prepared.ids, prepared.labels, groups, s.folds, s.seed, s.max_per_class)
+    covered = plan_counts(prepared, folds[0])
+    log.info("pseudolabel: %d folds over %d of %d images %s", s.folds, sum(covered.values()), len(prepared.ids),
+             covered)
     write_json(out / "folds.json", {"method": s.method, "seed": s.seed, "upstream": prepared.digest,
-                                    "folds": [dataclasses.asdict(f) for f in folds]})
+                                    "max_per_class": s.max_per_class, "n_images": sum(covered.values()),
+                                    "per_class": covered, "folds": [dataclasses.asdict(f) for f in folds]})
     rows = [run_fold(params, prepared, fold, out / f"fold{fold.index}") for fold in folds]
     table = fold_results(rows)
     write_reports(params, table, reports)
     write_json(out / "meta.json", {"params": to_dict(s), "upstream": prepared.digest,
+                                   "n_images": sum(covered.values()), "per_class": covered,
                                    "keys": [read_json(out / f"fold{f.index}" / "meta.json")["key"] for f in folds],
                                    "seconds": round(time.perf_counter() - started, 1)})
     return table

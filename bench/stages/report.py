@@ -30,7 +30,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench import html_report, plots, provenance
-from bench.config import Params
+from bench.config import Params, PhantomParams
 from bench.io import atomic_path, load_npz, read_json, write_json, write_text
 from bench.stages.common import add_params_args, log, params_from_args, writing
 from bench.stages.evaluate import load_run, run_dir
@@ -188,8 +188,10 @@ def pseudolabel_line(params: Params) -> str:
     method = ", ".join(f"{label} {getattr(mp, key)}" for key, label in
                        (("factor", "factor"), ("iterations", "iterations"), ("optimizer", "optimizer"),
                         ("learning_rate", "lr"), ("teacher_epochs", "teacher epochs")) if hasattr(mp, key))
-    return (f"- **Pseudo-label** ({pl.method}): {pl.folds} folds (seed {pl.seed}), classifier {pl.classifier}; "
-            f"per fold a domain encoder ({pl.encoder_epochs or params.encoder.epochs} epochs); {method}")
+    subsample = "" if pl.max_per_class is None else f" over ≤ {pl.max_per_class} images per class"
+    return (f"- **Pseudo-label** ({pl.method}): {pl.folds} folds{subsample} (seed {pl.seed}), classifier "
+            f"{pl.classifier}; per fold a domain encoder ({pl.encoder_epochs or params.encoder.epochs} epochs); "
+            f"{method}")
 
 
 def training_line(meta: dict) -> str:
@@ -203,17 +205,23 @@ def training_line(meta: dict) -> str:
             f"{p.get('optimizer', 'sgd')} lr {lr}{beta}{grid}, best epoch by {p.get('monitor', 'val_loss')}")
 
 
+def dataset_source(prepared_meta: dict) -> str:
+    """Where the images came from: the phantom's settings (per split when it has its own val/test
+    sets), or the folder read."""
+    if prepared_meta["source"] != "phantom":
+        return prepared_meta["root"]
+    ph = prepared_meta.get("inputs", {}).get("phantom", {})
+    return (f"generated: {PhantomParams(**ph).describe()} at {ph.get('size')} px, difficulty "
+            f"{ph.get('difficulty')}, seed {ph.get('seed')}")
+
+
 def header(params: Params, prepared_meta: dict, run_metas: list[dict], prov: dict,
            augment_metas: dict[str, dict] | None = None, pseudolabel: bool = False) -> str:
     split = prepared_meta["split_counts"]
     val = prepared_meta["validation"]
     weights = sorted({f"{m['classifier']}: {m['weights']}" for m in run_metas})
     epochs = sorted({training_line(m) for m in run_metas})
-    inputs = prepared_meta.get("inputs", {})
-    ph = inputs.get("phantom", {})
-    source = (f"generated: {ph.get('n_per_class')} per class at {ph.get('size')} px, difficulty "
-              f"{ph.get('difficulty')}, seed {ph.get('seed')}" if prepared_meta["source"] == "phantom"
-              else prepared_meta["root"])
+    source = dataset_source(prepared_meta)
     mach, git = prov["machine"], prov["git"]
     lines = [
         f"- **Dataset**: {prepared_meta['dataset']} ({source}), classes "

@@ -58,9 +58,10 @@ from bench.stages.common import (
     writing,
 )
 from bench.typed import to_dict
-from bench.xai.runs import write_explanations
+from bench.xai.runs import explained_rows, write_explanations
 
-CHECKPOINT = "checkpoint"  # per-epoch training state, under the output folder, until meta.json is written
+CHECKPOINT = "checkpoint"  # training state, under the output folder, until meta.json is written
+CHECKPOINT_EVERY_S = 60.0  # after the first epoch, then at most once a minute (bench.training.Checkpoint.due)
 
 
 def training_set(prepared: Prepared, augmented: Path) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -94,8 +95,11 @@ def resize_to(images: np.ndarray, size: int) -> np.ndarray:
 
 def train_candidate(plugin: type, params, data: tuple, name: str, candidate: training.Candidate, *,
                     log_root: Path | None = None, n_candidates: int = 1,
-                    checkpoint_key: str | None = None, workers=None) -> training.Trial:
-    """Build, seed and fit one grid candidate; judge it on the validation split only. With
+                    checkpoint_key: str | None = None, workers=None,
+                    reuse: training.ModelReuse | None = None) -> training.Trial:
+    """Build, seed and fit one grid candidate; judge it on the validation split only. ``reuse``:
+    the network built and traced for an earlier candidate or seed, re-initialised as a fresh
+    process would (bench.training.ModelReuse; not under Horovod, which recompiles). With
     ``checkpoint_key``, its state after every epoch goes to ``log_root/checkpoint/`` and a
     re-run with the same key continues from there (bench.training.Checkpoint). Not under
     Horovod (``workers``): a killed distributed training starts over (README, Known limits)."""
@@ -105,7 +109,8 @@ def train_candidate(plugin: type, params, data: tuple, name: str, candidate: tra
     training.seed_everything(candidate.seed)
     phase = phases(workers)
     with phase("build"):
-        model = clf.build(x_train.shape[1:], 2)
+        model = (reuse.build(clf, x_train.shape[1:], 2) if reuse is not None and workers is None
+                 else clf.build(x_train.shape[1:], 2))
     initial = model.get_weights() if hasattr(clf, "analyse") else None
     log.info("%s candidate %d (lr %g, beta_1 %g, repeat %d, seed %d): %d trainable parameters, weights %s",
              name, candidate.index, candidate.learning_rate, candidate.beta_1, candidate.repeat, candidate.seed,
@@ -114,7 +119,7 @@ def train_candidate(plugin: type, params, data: tuple, name: str, candidate: tra
     checkpoint = None
     if log_root is not None and checkpoint_key is not None and workers is None:
         checkpoint = training.Checkpoint(log_root / CHECKPOINT / f"candidate{candidate.index}.npz",
-                                         f"{checkpoint_key} {candidate}")
+                                         f"{checkpoint_key} {candidate}", every_seconds=CHECKPOINT_EVERY_S)
     with phase("compute"):
         result = training.fit(model, clf.params, x_train, y_train, x_val, y_val, seed=candidate.seed,
                               log_dir=log_dir, checkpoint=checkpoint, workers=workers)
@@ -123,7 +128,7 @@ def train_candidate(plugin: type, params, data: tuple, name: str, candidate: tra
     return training.Trial(candidate, float(val_loss), binary_metrics(y_val, val_scores)["auc"], result.best_epoch,
                           len(result.history.get("loss", [])),
                           state={"classifier": clf, "model": model, "result": result, "val_scores": val_scores,
-                                 "initial": initial})
+                                 "initial": initial, "weights": model.get_weights()})
 
 
 def _selection(best: training.Trial, grid: pd.DataFrame, criterion: str) -> dict:
@@ -144,9 +149,11 @@ def predictions_table(val, test, val_scores: np.ndarray, test_scores: np.ndarray
 
 
 def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, seed: int, out: Path,
-        workers=None) -> dict | None:
+        workers=None, reuse: training.ModelReuse | None = None) -> dict | None:
     """Train, choose, predict and write. ``workers`` (under Horovod, np > 1): every candidate is
-    trained data-parallel (bench.training.fit); only rank 0 writes, and the others return None."""
+    trained data-parallel (bench.training.fit); only rank 0 writes, and the others return None.
+    ``reuse``: a :class:`bench.training.ModelReuse` shared with earlier runs of this process (the
+    other seeds of the cell); by default the grid's candidates share one."""
     started = time.perf_counter()
     root = workers is None or workers.is_root
     for stale in ("meta.json", "activation.csv", "grid.csv", "relevance.npz"):  # outside DVC the folder is reused
@@ -171,13 +178,15 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
     key = json.dumps({"classifier": classifier, "params": to_dict(configured), "seed": seed, "upstream": upstream},
                      sort_keys=True, default=str)
     fit_one = functools.partial(train_candidate, plugin, configured, (x_train, y, x_val, val.labels), classifier,
-                                log_root=out, n_candidates=len(candidates), checkpoint_key=key, workers=workers)
+                                log_root=out, n_candidates=len(candidates), checkpoint_key=key, workers=workers,
+                                reuse=reuse if reuse is not None else training.ModelReuse())
     best, grid = training.run_grid(candidates, fit_one, criterion)
     by_rank = workers.allgather(workers.timer.rounded()) if workers is not None else None
     if not root:
         return None
     # The choice is made; only now is the test split predicted.
     chosen, model, result = best.state["classifier"], best.state["model"], best.state["result"]
+    model.set_weights(best.state["weights"])  # a later candidate may have trained the same (reused) model
     scores = predictions_table(val, test, best.state["val_scores"], training.predict_positive(model, x_test))
     write_text(out / "predictions.csv", scores.to_csv(index=False))
     write_text(out / "history.csv", history_table(result.history).to_csv())
@@ -191,7 +200,10 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
             "selection": _selection(best, grid, criterion), "epochs_run": best.epochs,
             "best_epoch": result.best_epoch, "fit_seconds": round(result.seconds, 1)}
     meta.update(write_analysis(chosen, model, best.state["initial"], x_test, out))
-    meta.update(write_explanations(model, x_test, test.ids, test_masks(prepared), out))
+    rows = explained_rows(test.labels, params.train.explain_images)  # all, or a class-stratified pick
+    masks = test_masks(prepared)
+    meta.update(write_explanations(model, x_test[rows], [test.ids[i] for i in rows],
+                                   None if masks is None else masks[rows], out))
     meta["seconds"] = round(time.perf_counter() - started, 1)
     if workers is not None:
         meta["distributed"] = {**workers.describe(), "learning_rate_scaled_by": workers.size,
@@ -220,24 +232,44 @@ def write_analysis(clf, model, initial: list | None, x_test: np.ndarray, out: Pa
     return {**analysis["meta"], "analysis_split": "test"}
 
 
+def seeds_arg(text: str) -> list[int]:
+    """``--seed``: one seed, or several comma-separated (``0,1,2``)."""
+    try:
+        seeds = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed or a comma-separated list of seeds") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: give one seed or distinct comma-separated seeds")
+    return seeds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="augbench train", description=__doc__.splitlines()[0])
     add_params_args(parser)
     parser.add_argument("--prepared", default="data/prepared")
     parser.add_argument("--augmented", required=True, help="folder written by the augment stage")
     parser.add_argument("--classifier", required=True)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--seed", type=seeds_arg, required=True,
+                        help="training seed; several (0,1,2) train one after another in this process, sharing "
+                             "one built and traced network (each as a fresh process would train it)")
+    parser.add_argument("--out", required=True, help="output folder; with several seeds it must contain {seed}")
     args = parser.parse_args(argv)
+    if len(args.seed) > 1 and "{seed}" not in args.out:
+        parser.error(f"--out {args.out!r}: with several seeds it must contain {{seed}} (e.g. runs/none/resnet50/seed{{seed}})")
     workers = init_workers()  # first: pins threads (AUGBENCH_THREADS, or Horovod's share) before TensorFlow starts
-    out = Path(args.out)
-    status = default_shard_dir(out) if workers.horovod else None  # rank-R.json: what `augbench launch` reports
-    lock = writing(out) if workers.is_root else contextlib.nullcontext()  # rank 0 writes the outputs: it holds it
-    with lock, rank_guard(workers, status):
-        with workers.timer("io"):
-            params, prepared = params_from_args(args), load_prepared(args.prepared)
-        run(params, prepared, Path(args.augmented), args.classifier, args.seed, out,
-            workers if workers.horovod else None)
-    if status is not None and workers.is_root:
-        shutil.rmtree(status, ignore_errors=True)
+    if workers.horovod and len(args.seed) > 1:
+        parser.error("under Horovod, train one seed per launch")
+    reuse, loaded = training.ModelReuse(), {}
+    for seed in args.seed:
+        out = Path(args.out.replace("{seed}", str(seed)))
+        status = default_shard_dir(out) if workers.horovod else None  # rank-R.json: what `augbench launch` reports
+        lock = writing(out) if workers.is_root else contextlib.nullcontext()  # rank 0 writes the outputs: it holds it
+        with lock, rank_guard(workers, status):
+            if not loaded:  # inside the guard: a bad params file or prepared folder is reported like any failure
+                with workers.timer("io"):
+                    loaded.update(params=params_from_args(args), prepared=load_prepared(args.prepared))
+            run(loaded["params"], loaded["prepared"], Path(args.augmented), args.classifier, seed, out,
+                workers if workers.horovod else None, reuse=reuse)
+        if status is not None and workers.is_root:
+            shutil.rmtree(status, ignore_errors=True)
     return 0

@@ -43,6 +43,32 @@ def resize_masks(masks: np.ndarray, size: int) -> np.ndarray:
     return out.numpy()[..., 0] > 0.5
 
 
+def explained_rows(labels: np.ndarray, limit: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted row indices of the test images to explain (``train.explain_images``): every row when
+    ``limit`` is None or at least ``len(labels)``; otherwise ``limit`` rows, stratified by class — as
+    equal per class as possible, a class with fewer rows than its share giving the spare to the others
+    (a remainder of one goes to the classes in sorted order) — each class's rows drawn with
+    ``np.random.default_rng(seed)``."""
+    labels = np.asarray(labels)
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1 or None, got {limit!r}")
+    if limit is None or limit >= len(labels):
+        return np.arange(len(labels))
+    classes = np.unique(labels)
+    sizes = np.array([int((labels == c).sum()) for c in classes])
+    quota, left = np.zeros(len(classes), np.int64), int(limit)
+    while left:  # ends: every pass adds at least one row, and limit < len(labels)
+        open_ = np.flatnonzero(quota < sizes)
+        share = max(left // len(open_), 1)
+        for k in open_:
+            add = min(share, sizes[k] - quota[k], left)
+            quota[k] += add
+            left -= add
+    rng = np.random.default_rng(seed)
+    picked = [rng.choice(np.flatnonzero(labels == c), q, replace=False) for c, q in zip(classes, quota, strict=True)]
+    return np.sort(np.concatenate(picked))
+
+
 def explain_test(model, x_test: np.ndarray, masks: np.ndarray | None) -> tuple[dict, dict]:
     """(arrays for relevance.npz, summary for meta.json) for the model's test inputs ``x_test``
     (model input space, (N, S, S, C)); ``masks`` (N, H, W) of the same images, or None."""

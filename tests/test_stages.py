@@ -280,6 +280,8 @@ def test_report_header_states_the_gan_and_pseudolabel_settings_as_run():
     text = pseudolabel_line(params)
     assert f"{params.pseudolabel.folds} folds" in text and f"{params.pseudolabel.encoder_epochs} epochs" in text
     assert f"teacher epochs {params.method_params('nst-pseudolabel').teacher_epochs}" in text
-    assert "folds (seed" in text  # no subsample named by default
+    assert f"{params.pseudolabel.folds} folds over ≤ {params.pseudolabel.max_per_class} images per class" in text
+    uncapped = load_params(Path(__file__).resolve().parents[1] / "params.yaml", "quick", ["pseudolabel.max_per_class=null"])
+    assert "folds (seed" in pseudolabel_line(uncapped)  # no subsample named without a cap
     capped = load_params(Path(__file__).resolve().parents[1] / "params.yaml", "quick", ["pseudolabel.max_per_class=40"])
     assert f"{params.pseudolabel.folds} folds over ≤ 40 images per class" in pseudolabel_line(capped)

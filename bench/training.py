@@ -509,6 +509,9 @@ def validation_logs(model, x_val, y_val, y_val_fit, with_auc: bool = False) -> d
     import tensorflow as tf
 
     probs = predict_outputs(model, x_val)
+    names = ["val_loss", "val_accuracy"] + (["val_auc"] if with_auc else [])
+    if not np.isfinite(probs).all():
+        return dict.fromkeys(names, np.nan)
     y_val = np.asarray(y_val)
     loss = float(np.mean(tf.keras.losses.get(model.loss)(y_val_fit, probs).numpy()))
     predicted = (probs[:, 0] > 0.5) if probs.shape[-1] == 1 else probs.argmax(axis=-1)
@@ -516,10 +519,7 @@ def validation_logs(model, x_val, y_val, y_val_fit, with_auc: bool = False) -> d
     if with_auc:
         from bench.metrics import binary_metrics
 
-        scores = positive_column(probs)
-        logs["val_auc"] = float(binary_metrics(y_val, scores)["auc"]) if np.isfinite(scores).all() else np.nan
-    if not np.isfinite(probs).all():
-        logs = dict.fromkeys(logs, np.nan)
+        logs["val_auc"] = float(binary_metrics(y_val, positive_column(probs))["auc"])
     return logs
 
 

@@ -193,6 +193,24 @@ def test_predict_positive_reads_a_single_sigmoid_unit():
     np.testing.assert_allclose(predict_positive(model, x), 1 / (1 + np.exp(-x[:, 0])), rtol=1e-6)
 
 
+def test_predict_outputs_equal_keras_predict_for_a_batchnorm_cnn():
+    """The traced inference pass gives exactly ``model.predict``'s outputs (same 64-image batches,
+    inference-mode BatchNorm and Dropout), for a last batch of another size and after the weights
+    change (the trace reads the variables, it does not capture their values)."""
+    from bench.training import predict_outputs
+
+    tf.keras.utils.set_random_seed(3)
+    model = tf.keras.Sequential([
+        tf.keras.Input((12, 12, 3)), tf.keras.layers.Conv2D(4, 3), tf.keras.layers.BatchNormalization(),
+        tf.keras.layers.ReLU(), tf.keras.layers.GlobalAveragePooling2D(), tf.keras.layers.Dropout(0.5),
+        tf.keras.layers.Dense(2, activation="softmax")])
+    x = np.random.default_rng(0).random((100, 12, 12, 3), dtype=np.float32)
+    for _ in range(2):
+        np.testing.assert_array_equal(predict_outputs(model, x), model.predict(x, batch_size=64, verbose=0))
+        model.set_weights([w * 1.5 + 0.1 for w in model.get_weights()])
+    assert predict_outputs(model, x[:0]).shape == (0, 2)
+
+
 # --------------------------------------------------------------------------- grid search
 
 

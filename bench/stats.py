@@ -30,6 +30,23 @@ What is here, and where it comes from
   rejective multiple test procedure", Scandinavian Journal of Statistics
   6(2):65-70, over the DeLong p-values of all runs against one baseline.
 
+Repeated training seeds against the baseline (see ``docs/statistics.md``):
+
+* ``paired_seed_delta``: the mean per-seed AUC difference with a two-level
+  percentile bootstrap interval (seeds and test cases resampled; Efron &
+  Tibshirani 1993, ch. 13; Davison & Hinkley 1997, ch. 3) - the primary figure.
+* ``paired_t_over_seeds``: Student's paired t-test over seeds (fixed test set).
+* ``corrected_resampled_t``: Nadeau & Bengio (2003), "Inference for the
+  generalization error", Machine Learning 52(3):239-281, for repeated random
+  train/test splits or k-fold cross-validation.
+* ``five_by_two_cv_f``: Alpaydin (1999), "Combined 5 x 2 cv F test for comparing
+  supervised classification learning algorithms", Neural Computation
+  11(8):1885-1892.
+* ``minimum_detectable_delta``: power analysis of the paired t-test from the
+  noncentral t (Cohen 1988, ch. 2).
+* ``verdict``: "helps" / "hurts" / "no evidence" from the interval and the
+  Holm-adjusted p-value; never from one seed.
+
 DeLong's structural components, in this module's notation
 ---------------------------------------------------------
 With ``m`` positives ``X_i`` and ``n`` negatives ``Y_j`` and
@@ -60,10 +77,10 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import special
+from scipy import optimize, special
 from scipy import stats as sps
 
-from bench.errors import AugbenchError
+from bench.errors import AugbenchError, NumericalError
 from bench.metrics import (
     METRIC_NAMES,
     Interval,
@@ -75,21 +92,32 @@ from bench.metrics import (
     _check_threshold,
     _counts_from_indices,
     _metrics_from_counts,
+    _percentile_interval,
     roc_curve_points,
 )
 from bench.typed import suggest
 
 __all__ = [
     "DeLongResult",
+    "PairedTResult",
     "RankSumResult",
+    "SeedDeltaResult",
+    "Significance",
+    "VERDICTS",
     "bootstrap_auc_ranksum",
     "bootstrap_sd",
     "closest_to_corner_threshold",
     "compare_to_baseline",
+    "corrected_resampled_t",
     "delong_ci",
     "delong_test",
+    "five_by_two_cv_f",
     "holm_adjust",
+    "minimum_detectable_delta",
+    "paired_seed_delta",
+    "paired_t_over_seeds",
     "seed_summary",
+    "verdict",
 ]
 
 COMPARISON_COLUMNS = (
@@ -565,3 +593,411 @@ def compare_to_baseline(y, scores_by_run: Mapping[str, Sequence[float]], baselin
     frame = pd.DataFrame(rows).reindex(columns=list(COMPARISON_COLUMNS))
     frame["delong_p_holm"] = holm_adjust(frame["delong_p"].to_numpy(dtype=np.float64))
     return frame
+
+
+# ---------------------------------------------------------------------------
+# Repeated training seeds: a method against the baseline
+# ---------------------------------------------------------------------------
+
+Verdict = Literal["helps", "hurts", "no evidence"]
+VERDICTS: tuple[Verdict, ...] = ("helps", "hurts", "no evidence")
+
+# Rounds of redrawing one-class bootstrap resamples before giving up. Each round leaves a
+# row one-class with probability at most 1/2 (two cases, one of each class), so 100 rounds
+# fail with probability below 2**-100 per row: reaching the cap means a bug, not bad luck.
+_MAX_REDRAW_ROUNDS = 100
+
+
+class Significance(NamedTuple):
+    """``(statistic, p_value)`` of a test."""
+
+    statistic: float
+    p_value: float
+
+
+class PairedTResult(NamedTuple):
+    """``(statistic, p_value, df)`` of a two-sided paired t-test."""
+
+    statistic: float
+    p_value: float
+    df: int
+
+
+@dataclass(frozen=True, eq=False)
+class SeedDeltaResult:
+    """The AUC difference (method minus baseline) over paired training seeds.
+
+    ``per_seed[r] = auc_method[r] - auc_base[r]`` on the full test set (shape
+    ``(R,)``); ``delta`` is their mean; ``[low, high]`` is the ``confidence``
+    percentile interval of ``delta`` from the two-level bootstrap of
+    ``paired_seed_delta`` with ``n_resamples`` replicates.
+    """
+
+    per_seed: np.ndarray
+    auc_method: np.ndarray
+    auc_base: np.ndarray
+    delta: float
+    low: float
+    high: float
+    confidence: float
+    n_resamples: int
+
+    @property
+    def n_seeds(self) -> int:
+        return int(self.per_seed.shape[0])
+
+    @property
+    def interval(self) -> Interval:
+        return Interval(value=self.delta, low=self.low, high=self.high)
+
+
+def _score_matrix(values, n: int, name: str) -> np.ndarray:
+    """Scores of shape ``(n_seeds, n)`` as float64: one row of test-case scores per seed."""
+    arr = np.asarray(values)
+    if arr.ndim != 2:
+        raise AugbenchError(
+            f"stats: {name} must be two-dimensional, one row of test-case scores per training "
+            f"seed (shape (n_seeds, n_test)), got shape {arr.shape}; for one seed pass [scores]"
+        )
+    if arr.shape[0] < 1:
+        raise AugbenchError(f"stats: {name} needs at least one training seed (row), got 0")
+    if arr.shape[1] != n:
+        raise AugbenchError(
+            f"stats: y has {n} cases but {name} has {arr.shape[1]} columns; every row must "
+            "score the same test cases as y, in the same order"
+        )
+    return np.stack([_scores(row, n, f"{name}[{r}]") for r, row in enumerate(arr)])
+
+
+def _differences(values, name: str, minimum: int) -> np.ndarray:
+    """Paired differences as a finite float64 vector of at least ``minimum`` values."""
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    if arr.size < minimum:
+        raise AugbenchError(
+            f"stats: {name} needs at least {minimum} paired differences, got {arr.size}"
+        )
+    if not np.isfinite(arr).all():
+        raise NumericalError(
+            f"stats: {name} contains {int((~np.isfinite(arr)).sum())} NaN or infinite value(s) "
+            f"out of {arr.size}; every repetition needs a finite difference"
+        )
+    return arr
+
+
+def _positive(value, name: str) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise AugbenchError(f"stats: {name} must be a number, got {value!r}") from None
+    if not (math.isfinite(out) and out > 0.0):
+        raise AugbenchError(f"stats: {name} must be a positive number, got {value!r}")
+    return out
+
+
+def _probability(value, name: str, example: str) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise AugbenchError(f"stats: {name} must be a number, got {value!r}") from None
+    if not 0.0 < out < 1.0:
+        raise AugbenchError(
+            f"stats: {name} must be strictly between 0 and 1 (e.g. {example}), got {value!r}"
+        )
+    return out
+
+
+def _one_class_rows(counts: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Rows of a case-count matrix that drew no positive or no negative case."""
+    n_pos = counts[:, pos].sum(axis=1)
+    return (n_pos == 0) | (n_pos == counts.sum(axis=1))
+
+
+def _case_counts_both_classes(y: np.ndarray, n_resamples: int, rng) -> np.ndarray:
+    """Unstratified bootstrap case counts ``(n_resamples, n)``; a row that drew one class
+    only is redrawn (from the same ``rng``) until every row holds both classes."""
+    n = y.shape[0]
+    pos = y == 1
+    counts = _counts_from_indices(rng.integers(0, n, size=(n_resamples, n), dtype=np.int64), n)
+    for _ in range(_MAX_REDRAW_ROUNDS):
+        bad = np.flatnonzero(_one_class_rows(counts, pos))
+        if bad.size == 0:
+            return counts
+        fresh = rng.integers(0, n, size=(bad.size, n), dtype=np.int64)
+        counts[bad] = _counts_from_indices(fresh, n)
+    raise AugbenchError(  # unreachable with both classes in y (see _MAX_REDRAW_ROUNDS)
+        f"stats: bootstrap resamples still lacked a class after {_MAX_REDRAW_ROUNDS} redraws"
+    )
+
+
+def _auc_matrix(y: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """AUC of every seed (row of ``scores``) on every resample (row of ``counts``).
+
+    Shape ``(n_seeds, n_resamples)``. Each call of ``metrics._auc_from_counts`` is the
+    rank-based Mann-Whitney AUC (ties count 1/2) vectorised over all resamples, so the only
+    Python loop is over the few seeds.
+    """
+    return np.stack([_auc_from_counts(counts, y, row) for row in scores])
+
+
+def paired_seed_delta(y, scores_method, scores_base, n_resamples: int = 2000, seed: int = 0,
+                      confidence: float = 0.95) -> SeedDeltaResult:
+    """Mean AUC difference, method minus baseline, over paired training seeds, with a
+    two-level (seeds x test cases) percentile bootstrap interval.
+
+    ``scores_method`` and ``scores_base`` have shape ``(R, n_test)``: row ``r`` holds
+    the P(malignant) scores of the test cases ``y`` from the model trained with seed
+    ``r``. The two arms must use the same test cases and the same seeds in the same
+    order: row ``r`` of the method is paired with row ``r`` of the baseline.
+
+    * Per seed: ``per_seed[r] = AUC(method_r) - AUC(base_r)``, the AUC being the
+      Mann-Whitney U over ``n_pos * n_neg`` with ties counting 1/2 (as in
+      ``bench.metrics``); ``delta = mean_r per_seed[r]``.
+    * Interval: two-level bootstrap for crossed data (seeds x test cases; resampling
+      every random factor, in the spirit of Davison & Hinkley 1997, "Bootstrap Methods
+      and their Application", ch. 3 on hierarchical data; percentile interval as Efron
+      & Tibshirani 1993, ch. 13). Each of the ``n_resamples`` replicates draws, from
+      ``np.random.default_rng(seed)``:
+
+      1. ``n_test`` test cases with replacement, NOT stratified by class. Rule: a
+         resample that drew only one class (its AUC is undefined) is redrawn until it
+         holds both; no resample is dropped.
+      2. ``R`` seed indices with replacement (pairs of rows: a drawn seed brings its
+         method row and its baseline row together).
+
+      Both arms, and every seed, are scored on the same resampled cases within a
+      replicate (paired), and the replicate's value is the mean over the drawn seeds of
+      ``AUC*(method_r) - AUC*(base_r)``. ``[low, high]`` are the ``(1 - confidence)/2``
+      and ``(1 + confidence)/2`` percentiles of the replicates.
+
+    Unstratified resampling lets the class mix vary, so an arm whose AUC is fixed
+    (e.g. a constant, one-class predictor has AUC 1/2 on every resample) is still
+    compared with a baseline whose AUC moves; stratified resampling gives such
+    predictors zero-width intervals on the threshold metrics. With ``R = 1`` only the
+    test cases are resampled, and the interval says nothing about seed-to-seed
+    variation (see ``verdict``).
+
+    Raises ``AugbenchError`` for labels other than 0/1, a ``y`` without both classes,
+    score arrays that are not 2-D, have no rows, have a column count other than
+    ``len(y)`` or differ in their number of seeds, a bad ``n_resamples`` (< 2) or
+    ``confidence``; ``NumericalError`` for NaN or infinite scores (naming the row).
+    """
+    labels = _check_labels(y, "y")
+    _require_classes(labels, 1, "paired_seed_delta")
+    n = labels.shape[0]
+    method = _score_matrix(scores_method, n, "scores_method")
+    base = _score_matrix(scores_base, n, "scores_base")
+    if method.shape[0] != base.shape[0]:
+        raise AugbenchError(
+            f"stats: scores_method has {method.shape[0]} seeds (rows) but scores_base has "
+            f"{base.shape[0]}; seed r of the method is paired with seed r of the baseline, so "
+            "both need the same seeds in the same order"
+        )
+    b = _check_n_resamples(n_resamples)
+    conf = _check_confidence(confidence)
+    n_seeds = method.shape[0]
+
+    everything = np.ones((1, n), dtype=np.int64)
+    auc_method = _auc_matrix(labels, method, everything)[:, 0]
+    auc_base = _auc_matrix(labels, base, everything)[:, 0]
+    per_seed = auc_method - auc_base
+
+    rng = np.random.default_rng(seed)
+    counts = _case_counts_both_classes(labels, b, rng)
+    seeds = rng.integers(0, n_seeds, size=(b, n_seeds))
+    diff = _auc_matrix(labels, method, counts) - _auc_matrix(labels, base, counts)  # (R, B)
+    replicates = diff[seeds, np.arange(b)[:, None]].mean(axis=1)  # (B,)
+    low, high = _percentile_interval(replicates, conf)
+    return SeedDeltaResult(per_seed=per_seed, auc_method=auc_method, auc_base=auc_base,
+                           delta=float(per_seed.mean()), low=low, high=high,
+                           confidence=conf, n_resamples=b)
+
+
+def _t_test(d: np.ndarray, inflation: float) -> tuple[float, float]:
+    """``t = mean(d) / sqrt(inflation * var(d))`` (ddof 1), two-sided p from t(J - 1).
+
+    Zero variance: ``(0, 1)`` when the mean is 0 too (nothing differs); ``(nan, nan)``
+    otherwise - the t distribution has no scale there, as in ``delong_test``.
+    """
+    mean, var = float(d.mean()), float(np.var(d, ddof=1))
+    if var == 0.0:
+        return (0.0, 1.0) if mean == 0.0 else (math.nan, math.nan)
+    t = mean / math.sqrt(inflation * var)
+    return t, float(2.0 * sps.t.sf(abs(t), d.size - 1))
+
+
+def corrected_resampled_t(differences, n_train, n_test) -> Significance:
+    """Nadeau & Bengio (2003) corrected resampled t-test on ``J`` paired differences.
+
+    Nadeau & Bengio (2003), "Inference for the generalization error", Machine
+    Learning 52(3):239-281, the "corrected resampled t" statistic (restated here; the
+    paper is not in ``../shared/papers``, so no equation number is quoted):
+
+        t = mean(d) / sqrt((1/J + n_test/n_train) * s^2),   s^2 = var(d, ddof=1),
+
+    two-sided p-value from Student's t with ``J - 1`` degrees of freedom. The plain
+    t-test uses ``1/J``; the extra ``n_test/n_train`` accounts for the correlation
+    between repetitions whose training sets overlap.
+
+    When it applies: ``d[j]`` is the metric difference (method minus baseline) of the
+    ``j``-th of ``J`` repeated random train/test splits (or the folds of k-fold /
+    repeated k-fold cross-validation), with ``n_train`` and ``n_test`` the training
+    and test set sizes of one split. With a FIXED split where only the training seed
+    varies there is no train-set overlap to correct for: the correction then only
+    widens the test, so it is conservative (p-values too large) there; use
+    ``paired_t_over_seeds`` and the bootstrap interval of ``paired_seed_delta``.
+
+    Zero spread: ``(0.0, 1.0)`` when every difference is 0, ``(nan, nan)`` when all
+    are equal but not 0. Raises ``AugbenchError`` for fewer than two differences or
+    non-positive sizes, ``NumericalError`` for non-finite differences.
+    """
+    d = _differences(differences, "corrected_resampled_t", 2)
+    ratio = _positive(n_test, "n_test") / _positive(n_train, "n_train")
+    return Significance(*_t_test(d, 1.0 / d.size + ratio))
+
+
+def paired_t_over_seeds(differences) -> PairedTResult:
+    """Plain paired t-test over training seeds: ``t = mean(d) / (s / sqrt(R))``,
+    ``s`` the sample sd (ddof 1), two-sided p from Student's t with ``df = R - 1``
+    (Student 1908; e.g. Cohen 1988, ch. 2).
+
+    For a FIXED test set where only the training seed varies: ``d[r]`` is the metric
+    difference (method minus baseline) of seed ``r`` (e.g.
+    ``paired_seed_delta(...).per_seed``). This test treats the test set as fixed: it
+    covers seed-to-seed variation only and ignores the sampling of the test cases,
+    which is why the two-level bootstrap interval of ``paired_seed_delta`` is the
+    primary figure and this p-value (Holm-adjusted over methods) the secondary one.
+
+    Zero spread as ``corrected_resampled_t``. Raises ``AugbenchError`` for fewer than
+    two differences, ``NumericalError`` for non-finite ones.
+    """
+    d = _differences(differences, "paired_t_over_seeds", 2)
+    t, p = _t_test(d, 1.0 / d.size)
+    return PairedTResult(statistic=t, p_value=p, df=d.size - 1)
+
+
+def five_by_two_cv_f(differences) -> Significance:
+    """Alpaydin (1999) combined 5x2cv F-test.
+
+    Alpaydin (1999), "Combined 5 x 2 cv F test for comparing supervised classification
+    learning algorithms", Neural Computation 11(8):1885-1892, building on Dietterich's
+    (1998) 5x2cv t-test (Neural Computation 10(7):1895-1923); restated here, no
+    equation number quoted. ``differences[i, j]`` is the metric difference on fold
+    ``j`` (of 2) of replication ``i`` (of 5) of 2-fold cross-validation:
+
+        pbar_i = (d[i, 0] + d[i, 1]) / 2
+        s_i^2  = (d[i, 0] - pbar_i)^2 + (d[i, 1] - pbar_i)^2
+        F      = sum_ij d[i, j]^2 / (2 sum_i s_i^2)   ~  F(10, 5) under H0,
+
+    p-value ``P(F(10, 5) >= F)``. Applies to 5 repetitions of 2-fold CV only, not to
+    training seeds on a fixed split. Zero spread: ``(0.0, 1.0)`` when every difference
+    is 0, ``(nan, nan)`` when every ``s_i^2`` is 0 but some difference is not. Raises
+    ``AugbenchError`` for a shape other than (5, 2), ``NumericalError`` for non-finite
+    values.
+    """
+    arr = np.asarray(differences, dtype=np.float64)
+    if arr.shape != (5, 2):
+        raise AugbenchError(
+            "stats: five_by_two_cv_f needs differences of shape (5, 2) (5 replications x "
+            f"2 folds), got shape {arr.shape}"
+        )
+    d = _differences(arr, "five_by_two_cv_f", 10).reshape(5, 2)
+    s2 = ((d - d.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    num, den = float((d**2).sum()), 2.0 * float(s2.sum())
+    if den == 0.0:
+        return Significance(0.0, 1.0) if num == 0.0 else Significance(math.nan, math.nan)
+    f = num / den
+    return Significance(f, float(sps.f.sf(f, 10, 5)))
+
+
+def _paired_t_power(noncentrality: float, df: int, t_crit: float) -> float:
+    """Power of the two-sided t-test: ``P(T' > t_crit) + P(T' < -t_crit)``,
+    ``T' ~ noncentral t(df, noncentrality)``.
+
+    The lower tail is taken as ``P(T'(df, -noncentrality) > t_crit)`` (the same value, by
+    symmetry): SciPy 1.17's ``nct.cdf`` returns NaN far in that tail (e.g. df 1,
+    noncentrality 8), its ``sf`` does not.
+    """
+    return float(sps.nct.sf(t_crit, df, noncentrality) + sps.nct.sf(t_crit, df, -noncentrality))
+
+
+def minimum_detectable_delta(seed_sd, n_seeds, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest mean paired difference that a two-sided paired t-test over ``n_seeds``
+    seeds detects with probability ``power`` at level ``alpha``, given ``seed_sd``, the
+    standard deviation of the per-seed differences.
+
+    Standard power analysis of the paired t-test (Cohen 1988, "Statistical Power
+    Analysis for the Behavioral Sciences", 2nd ed., ch. 2, effect size ``d = delta /
+    sd`` of the differences; exact power from the noncentral t, as G*Power computes it,
+    Faul et al. 2007, Behavior Research Methods 39(2):175-191). With ``df = n - 1``,
+    ``c = t_{1 - alpha/2, df}`` and noncentrality ``lambda = delta sqrt(n) / sd``:
+
+        power(lambda) = P(T'(df, lambda) > c) + P(T'(df, lambda) < -c),
+
+    which rises from ``alpha`` at ``lambda = 0``; ``lambda`` solving ``power(lambda) =
+    power`` is found with ``scipy.optimize.brentq``, and ``delta = lambda sd / sqrt(n)``.
+    For large ``n`` this approaches ``(z_{1-alpha/2} + z_{power}) sd / sqrt(n)``.
+
+    Returns ``inf`` (no difference is detectable; not an error) when ``n_seeds < 2`` or
+    ``seed_sd`` is NaN or infinite (e.g. ``seed_summary`` of one seed gives a NaN sd),
+    and ``0.0`` when ``seed_sd == 0``. Raises ``AugbenchError`` for a negative
+    ``seed_sd`` or ``n_seeds``, a non-integer ``n_seeds``, ``alpha`` outside (0, 1) or
+    ``power`` outside (alpha, 1).
+    """
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, (int, np.integer)) or n_seeds < 0:
+        raise AugbenchError(f"stats: n_seeds must be a non-negative integer, got {n_seeds!r}")
+    try:
+        sd = float(seed_sd)
+    except (TypeError, ValueError):
+        raise AugbenchError(f"stats: seed_sd must be a number, got {seed_sd!r}") from None
+    if sd < 0.0:
+        raise AugbenchError(f"stats: seed_sd must be >= 0, got {seed_sd!r}")
+    a = _probability(alpha, "alpha", "0.05")
+    target = _probability(power, "power", "0.8")
+    if target <= a:
+        raise AugbenchError(
+            f"stats: power must exceed alpha ({a}): a test reaches power alpha with no "
+            f"effect at all; got power {power!r}"
+        )
+    if n_seeds < 2 or not math.isfinite(sd):
+        return math.inf
+    if sd == 0.0:
+        return 0.0
+    df = int(n_seeds) - 1
+    t_crit = float(sps.t.ppf(1.0 - a / 2.0, df))
+
+    def gap(nc: float) -> float:
+        return _paired_t_power(nc, df, t_crit) - target
+
+    high = 1.0
+    while gap(high) < 0.0 and high < 2.0**20:  # power rises to 1 with the noncentrality
+        high *= 2.0
+    nc = optimize.brentq(gap, 0.0, high, xtol=1e-12, rtol=1e-14)
+    return float(nc * sd / math.sqrt(n_seeds))
+
+
+def verdict(delta, low, high, p_adjusted, alpha: float = 0.05, *, n_seeds: int) -> Verdict:
+    """A method's verdict against the baseline: "helps", "hurts" or "no evidence".
+
+    * "helps": ``delta > 0``, the interval lies above 0 (``low > 0``) AND the
+      Holm-adjusted p-value is below ``alpha``;
+    * "hurts": ``delta < 0``, ``high < 0`` AND ``p_adjusted < alpha``;
+    * otherwise "no evidence" - including any NaN input, and always when
+      ``n_seeds < 2``: the project never calls a difference real from one seed.
+
+    ``delta``, ``low`` and ``high`` come from ``paired_seed_delta`` (the primary
+    figure); ``p_adjusted`` is the method's p-value against the baseline (e.g.
+    ``paired_t_over_seeds``) after ``holm_adjust`` over all the methods compared with
+    that baseline. Requiring both guards against an interval and a test that disagree.
+    Raises ``AugbenchError`` when ``low > high`` or ``alpha`` is not in (0, 1).
+    """
+    a = _probability(alpha, "alpha", "0.05")
+    d, lo, hi, p = (float(v) for v in (delta, low, high, p_adjusted))
+    if lo > hi:
+        raise AugbenchError(f"stats: verdict needs low <= high, got low {low!r} > high {high!r}")
+    if n_seeds < 2 or not p < a:
+        return "no evidence"
+    if d > 0.0 and lo > 0.0:
+        return "helps"
+    if d < 0.0 and hi < 0.0:
+        return "hurts"
+    return "no evidence"

@@ -1,16 +1,21 @@
 """bench.stats: DeLong against a direct O(n^2) implementation, the operating point
 against brute force, bootstrap spreads against binomial formulas, Holm by hand,
-and a demonstration that Byra's rank-sum on bootstrapped AUCs is not a test."""
+a demonstration that Byra's rank-sum on bootstrapped AUCs is not a test, and the
+repeated-seed comparison (two-level bootstrap, t and F tests by hand, power by
+simulation, verdicts)."""
 
 from __future__ import annotations
 
 import math
+import time
 from fractions import Fraction
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import special
+from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
 from bench import stats
@@ -22,10 +27,16 @@ from bench.stats import (
     bootstrap_sd,
     closest_to_corner_threshold,
     compare_to_baseline,
+    corrected_resampled_t,
     delong_ci,
     delong_test,
+    five_by_two_cv_f,
     holm_adjust,
+    minimum_detectable_delta,
+    paired_seed_delta,
+    paired_t_over_seeds,
     seed_summary,
+    verdict,
 )
 
 # ---------------------------------------------------------------------------
@@ -430,3 +441,241 @@ def test_bootstrap_sd_seeds_is_bootstrap_sd_for_one_seed_and_averages_over_seeds
     # a rank-equivalent second seed has AUC(a) on every resample: the spread of one seed
     assert stats.bootstrap_sd_seeds(y, [a, -a], n_resamples=300, seed=2)["auc"] == pytest.approx(0.0, abs=1e-12)
     assert stats.bootstrap_sd_seeds(y, [a, 3 * a + 1], n_resamples=300, seed=2)["auc"] == pytest.approx(one["auc"])
+
+
+# ---------------------------------------------------------------------------
+# Repeated training seeds against the baseline
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def seeded_arms(rng):
+    """Five seeds of a baseline on 120 test cases, seeds differing in their noise."""
+    y = labels(40, 80, rng)
+    base = 0.8 * y + rng.normal(0.0, 1.0, (5, y.size))
+    return y, base
+
+
+def test_seed_auc_matrix_equals_sklearn_on_resamples_with_ties(rng):
+    y = labels(25, 45, rng)
+    scores = np.stack([tied_scores(rng, y, 0.7) for _ in range(3)])
+    counts = stats._case_counts_both_classes(y, 15, np.random.default_rng(1))
+    aucs = stats._auc_matrix(y, scores, counts)
+    assert aucs.shape == (3, 15)
+    for b in range(15):
+        drawn = np.repeat(np.arange(y.size), counts[b])
+        for r in range(3):
+            assert aucs[r, b] == pytest.approx(roc_auc_score(y[drawn], scores[r, drawn]), abs=1e-12)
+    result = paired_seed_delta(y, scores, scores[::-1], n_resamples=10)
+    for r in range(3):
+        assert result.auc_method[r] == pytest.approx(roc_auc_score(y, scores[r]), abs=1e-12)
+        assert result.per_seed[r] == pytest.approx(
+            roc_auc_score(y, scores[r]) - roc_auc_score(y, scores[2 - r]), abs=1e-12)
+
+
+def test_case_resamples_are_unstratified_and_always_hold_both_classes():
+    y = np.r_[1, np.zeros(9, int)]  # one positive: ~35% of plain draws miss it
+    counts = stats._case_counts_both_classes(y, 500, np.random.default_rng(0))
+    assert (counts.sum(axis=1) == 10).all()
+    drawn_pos = counts[:, 0]
+    assert drawn_pos.min() >= 1 and drawn_pos.max() <= 9
+    assert np.ptp(drawn_pos) > 0  # the class mix varies: not stratified
+
+
+def test_identical_arms_give_zero(seeded_arms):
+    y, base = seeded_arms
+    result = paired_seed_delta(y, base, base.copy(), n_resamples=500)
+    assert result.delta == 0.0 and (result.per_seed == 0.0).all()
+    assert result.low <= 0.0 <= result.high
+    assert result.n_seeds == 5 and result.interval.value == 0.0
+
+
+def test_seeds_and_cases_are_paired(seeded_arms):
+    """Seed r of the method is rank-equivalent to seed r of the baseline: its AUC equals the
+    baseline's on every resample only if seeds AND cases are drawn together for both arms."""
+    y, base = seeded_arms
+    result = paired_seed_delta(y, 3.0 * base + 1.0, base, n_resamples=500)
+    assert (result.delta, result.low, result.high) == (0.0, 0.0, 0.0)
+
+
+def test_better_on_every_seed_gives_a_positive_interval(seeded_arms, rng):
+    y, base = seeded_arms
+    better = base + 0.8 * y + rng.normal(0.0, 0.2, base.shape)
+    result = paired_seed_delta(y, better, base, n_resamples=1000)
+    assert (result.per_seed > 0).all()
+    assert 0.0 < result.low < result.delta < result.high
+    worse = paired_seed_delta(y, base, better, n_resamples=1000)
+    assert worse.delta == pytest.approx(-result.delta) and worse.high < 0.0
+
+
+def test_constant_predictor_has_a_nonzero_width_interval(seeded_arms):
+    y, base = seeded_arms
+    constant = np.full(base.shape, 0.5)  # one class predicted for every case: AUC 1/2
+    result = paired_seed_delta(y, constant, base, n_resamples=1000)
+    assert (result.auc_method == 0.5).all()
+    assert result.high - result.low > 0.01
+    assert result.low < result.delta < result.high < 0.0
+
+
+def test_seed_to_seed_spread_widens_the_interval(seeded_arms):
+    """The seeds are resampled: the same mean gain, once on every seed and once from
+    alternating seeds, gives a much wider interval in the second case."""
+    y, base = seeded_arms
+    gains = np.array([0.0, 1.6, 0.0, 1.6, 0.8])[:, None]
+    steady = paired_seed_delta(y, base + 0.8 * y, base, n_resamples=1000)
+    erratic = paired_seed_delta(y, base + gains * y, base, n_resamples=1000)
+    assert np.ptp(erratic.per_seed) > 5 * np.ptp(steady.per_seed)
+    assert erratic.high - erratic.low > 2 * (steady.high - steady.low)
+
+
+def test_paired_seed_delta_is_reproducible_and_fast(rng):
+    y = labels(90, 210, rng)
+    base = 0.8 * y + rng.normal(0.0, 1.0, (5, y.size))
+    method = base + 0.2 * y
+    start = time.perf_counter()
+    first = paired_seed_delta(y, method, base, n_resamples=2000, seed=3)
+    assert time.perf_counter() - start < 2.0
+    again = paired_seed_delta(y, method, base, n_resamples=2000, seed=3)
+    other = paired_seed_delta(y, method, base, n_resamples=2000, seed=4)
+    assert (first.low, first.high) == (again.low, again.high) != (other.low, other.high)
+    one_seed = paired_seed_delta(y, method[:1], base[:1], n_resamples=200)
+    assert one_seed.n_seeds == 1 and one_seed.low < one_seed.high
+
+
+@pytest.mark.parametrize(
+    ("y", "method", "base", "match"),
+    [
+        ([0, 1, 1], [[0.1, 0.2, 0.3]], [[0.1, 0.2]], "scores_base has 2 columns"),
+        ([0, 1, 1], [[0.1, 0.2, 0.3]], [[0.1, 0.2, 0.3]] * 2, "1 seeds.*scores_base has 2"),
+        ([0, 1, 1], [0.1, 0.2, 0.3], [[0.1, 0.2, 0.3]], "two-dimensional"),
+        ([0, 1, 1], np.zeros((0, 3)), np.zeros((0, 3)), "at least one training seed"),
+        ([1, 1, 1], [[0.1, 0.2, 0.3]], [[0.1, 0.2, 0.3]], "0 benign"),
+        ([0, 1, 2], [[0.1, 0.2, 0.3]], [[0.1, 0.2, 0.3]], "only 0"),
+    ],
+)
+def test_paired_seed_delta_rejects_bad_input(y, method, base, match):
+    with pytest.raises(AugbenchError, match=match):
+        paired_seed_delta(y, method, base, n_resamples=10)
+
+
+def test_paired_seed_delta_rejects_nan_naming_the_row():
+    scores = [[0.1, 0.2, 0.3], [0.1, math.nan, 0.3]]
+    with pytest.raises(NumericalError, match=r"scores_method\[1\]"):
+        paired_seed_delta([0, 1, 1], scores, [[0.1, 0.2, 0.3]] * 2, n_resamples=10)
+    with pytest.raises(AugbenchError, match="n_resamples"):
+        paired_seed_delta([0, 1, 1], [[0.1, 0.2, 0.3]], [[0.1, 0.2, 0.3]], n_resamples=1)
+
+
+def t4_sf(t: float) -> float:
+    """Upper tail of Student's t with 4 df from its closed-form CDF (no SciPy):
+    F(t) = 1/2 + (3/8) t / sqrt(1 + x) * (1 - x / (3 (1 + x))), x = t^2 / 4."""
+    x = t * t / 4.0
+    cdf = 0.5 + 0.375 * (t / math.sqrt(1.0 + x)) * (1.0 - x / (3.0 * (1.0 + x)))
+    return 1.0 - cdf
+
+
+def test_corrected_resampled_t_by_hand():
+    d = [0.02, 0.01, 0.03, 0.00, 0.04]
+    # mean 0.02; s^2 = (0 + 1 + 1 + 4 + 4) 1e-4 / 4 = 2.5e-4; (1/5 + 100/400) s^2 = 1.125e-4
+    t, p = corrected_resampled_t(d, n_train=400, n_test=100)
+    assert t == pytest.approx(0.02 / math.sqrt(1.125e-4), rel=1e-12)
+    assert t == pytest.approx(1.8856180831641267, rel=1e-12)
+    assert p == pytest.approx(2.0 * t4_sf(t), rel=1e-9)
+    plain = paired_t_over_seeds(d)
+    assert plain.statistic == pytest.approx(0.02 / math.sqrt(2.5e-4 / 5), rel=1e-12)
+    assert plain.p_value == pytest.approx(2.0 * t4_sf(plain.statistic), rel=1e-9)
+    assert plain.df == 4
+    assert plain.p_value < p  # the correction only ever widens
+    near_plain = corrected_resampled_t(d, n_train=1e12, n_test=1)
+    assert near_plain == pytest.approx(tuple(plain)[:2], rel=1e-9)
+
+
+def test_paired_t_matches_scipy_and_zero_spread_rules(rng):
+    d = rng.normal(0.01, 0.02, 7)
+    ref = sps.ttest_1samp(d, 0.0)
+    assert tuple(paired_t_over_seeds(d)) == pytest.approx((ref.statistic, ref.pvalue, 6), rel=1e-12)
+    assert tuple(paired_t_over_seeds([0.0, 0.0, 0.0])) == (0.0, 1.0, 2)
+    assert all(math.isnan(v) for v in corrected_resampled_t([0.01, 0.01], 100, 50))
+    with pytest.raises(AugbenchError, match="at least 2"):
+        paired_t_over_seeds([0.01])
+    with pytest.raises(NumericalError, match="NaN"):
+        paired_t_over_seeds([0.01, math.nan])
+    with pytest.raises(AugbenchError, match="n_train must be a positive"):
+        corrected_resampled_t([0.01, 0.02], 0, 50)
+
+
+def test_five_by_two_cv_f_by_hand():
+    d = np.array([[1, 3], [2, 2], [0, 2], [1, 1], [4, 0]]) * 0.01
+    # sum d^2 = (10 + 8 + 4 + 2 + 16) 1e-4 = 40e-4; s_i^2 = (2, 0, 2, 0, 8) 1e-4, sum 12e-4
+    f, p = five_by_two_cv_f(d)
+    assert f == pytest.approx(40.0 / (2.0 * 12.0), rel=1e-12)
+    # P(F(10, 5) >= f) = 1 - I_x(5, 5/2) with x = 10 f / (10 f + 5) = 10/13
+    assert p == pytest.approx(1.0 - special.betainc(5.0, 2.5, 10.0 / 13.0), rel=1e-10)
+    assert tuple(five_by_two_cv_f(7.0 * d)) == pytest.approx((f, p), rel=1e-12)  # scale-free
+    assert tuple(five_by_two_cv_f(np.zeros((5, 2)))) == (0.0, 1.0)
+    with pytest.raises(AugbenchError, match=r"shape \(5, 2\)"):
+        five_by_two_cv_f(np.zeros((5, 3)))
+
+
+def independent_power(delta: float, sd: float, n: int, alpha: float) -> float:
+    c = sps.t.ppf(1.0 - alpha / 2.0, n - 1)
+    nc = delta * math.sqrt(n) / sd
+    return sps.nct.sf(c, n - 1, nc) + sps.nct.cdf(-c, n - 1, nc)
+
+
+@pytest.mark.parametrize(("n", "alpha", "power"), [(3, 0.05, 0.8), (5, 0.05, 0.8), (10, 0.05, 0.9),
+                                                   (30, 0.01, 0.8)])
+def test_minimum_detectable_delta_has_the_requested_power(n, alpha, power):
+    delta = minimum_detectable_delta(0.02, n, alpha=alpha, power=power)
+    assert independent_power(delta, 0.02, n, alpha) == pytest.approx(power, abs=1e-6)
+    # linear in the sd
+    assert minimum_detectable_delta(0.04, n, alpha, power) == pytest.approx(2 * delta, rel=1e-9)
+
+
+def test_minimum_detectable_delta_by_simulation():
+    n, sd = 5, 1.0
+    delta = minimum_detectable_delta(sd, n)
+    d = np.random.default_rng(0).normal(delta, sd, (40_000, n))
+    t = d.mean(axis=1) / (d.std(axis=1, ddof=1) / math.sqrt(n))
+    assert np.mean(np.abs(t) > sps.t.ppf(0.975, n - 1)) == pytest.approx(0.8, abs=0.012)
+
+
+def test_minimum_detectable_delta_shape_and_limits():
+    values = [minimum_detectable_delta(1.0, n) for n in (2, 3, 5, 10, 100, 10_000)]
+    assert all(a > b for a, b in zip(values, values[1:], strict=False))
+    z = sps.norm.ppf(0.975) + sps.norm.ppf(0.8)  # large n: the normal approximation
+    assert values[-1] == pytest.approx(z / 100.0, rel=1e-3)
+    assert minimum_detectable_delta(1.0, 1) == math.inf
+    assert minimum_detectable_delta(1.0, 0) == math.inf
+    assert minimum_detectable_delta(math.nan, 5) == math.inf
+    assert minimum_detectable_delta(seed_summary([0.8])[1], 1) == math.inf
+    assert minimum_detectable_delta(0.0, 5) == 0.0
+    with pytest.raises(AugbenchError, match="seed_sd"):
+        minimum_detectable_delta(-0.1, 5)
+    with pytest.raises(AugbenchError, match="power must exceed alpha"):
+        minimum_detectable_delta(0.1, 5, alpha=0.05, power=0.05)
+    with pytest.raises(AugbenchError, match="n_seeds"):
+        minimum_detectable_delta(0.1, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("delta", "low", "high", "p", "n_seeds", "expected"),
+    [
+        (0.03, 0.01, 0.05, 0.01, 5, "helps"),
+        (-0.03, -0.05, -0.01, 0.01, 5, "hurts"),
+        (0.03, 0.01, 0.05, 0.20, 5, "no evidence"),  # interval clear of 0, test not
+        (0.03, -0.01, 0.05, 0.001, 5, "no evidence"),  # test clear, interval covers 0
+        (0.03, 0.01, 0.05, 0.05, 5, "no evidence"),  # p must be strictly below alpha
+        (0.03, 0.01, 0.05, 0.001, 1, "no evidence"),  # never from one seed
+        (0.03, 0.01, 0.05, math.nan, 5, "no evidence"),
+        (-0.01, 0.01, 0.05, 0.001, 5, "no evidence"),  # delta and interval disagree
+    ],
+)
+def test_verdict(delta, low, high, p, n_seeds, expected):
+    assert verdict(delta, low, high, p, n_seeds=n_seeds) == expected
+    assert expected in stats.VERDICTS
+
+
+def test_verdict_rejects_inverted_interval():
+    with pytest.raises(AugbenchError, match="low <= high"):
+        verdict(0.0, 0.1, -0.1, 0.01, n_seeds=5)

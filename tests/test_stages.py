@@ -285,3 +285,15 @@ def test_report_header_states_the_gan_and_pseudolabel_settings_as_run():
     assert "folds (seed" in pseudolabel_line(uncapped)  # no subsample named without a cap
     capped = load_params(Path(__file__).resolve().parents[1] / "params.yaml", "quick", ["pseudolabel.max_per_class=40"])
     assert f"{params.pseudolabel.folds} folds over ≤ 40 images per class" in pseudolabel_line(capped)
+
+
+def test_report_training_line_states_the_step_options_only_when_on():
+    from bench.stages.report import training_line
+
+    meta = {"classifier": "resnet50", "params": {"epochs": 40, "batch_size": 32, "optimizer": "sgd",
+                                                  "learning_rate": 0.01, "monitor": "val_auc",
+                                                  "jit_compile": False, "precision": "float32"}}
+    plain = training_line(meta)
+    assert plain == "resnet50: ≤40 epochs, batch 32, sgd lr 0.01, best epoch by val_auc"
+    meta["params"].update(jit_compile=True, precision="mixed_bfloat16")
+    assert training_line(meta) == plain + ", XLA-compiled steps, mixed_bfloat16"

@@ -201,8 +201,11 @@ def training_line(meta: dict) -> str:
     beta = f", β1 {chosen.get('beta_1', p.get('beta_1'))}" if p.get("optimizer") == "adam" else ""
     grid = (f" (chosen on validation from {chosen['n_candidates']} candidates)"
             if chosen.get("n_candidates", 1) > 1 else "")
+    options = "".join(text for on, text in ((p.get("jit_compile"), ", XLA-compiled steps"),
+                                             (p.get("precision", "float32") != "float32", f", {p.get('precision')}"))
+                      if on)
     return (f"{meta['classifier']}: ≤{p.get('epochs')} epochs, batch {p.get('batch_size')}, "
-            f"{p.get('optimizer', 'sgd')} lr {lr}{beta}{grid}, best epoch by {p.get('monitor', 'val_loss')}")
+            f"{p.get('optimizer', 'sgd')} lr {lr}{beta}{grid}, best epoch by {p.get('monitor', 'val_loss')}{options}")
 
 
 def dataset_source(prepared_meta: dict) -> str:

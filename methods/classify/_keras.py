@@ -28,6 +28,7 @@ and ``drs+finetune-all`` add those layers to the DRS ones (Byra 2021, §3.2).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -86,6 +87,10 @@ class KerasParams:
     jit_compile: bool = field(default=False, metadata={
         "source": "ours: XLA-compiled train step, max pooling as ShiftedMaxPooling2D (same forward, a "
                   "deterministic gradient); faster on some CPUs, slower on others (docs/training-speed.md)"})
+    precision: Literal["float32", "mixed_bfloat16"] = field(default="float32", metadata={
+        "source": "ours: mixed_bfloat16 computes the backbone in bfloat16 (variables stay float32; the head "
+                  "and its softmax in float32, Keras' mixed-precision guide); faster only where the CPU's "
+                  "bfloat16 kernels are (docs/training-speed.md)"})
 
     MIN_INPUT_SIZE: ClassVar[int] = 32  # keras.applications obtain_input_shape(min_size=32)
     ARCH_NAME: ClassVar[str] = "the backbone"
@@ -216,6 +221,19 @@ def compile_model(model, p) -> None:
                   jit_compile=bool(getattr(p, "jit_compile", False)))
 
 
+@contextlib.contextmanager
+def global_policy(name: str):
+    """Keras' global dtype policy set to ``name`` while layers are built, then restored."""
+    import tensorflow as tf
+
+    before = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(before)
+
+
 def count(weights) -> int:
     return int(sum(int(np.prod(w.shape)) for w in weights))
 
@@ -249,8 +267,11 @@ class KerasApplicationClassifier(Classifier):
         raise NotImplementedError
 
     def training_backbone(self, input_shape):
-        """:meth:`backbone`, with its max pooling made XLA-deterministic when ``jit_compile``."""
-        base = self.backbone(input_shape)
+        """:meth:`backbone`, with its max pooling made XLA-deterministic when ``jit_compile``, and
+        its layers computing in bfloat16 when ``precision`` is ``mixed_bfloat16`` (the head, built
+        after it, stays float32: its first layer casts the features back)."""
+        with global_policy(getattr(self.params, "precision", "float32")):
+            base = self.backbone(input_shape)
         if getattr(self.params, "jit_compile", False):
             from methods.classify.layers import with_shifted_max_pooling
 

@@ -170,11 +170,13 @@ def test_input_path_vs_numpy_twin(benchmark, record_ratio, trainer):
 XLA_SIZE, XLA_BATCH = 32, 32  # the quick profile's input size and batch
 
 
-def _step_fn(jit: bool):
+def _step_fn(jit: bool, precision: str = "float32"):
     """One ``train_on_batch`` of the resnet50 plugin (weights none) at the quick profile's size,
-    built with ``jit_compile=jit``, traced (and, with XLA, compiled) before it is returned."""
+    built with ``jit_compile=jit`` and ``precision``, traced (and, with XLA, compiled) before it is
+    returned."""
     tf.keras.utils.set_random_seed(0)
-    clf = registry.create("classifier", "resnet50", weights="none", jit_compile=jit, batch_size=XLA_BATCH)
+    clf = registry.create("classifier", "resnet50", weights="none", jit_compile=jit, batch_size=XLA_BATCH,
+                          precision=precision)
     model = clf.build((XLA_SIZE, XLA_SIZE, 3), 2)
     rng = np.random.default_rng(0)
     x = clf.preprocess(rng.random((XLA_BATCH, XLA_SIZE, XLA_SIZE), dtype=np.float32))
@@ -194,6 +196,19 @@ def test_xla_step_vs_default_step(benchmark, record_ratio):
     record_ratio("training.xla_step_vs_default", default_seconds / xla_seconds,
                  what=f"resnet50 (weights none) train_on_batch, batch {XLA_BATCH} at {XLA_SIZE} px: default "
                       "step vs jit_compile (XLA, ShiftedMaxPooling2D)")
+
+
+@pytest.mark.slow
+@pytest.mark.benchmark(group="training")
+def test_bfloat16_step_vs_default_step(benchmark, record_ratio):
+    """``training.bf16_step_vs_default``: default (float32) step seconds / mixed-bfloat16 step
+    seconds (above 1: bfloat16 is faster on this CPU). Chosen by this measurement: on a 2-core AMD
+    EPYC with AVX-512 BF16 the bfloat16 step was slower (docs/training-speed.md)."""
+    default, bf16 = _step_fn(False), _step_fn(False, "mixed_bfloat16")
+    bf16_seconds, default_seconds = paired_seconds(benchmark, bf16, default, rounds=5, warmup=False)
+    record_ratio("training.bf16_step_vs_default", default_seconds / bf16_seconds,
+                 what=f"resnet50 (weights none) train_on_batch, batch {XLA_BATCH} at {XLA_SIZE} px: default "
+                      "step vs precision mixed_bfloat16 (backbone in bfloat16, head float32)")
 
 
 STAGE_METHOD = "geometric-flipping"  # a ×2 method, as ten of the quick matrix's eleven train stages

@@ -174,15 +174,7 @@ def _check_n_resamples(n_resamples) -> int:
 
 
 def _check_confidence(confidence) -> float:
-    try:
-        conf = float(confidence)
-    except (TypeError, ValueError):
-        raise AugbenchError(f"stats: confidence must be a number, got {confidence!r}") from None
-    if not 0.0 < conf < 1.0:
-        raise AugbenchError(
-            f"stats: confidence must be strictly between 0 and 1 (e.g. 0.95), got {confidence!r}"
-        )
-    return conf
+    return _probability(confidence, "confidence", "0.95")
 
 
 def _resample_counts(y: np.ndarray, n_resamples: int, seed, stratified: bool) -> np.ndarray:

@@ -377,15 +377,22 @@ def bootstrap_ci_seeds(y_true, score_rows, n_resamples: int = 1000, confidence: 
         raise AugbenchError(f"metrics: n_resamples must be an integer, got {n_resamples!r}")
     if n_resamples < 1:
         raise AugbenchError(f"metrics: n_resamples must be >= 1, got {n_resamples}")
-    try:
-        conf = float(confidence)
-    except (TypeError, ValueError):
-        raise AugbenchError(f"metrics: confidence must be a number, got {confidence!r}") from None
-    if not 0.0 < conf < 1.0:
-        raise AugbenchError(
-            f"metrics: confidence must be strictly between 0 and 1 (e.g. 0.95), got {confidence!r}"
-        )
+    conf = _open_unit(confidence, "confidence", "0.95")
     return _bootstrap_mean(y, rows, t, int(n_resamples), conf, seed, stratified)
+
+
+def _open_unit(value, name: str, example: str, module: str = "metrics") -> float:
+    """``value`` as a float strictly between 0 and 1 (a confidence, a level, a power), or an
+    AugbenchError naming ``module`` and ``name``, with ``example`` as a valid value."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise AugbenchError(f"{module}: {name} must be a number, got {value!r}") from None
+    if not 0.0 < out < 1.0:
+        raise AugbenchError(
+            f"{module}: {name} must be strictly between 0 and 1 (e.g. {example}), got {value!r}"
+        )
+    return out
 
 
 # ---------------------------------------------------------------------------

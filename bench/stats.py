@@ -92,6 +92,7 @@ from bench.metrics import (
     _check_threshold,
     _counts_from_indices,
     _metrics_from_counts,
+    _open_unit,
     _percentile_interval,
     roc_curve_points,
 )
@@ -687,15 +688,7 @@ def _positive(value, name: str) -> float:
 
 
 def _probability(value, name: str, example: str) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise AugbenchError(f"stats: {name} must be a number, got {value!r}") from None
-    if not 0.0 < out < 1.0:
-        raise AugbenchError(
-            f"stats: {name} must be strictly between 0 and 1 (e.g. {example}), got {value!r}"
-        )
-    return out
+    return _open_unit(value, name, example, "stats")
 
 
 def _one_class_rows(counts: np.ndarray, pos: np.ndarray) -> np.ndarray:

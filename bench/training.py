@@ -31,8 +31,7 @@ from bench.errors import AugbenchError, NumericalError
 from bench.quiet import is_quiet
 
 log = logging.getLogger("augbench")
-_BN_FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → {image shape: traced forward}
-_INFERENCE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → {image shape: traced inference}
+_TRACED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → {(training, image shape): traced call}
 
 
 def seed_everything(seed: int) -> None:
@@ -103,14 +102,7 @@ class PreciseBatchNorm:
         """The training-mode forward pass of ``model``, traced once per model and image shape (kept
         for the model's lifetime: :class:`ModelReuse` trains one model many times) for any batch
         size. It is traced while every BatchNorm momentum is 0, and the trace keeps that value."""
-        import tensorflow as tf
-
-        shape = tuple(self.batches[0].shape[1:])
-        traced = _BN_FORWARD.setdefault(model, {})
-        if shape not in traced:
-            spec = tf.TensorSpec((None, *shape), tf.float32)
-            traced[shape] = tf.function(lambda x: model(x, training=True), input_signature=[spec])
-        return traced[shape]
+        return _traced_call(model, tuple(self.batches[0].shape[1:]), training=True)
 
     def recalibrate(self, model) -> None:
         """Moving mean and variance of every trainable BatchNorm := the mean of their batch values."""
@@ -572,17 +564,19 @@ def _resume(model, callbacks: Sequence, checkpoint: Checkpoint | None) -> tuple[
     return history, meta["seconds"], meta["done"]
 
 
-def _inference_of(model, shape: tuple):
-    """``model(x, training=False)`` as one traced function per model and image shape, for any batch
-    size, compiled with XLA exactly when the model's own functions are (``jit_compile``)."""
+def _traced_call(model, shape: tuple, training: bool, jit_compile: bool | None = None):
+    """``model(x, training=training)`` as one traced function per model, mode and image shape, for
+    any batch size, kept for the model's lifetime (:class:`ModelReuse` trains one model many
+    times)."""
     import tensorflow as tf
 
-    traced = _INFERENCE.setdefault(model, {})
-    if shape not in traced:
+    traced = _TRACED.setdefault(model, {})
+    key = (training, shape)
+    if key not in traced:
         spec = tf.TensorSpec((None, *shape), tf.float32)
-        traced[shape] = tf.function(lambda x: model(x, training=False), input_signature=[spec],
-                                    jit_compile=bool(getattr(model, "jit_compile", False)) or None)
-    return traced[shape]
+        traced[key] = tf.function(lambda x: model(x, training=training), input_signature=[spec],
+                                  jit_compile=jit_compile)
+    return traced[key]
 
 
 def predict_outputs(model, x, batch_size: int = 64) -> np.ndarray:
@@ -597,7 +591,9 @@ def predict_outputs(model, x, batch_size: int = 64) -> np.ndarray:
     x = np.asarray(x, np.float32)
     if len(x) == 0:
         return np.zeros((0, *model.output_shape[1:]), np.float32)
-    forward = _inference_of(model, tuple(x.shape[1:]))
+    # compiled with XLA exactly when the model's own functions are (``jit_compile``)
+    forward = _traced_call(model, tuple(x.shape[1:]), training=False,
+                           jit_compile=bool(getattr(model, "jit_compile", False)) or None)
     return np.concatenate([forward(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)])
 
 

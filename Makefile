@@ -23,9 +23,12 @@ bench: venv horovod
 	dvc repro
 	@sed -n '/^## Test-set metrics/,/^!\[ROC/p' reports/results.md
 
-# The same pipeline on BUSI (benign vs malignant), into busi-run/ (not tracked by DVC).
+# The same pipeline on BUSI (benign vs malignant), into busi-run/ (not tracked by DVC). The positive
+# control (fresh phantom images) exists for the phantom only, so BUSI runs the other methods and controls.
+BUSI_METHODS ?= none,geometric-flipping,nst-proposed-lrp,stylegan2-ada,control-shuffled-labels
 bench-busi: venv
-	augbench run --workdir busi-run --set dataset.source=folder --set dataset.path=$(BUSI) --set dataset.name=busi
+	augbench run --workdir busi-run --set dataset.source=folder --set dataset.path=$(BUSI) --set dataset.name=busi \
+	    --methods $(BUSI_METHODS)
 
 # Horovod is built first (once, ~5-10 min): the `horovod`-marked tests start horovodrun.
 test: venv horovod chromium

@@ -186,6 +186,25 @@ class AugmentParams:
         require(self.sample_grid >= 1, f"{path}.sample_grid", "must be >= 1")
 
 
+BUDGETS = ("steps", "epochs")
+
+
+@dataclass(frozen=True)
+class ControlsParams:
+    """The A/A control (stage ``control-aa``): the baseline ``none`` trained again on the seeds
+    ``matrix.seeds + aa_seed_offset`` and compared with ``none`` as if it were a method; its
+    verdict must be "no evidence". The positive and negative controls are augmenter plugins
+    (``control-more-data``, ``control-shuffled-labels``) listed in ``matrix.methods``."""
+
+    aa_seed_offset: int = 1000
+
+    def check(self, path: str) -> None:
+        require(self.aa_seed_offset >= 1, f"{path}.aa_seed_offset", "must be >= 1 (0 would re-train the same seeds)")
+
+    def aa_seeds(self, seeds: list[int]) -> list[int]:
+        return [s + self.aa_seed_offset for s in seeds]
+
+
 @dataclass(frozen=True)
 class TrainParams:
     """``classifiers``: one section per classifier variant. A section's key is the variant
@@ -197,10 +216,18 @@ class TrainParams:
     # How many test images the train stage explains with LRP (bench.xai.runs.explained_rows):
     # None = all of them; otherwise a class-stratified pick of this many (LRP costs grow with the test set).
     explain_images: int | None = None
+    # What an augmented run is given (bench.training.fit ``epoch_size``):
+    #   steps   every method takes the optimizer steps of `none` — an epoch is as many images as the
+    #           real training split, drawn afresh each epoch from the real + synthetic set — so that
+    #           "more data" is not confounded with "more training";
+    #   epochs  the papers' setting: an epoch is the whole real + synthetic set, so a ×k method takes
+    #           k times the steps of `none` (Panigrahi 2024 Table 2; Fedoruk 2022).
+    budget: str = "steps"
 
     def check(self, path: str) -> None:
         require(self.explain_images is None or self.explain_images >= 1, f"{path}.explain_images",
                 "must be >= 1 or null (null: explain every test image)")
+        require(self.budget in BUDGETS, f"{path}.budget", f"must be one of {', '.join(BUDGETS)}, got {self.budget!r}")
         for name, section in self.classifiers.items():
             require(isinstance(section, dict), f"{path}.classifiers.{name}", "must be a mapping of parameters")
             plugin = section.get("classifier", name)
@@ -312,6 +339,7 @@ class Params:
     scaling: ScalingParams = field(default_factory=ScalingParams)
     pseudolabel: PseudoLabelParams = field(default_factory=PseudoLabelParams)
     quality: QualityParams = field(default_factory=QualityParams)
+    controls: ControlsParams = field(default_factory=ControlsParams)
 
     def quality_methods(self) -> list[str]:
         """The methods of the quality table: ``quality.methods``, or every generative method of the matrix."""
@@ -474,6 +502,12 @@ def _validate_plugins(params: Params) -> None:
         params.method_params(name)
     for name in dict.fromkeys([*m.classifiers, *m.zoo, *params.train.classifiers]):
         params.classifier_params(name)
+    if params.dataset.source != "phantom":  # the positive control draws new real images: the phantom only
+        phantom_only = [n for n in m.methods if getattr(registry.get("augmenter", n), "control", "") == "positive"]
+        require(not phantom_only, "matrix.methods",
+                f"{', '.join(phantom_only)} (the positive control) adds freshly generated phantom images, and "
+                f"dataset.source {params.dataset.source!r} has no generator of new real images",
+                f"remove {', '.join(phantom_only)} from matrix.methods for this dataset (--methods ...)")
 
 
 def params_record(params: Params) -> dict:

@@ -116,7 +116,19 @@ def augmenter(name: str):
     archs = tuple(plugin.needs_encoders()) if hasattr(plugin, "needs_encoders") else ()
     if archs:
         plugin.resources = {**getattr(plugin, "resources", {}), "encoder_dir": _encoder_dir(archs)}
+    if "fresh_real_images" in (plugin.needs_resources() if hasattr(plugin, "needs_resources") else ()):
+        plugin.resources = {**getattr(plugin, "resources", {}), "fresh_real_images": _fresh_phantom()}
     return plugin
+
+
+@functools.lru_cache(maxsize=1)
+def _fresh_phantom():
+    """New phantom samples after the check set's (from sample N_PER_CLASS on, SIZE px, seed 0), as
+    the augment stage hands a phantom's to the positive control (bench.data.fresh)."""
+    from bench.config import PhantomParams, PreprocessParams
+    from bench.data.fresh import FreshPhantom
+
+    return FreshPhantom(PhantomParams(n_per_class=N_PER_CLASS, size=SIZE, seed=0), PreprocessParams(image_size=SIZE))
 
 
 @functools.lru_cache(maxsize=4)
@@ -238,7 +250,8 @@ def check_provenance(name: str, train: ImageSet | None = None, run: Run | None =
     run = _run(name, train, run)
     gen, ids = run.generated, set(run.before.ids)
     for i, rec in enumerate(gen.provenance):
-        _expect(rec.get("source_id") in ids, name, f"provenance {i} has source_id "
+        new_real = "source_id" not in rec and rec.get("source") == "phantom"  # a new real image (control-more-data)
+        _expect(new_real or rec.get("source_id") in ids, name, f"provenance {i} has source_id "
                 f"{rec.get('source_id')!r}, not a training image id: {rec}")
         _expect(set(rec.get("style_ids", [])) <= ids, name, f"provenance {i} names style images "
                 f"outside the training split: {rec}")

@@ -11,7 +11,9 @@ report folder can be rendered again without re-running anything:
 The page embeds every image as a ``data:`` URI and carries its CSS and a small
 script (click a column header to sort a table) inline; its Content Security
 Policy forbids loading anything else, so it can be mailed as one file and
-opened offline. Sections whose inputs are absent are left out (no empty
+opened offline. The page opens with the verdict (``verdict.csv``/``.json`` and
+``figures/verdict.png``), rendered from ``bench.report_model`` through the same
+templates as results.md's, autoescaped. Sections whose inputs are absent are left out (no empty
 headings). Optional sections appear when their files do: ``lrp/*.png`` +
 ``lrp.csv``, ``figures/gan_*.png``, ``pseudolabel.csv``, ``quality.csv``, ``speedup.csv`` +
 ``speedup.png`` (see ``EXTRAS``);
@@ -36,6 +38,7 @@ from urllib.parse import quote
 import pandas as pd
 import yaml
 
+from bench import report_model
 from bench.errors import DataError
 from bench.io import read_json, write_text
 
@@ -176,7 +179,8 @@ def markdown_parts(text: str) -> tuple[str, list[tuple[str, str]], dict[str, str
         elif block.startswith("## "):
             heading, _, rest = block[3:].partition("\n")
             sections[heading.strip()] = rest.strip()
-        elif heading is None and block.startswith("- **"):
+        elif block.startswith("- **") and (heading is None or heading == report_model.VERDICT_TITLE):
+            # the header bullets: before any section, or right after the verdict (built from its own files)
             for line in block.splitlines():
                 match = re.match(r"- \*\*([^*]+)\*\*([^:]*): (.*)", line)
                 if match:
@@ -195,6 +199,16 @@ def prose(sections: dict[str, str], prefix: str, default: str) -> tuple[str, str
 
 
 # --- sections --------------------------------------------------------------------------------------
+
+def verdict_section(folder: Folder) -> Section:
+    """The verdict (bench.report_model) with its forest plot; empty without verdict.csv."""
+    verdict = report_model.load_verdict(folder.root)
+    if verdict is None:
+        return Section("verdict", report_model.VERDICT_TITLE, "")
+    figure = folder.figure(folder.root / verdict.figure, "forest plot: ΔAUC per arm with its interval") \
+        if verdict.figure else ""
+    return Section("verdict", verdict.title, report_model.verdict_html(verdict, figure))
+
 
 def provenance_section(folder: Folder, bullets: list[tuple[str, str]], prov: dict) -> Section:
     items = []
@@ -652,6 +666,11 @@ figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 .gallery figure { margin: 0; }
 ul.files { columns: 3; }
 ol.notes { font-size: 0.88em; color: var(--muted); margin-top: -0.4em; }
+.warning { border: 2px solid #b3261e; background: #fdecea; padding: 0.2em 1em; margin: 0.8em 0; }
+.warning strong { color: #b3261e; }
+table.verdict tr.control td:first-child { box-shadow: inset 3px 0 0 var(--muted); }
+table.verdict td.failed { color: #b3261e; font-weight: 600; }
+.verdict-helps { color: #1a7f37; font-weight: 600; } .verdict-hurts { color: #b3261e; font-weight: 600; }
 footer { margin-top: 2em; padding: 1em 20px 2em; border-top: 1px solid var(--line); color: var(--muted); }
 @media print { th button::after { content: ""; } .scroll { overflow: visible; } }
 """
@@ -690,6 +709,7 @@ def page_sections(folder: Folder, prov: dict, paper_rows: list[PaperRow]) -> tup
     md = folder.root / "results.md"
     title, bullets, parts = markdown_parts(md.read_text(encoding="utf-8")) if md.is_file() else ("", [], {})
     found = [
+        verdict_section(folder),
         provenance_section(folder, bullets, prov),
         metrics_section(folder, parts),
         significance_section(folder, parts),

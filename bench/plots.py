@@ -1,4 +1,5 @@
-"""Figures for the report: sample grids, ROC curves, confusion matrices, histories."""
+"""Figures for the report: sample grids, ROC curves, confusion matrices, histories and the
+verdict's forest plot."""
 
 from __future__ import annotations
 
@@ -143,3 +144,51 @@ def relevance_plot(path, inputs: np.ndarray, maps: dict[str, np.ndarray], masks:
         ax.set_yticks([])
     fig.suptitle(title, fontsize=8)
     _save(fig, path)
+
+
+VERDICT_STYLE = {"helps": ("tab:green", "helps"), "hurts": ("tab:red", "hurts"),
+                 "no evidence": ("0.45", "no evidence")}
+
+
+def forest_plot(path, panels: dict[str, list[dict]], title: str, xlabel: str) -> None:
+    """A forest plot, one panel per classifier (``panels``: its title -> rows, top first). A row is a
+    dict with ``label``, ``delta``, ``low``, ``high``, ``verdict`` ("helps" / "hurts" / "no evidence")
+    and ``control`` (True: drawn as a diamond below a dotted line, the methods above it). The
+    point is ``delta``, the line ``[low, high]``, colour by verdict; a vertical line marks 0."""
+    sizes = [max(1, len(rows)) for rows in panels.values()] or [1]
+    fig, axes = plt.subplots(len(sizes), 1, figsize=(7, 0.9 + 0.34 * sum(sizes) + 0.5 * len(sizes)),
+                             squeeze=False, sharex=True, gridspec_kw={"height_ratios": sizes})
+    for ax, (name, rows) in zip(axes[:, 0], panels.items(), strict=True):
+        _forest_panel(ax, rows)
+        ax.set_title(literal(name), fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel(xlabel)
+    handles = [plt.Line2D([], [], color=c, marker="o", ls="-", label=text) for c, text in VERDICT_STYLE.values()]
+    handles.append(plt.Line2D([], [], color="0.3", marker="D", ls="", label="control"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(literal(title), fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    _save(fig, path)
+
+
+def literal(text: str) -> str:
+    """``text`` as matplotlib draws it verbatim: a '$' in a user's method name starts no mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+def _forest_panel(ax, rows: list[dict]) -> None:
+    y = np.arange(len(rows))[::-1]
+    for pos, row in zip(y, rows, strict=True):
+        colour = VERDICT_STYLE.get(row["verdict"], ("0.45", ""))[0]
+        if np.isfinite(row["low"]) and np.isfinite(row["high"]):
+            ax.hlines(pos, row["low"], row["high"], color=colour, lw=1.6)
+        if np.isfinite(row["delta"]):
+            ax.plot(row["delta"], pos, marker="D" if row["control"] else "o", ms=6, color=colour,
+                    mec="black" if row["control"] else colour, ls="")
+    n_methods = sum(not r["control"] for r in rows)
+    if 0 < n_methods < len(rows):  # a dotted line between the methods and the controls
+        ax.axhline(y[n_methods - 1] - 0.5, color="0.6", ls=":", lw=0.8)
+    ax.axvline(0.0, color="black", lw=0.8)
+    ax.set_yticks(y, [literal(r["label"]) for r in rows], fontsize=8)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.grid(axis="x", color="0.9", lw=0.6)

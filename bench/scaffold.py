@@ -111,7 +111,7 @@ def _fields(names: Names) -> dict[str, str]:
         "section": section, "section_yaml": f"{outer}:\n  {inner}:\n    {n}: {example}",
         "try_overrides": (f"--set 'matrix.methods=[none,{n}]' --set 'matrix.zoo=[]'" if augmenter else
                           f"--set 'matrix.methods=[none]' --set 'matrix.classifiers=[{n}]' --set 'matrix.zoo=[]'"),
-        "dvc_force": f"dvc repro -s -f augment@{n}" if augmenter else f"dvc repro -s -f --glob 'train@*-{n}-*'",
+        "dvc_force": f"dvc repro -s -f augment@{n}" if augmenter else f"dvc repro -s -f --glob 'train@*-{n}'",
         "run_folder": f"augmented/{n}" if augmenter else f"runs/*/{n}",
     }
 

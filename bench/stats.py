@@ -44,8 +44,11 @@ Repeated training seeds against the baseline (see ``docs/statistics.md``):
   11(8):1885-1892.
 * ``minimum_detectable_delta``: power analysis of the paired t-test from the
   noncentral t (Cohen 1988, ch. 2).
+* ``paired_t_power``: the power of that paired t-test for a given true difference.
 * ``verdict``: "helps" / "hurts" / "no evidence" from the interval and the
   Holm-adjusted p-value; never from one seed.
+* ``verdict_rows``: the verdict table of several arms against one baseline - all of
+  the above per arm, Holm over the arms, and DeLong per seed as a secondary figure.
 
 DeLong's structural components, in this module's notation
 ---------------------------------------------------------
@@ -105,6 +108,7 @@ __all__ = [
     "SeedDeltaResult",
     "Significance",
     "VERDICTS",
+    "VERDICT_ROW_KEYS",
     "bootstrap_auc_ranksum",
     "bootstrap_sd",
     "closest_to_corner_threshold",
@@ -117,8 +121,10 @@ __all__ = [
     "minimum_detectable_delta",
     "paired_seed_delta",
     "paired_t_over_seeds",
+    "paired_t_power",
     "seed_summary",
     "verdict",
+    "verdict_rows",
 ]
 
 COMPARISON_COLUMNS = (
@@ -905,6 +911,72 @@ def _paired_t_power(noncentrality: float, df: int, t_crit: float) -> float:
     return float(sps.nct.sf(t_crit, df, noncentrality) + sps.nct.sf(t_crit, df, -noncentrality))
 
 
+def _check_n_seeds(n_seeds) -> int:
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, (int, np.integer)) or n_seeds < 0:
+        raise AugbenchError(f"stats: n_seeds must be a non-negative integer, got {n_seeds!r}")
+    return int(n_seeds)
+
+
+def _check_sd(value, name: str) -> float:
+    """A standard deviation as a float: NaN and inf pass (callers treat them as unknown)."""
+    try:
+        sd = float(value)
+    except (TypeError, ValueError):
+        raise AugbenchError(f"stats: {name} must be a number, got {value!r}") from None
+    if sd < 0.0:
+        raise AugbenchError(f"stats: {name} must be >= 0, got {value!r}")
+    return sd
+
+
+def _alpha_and_power(alpha, power) -> tuple[float, float]:
+    a = _probability(alpha, "alpha", "0.05")
+    target = _probability(power, "power", "0.8")
+    if target <= a:
+        raise AugbenchError(
+            f"stats: power must exceed alpha ({a}): a test reaches power alpha with no "
+            f"effect at all; got power {power!r}"
+        )
+    return a, target
+
+
+def paired_t_power(delta, sd, n_seeds, alpha: float = 0.05) -> float:
+    """Power of the two-sided paired t-test over ``n_seeds`` seeds at level ``alpha`` when
+    the per-seed differences have true mean ``delta`` and true standard deviation ``sd``.
+
+    The same noncentral-t computation as ``minimum_detectable_delta`` (Cohen 1988, ch. 2;
+    exact, as G*Power): ``df = n - 1``, ``c = t_{1 - alpha/2, df}``, ``lambda = delta
+    sqrt(n) / sd`` and ``power = P(T'(df, lambda) > c) + P(T'(df, lambda) < -c)``. So
+    ``paired_t_power(minimum_detectable_delta(sd, n, alpha, power), sd, n, alpha) ==
+    power``, and ``paired_t_power(0, sd, n, alpha) == alpha``. The power depends on
+    ``|delta|`` only.
+
+    The sd is the TRUE one. Plugging in the sd observed in the same run gives the
+    "observed power", a function of the p-value that says nothing new (Hoenig & Heisey
+    2001, The American Statistician 55(1):19-24); report ``minimum_detectable_delta``
+    for a finished run instead, and use this function for planning and for checking the
+    test by simulation (``tests/test_stats_simulation.py``).
+
+    Returns ``nan`` when ``n_seeds < 2`` (no test can be made) or when ``delta`` or
+    ``sd`` is NaN or infinite; for ``sd == 0`` the limit as ``sd -> 0``: ``1.0`` when
+    ``delta != 0``, ``alpha`` when ``delta == 0``. Raises ``AugbenchError`` for a
+    negative ``sd`` or ``n_seeds``, a non-integer ``n_seeds``, a ``delta`` that is not a
+    number, or ``alpha`` outside (0, 1).
+    """
+    n = _check_n_seeds(n_seeds)
+    s = _check_sd(sd, "sd")
+    try:
+        d = float(delta)
+    except (TypeError, ValueError):
+        raise AugbenchError(f"stats: delta must be a number, got {delta!r}") from None
+    a = _probability(alpha, "alpha", "0.05")
+    if n < 2 or not (math.isfinite(s) and math.isfinite(d)):
+        return math.nan
+    if s == 0.0:
+        return a if d == 0.0 else 1.0
+    t_crit = float(sps.t.ppf(1.0 - a / 2.0, n - 1))
+    return _paired_t_power(d * math.sqrt(n) / s, n - 1, t_crit)
+
+
 def minimum_detectable_delta(seed_sd, n_seeds, alpha: float = 0.05, power: float = 0.8) -> float:
     """The smallest mean paired difference that a two-sided paired t-test over ``n_seeds``
     seeds detects with probability ``power`` at level ``alpha``, given ``seed_sd``, the
@@ -928,21 +1000,9 @@ def minimum_detectable_delta(seed_sd, n_seeds, alpha: float = 0.05, power: float
     ``seed_sd`` or ``n_seeds``, a non-integer ``n_seeds``, ``alpha`` outside (0, 1) or
     ``power`` outside (alpha, 1).
     """
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, (int, np.integer)) or n_seeds < 0:
-        raise AugbenchError(f"stats: n_seeds must be a non-negative integer, got {n_seeds!r}")
-    try:
-        sd = float(seed_sd)
-    except (TypeError, ValueError):
-        raise AugbenchError(f"stats: seed_sd must be a number, got {seed_sd!r}") from None
-    if sd < 0.0:
-        raise AugbenchError(f"stats: seed_sd must be >= 0, got {seed_sd!r}")
-    a = _probability(alpha, "alpha", "0.05")
-    target = _probability(power, "power", "0.8")
-    if target <= a:
-        raise AugbenchError(
-            f"stats: power must exceed alpha ({a}): a test reaches power alpha with no "
-            f"effect at all; got power {power!r}"
-        )
+    _check_n_seeds(n_seeds)
+    sd = _check_sd(seed_sd, "seed_sd")
+    a, target = _alpha_and_power(alpha, power)
     if n_seeds < 2 or not math.isfinite(sd):
         return math.inf
     if sd == 0.0:
@@ -986,3 +1046,91 @@ def verdict(delta, low, high, p_adjusted, alpha: float = 0.05, *, n_seeds: int) 
     if d < 0.0 and hi < 0.0:
         return "hurts"
     return "no evidence"
+
+
+VERDICT_ROW_KEYS = (
+    "method", "n_seeds", "auc_base", "auc_method", "delta", "low", "high", "p", "p_holm",
+    "sd_diff", "mde", "power_at_mde", "delong_significant", "verdict",
+)
+
+
+def _arm_scores(arms: Mapping[str, object], n: int, n_seeds: int) -> dict[str, np.ndarray]:
+    """Every arm as an ``(n_seeds, n)`` matrix, or an error naming the arm."""
+    if not isinstance(arms, Mapping) or not arms:
+        raise AugbenchError(
+            "stats: verdict_rows needs arms as a non-empty mapping {name: scores of shape "
+            f"(n_seeds, n_test)}}, got {arms!r}"
+        )
+    out = {}
+    for name, scores in arms.items():
+        matrix = _score_matrix(scores, n, f"arms[{name!r}]")
+        if matrix.shape[0] != n_seeds:
+            raise AugbenchError(
+                f"stats: arms[{name!r}] has {matrix.shape[0]} seeds (rows) but baseline_scores "
+                f"has {n_seeds}; row r of an arm is paired with row r of the baseline, so every "
+                "arm needs the baseline's seeds, in the same order"
+            )
+        out[name] = matrix
+    return out
+
+
+def _arm_row(name: str, y: np.ndarray, method: np.ndarray, base: np.ndarray, n_resamples: int,
+             seed, confidence: float, alpha: float, power: float) -> dict:
+    """One arm against the baseline, before the Holm adjustment over arms."""
+    found = paired_seed_delta(y, method, base, n_resamples, seed, confidence)
+    d, n_seeds = found.per_seed, found.n_seeds
+    p = paired_t_over_seeds(d).p_value if n_seeds >= 2 else math.nan
+    sd = float(np.std(d, ddof=1)) if n_seeds >= 2 else math.nan
+    delong = sum(delong_test(y, m, b).p_value < alpha for m, b in zip(method, base, strict=True))
+    return {"method": name, "n_seeds": n_seeds, "auc_base": float(found.auc_base.mean()),
+            "auc_method": float(found.auc_method.mean()), "delta": found.delta,
+            "low": found.low, "high": found.high, "p": p, "p_holm": math.nan, "sd_diff": sd,
+            "mde": minimum_detectable_delta(sd, n_seeds, alpha, power), "power_at_mde": power,
+            "delong_significant": int(delong), "verdict": "no evidence"}
+
+
+def verdict_rows(y, baseline_scores, arms: Mapping[str, object], n_resamples: int = 2000,
+                 seed: int = 0, confidence: float = 0.95, alpha: float = 0.05,
+                 power: float = 0.8) -> list[dict]:
+    """The verdict of every arm against one baseline, over paired training seeds.
+
+    ``baseline_scores`` and every value of ``arms`` have shape ``(R, n_test)``: row ``r``
+    holds the test-case scores of the model trained with seed ``r`` (as
+    ``paired_seed_delta``), and row ``r`` of an arm is paired with row ``r`` of the
+    baseline. One dict per arm, in the order of ``arms``, with the keys of
+    ``VERDICT_ROW_KEYS``:
+
+    * ``method``: the arm's name; ``n_seeds``: ``R``;
+    * ``auc_base``, ``auc_method``: the mean over seeds of each arm's AUC;
+    * ``delta``, ``low``, ``high``: ``paired_seed_delta`` (mean per-seed difference and
+      its two-level bootstrap interval at ``confidence``, ``n_resamples`` replicates from
+      ``seed``; every arm is resampled with the same draws);
+    * ``p``: ``paired_t_over_seeds`` on the per-seed differences (NaN for ``R = 1``);
+    * ``p_holm``: ``holm_adjust`` of ``p`` over ALL the arms given (one family);
+    * ``sd_diff``: the sample sd (ddof 1) of the per-seed differences (NaN for ``R = 1``);
+    * ``mde``: ``minimum_detectable_delta(sd_diff, R, alpha, power)`` (``inf`` for
+      ``R = 1``), and ``power_at_mde``: that ``power``;
+    * ``delong_significant``: on how many of the ``R`` seeds DeLong's test of the arm's
+      model against the baseline's model of the same seed has ``p < alpha`` (a secondary
+      figure: each such test covers the test cases but not the training randomness);
+    * ``verdict``: ``verdict(delta, low, high, p_holm, alpha, n_seeds=R)``.
+
+    Raises ``AugbenchError`` for labels other than 0/1, fewer than two cases of either
+    class (DeLong needs two), a baseline or arm that is not ``(R, len(y))`` or has
+    another number of seeds than the baseline (the message names the arm), an empty
+    ``arms``, a bad ``n_resamples``, ``confidence``, ``alpha`` or ``power`` (which must
+    exceed ``alpha``); ``NumericalError`` for NaN or infinite scores.
+    """
+    labels = _check_labels(y, "y")
+    _require_classes(labels, 2, "verdict_rows")
+    base = _score_matrix(baseline_scores, labels.shape[0], "baseline_scores")
+    a, target = _alpha_and_power(alpha, power)
+    b, conf = _check_n_resamples(n_resamples), _check_confidence(confidence)
+    matrices = _arm_scores(arms, labels.shape[0], base.shape[0])
+    rows = [_arm_row(name, labels, m, base, b, seed, conf, a, target)
+            for name, m in matrices.items()]
+    for row, p_holm in zip(rows, holm_adjust([r["p"] for r in rows]), strict=True):
+        row["p_holm"] = float(p_holm)
+        row["verdict"] = verdict(row["delta"], row["low"], row["high"], p_holm, a,
+                                 n_seeds=row["n_seeds"])
+    return rows

@@ -232,12 +232,19 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch)])).permutation(n)
 
 
-def epoch_rows(seed: int, epoch: int, n: int, workers=None) -> np.ndarray:
+def epoch_rows(seed: int, epoch: int, n: int, workers=None, size: int | None = None) -> np.ndarray:
     """The training rows of this process in ``epoch``: :func:`epoch_order`, or under Horovod
     (``workers.size`` > 1) this rank's slice of it, ``n // size`` rows on every rank so that
     all ranks take the same number of steps (each step is an allreduce); the ``n % size``
-    rows left over differ from epoch to epoch."""
+    rows left over differ from epoch to epoch. ``size`` (< ``n``): an epoch of only the first
+    ``size`` rows of the permutation — a fresh random subset each epoch — so that a run on a
+    larger (augmented) set takes the optimizer steps of one on ``size`` images (the ``steps``
+    budget); None or ``n``: the whole set."""
     order = epoch_order(seed, epoch, n)
+    if size is not None:
+        if not 1 <= size <= n:
+            raise ValueError(f"epoch size {size} must lie in 1..{n} (the training images)")
+        order, n = order[:size], size
     if workers is None or workers.size == 1:
         return order
     m = n // workers.size
@@ -274,14 +281,15 @@ class Checkpoint:
 
     def __init__(self, path: str | os.PathLike, key: str, every_seconds: float = 0.0):
         self.path, self.key, self.every_seconds = Path(path), key, float(every_seconds)
-        self._last_save: float | None = None
+        self._last_save = time.monotonic()  # the clock starts with the training
 
     def due(self) -> bool:
-        """Whether the state after this epoch should be saved: always after the first epoch this
-        process trains, then once ``every_seconds`` have passed since the last save (0: after
-        every epoch). A ResNet50 state is ~280 MB; saved after each of 40 one-second epochs it
-        would cost more time than the steps. A killed run resumes from the last save."""
-        return self._last_save is None or time.monotonic() - self._last_save >= self.every_seconds
+        """Whether the state after this epoch should be saved: once ``every_seconds`` have passed
+        since the training started or was last saved (0: after every epoch). A ResNet50 state is
+        ~280 MB (1-2 s to write); saved after each of 40 one-second epochs, or after the first
+        epoch of each of five 40-s seeds, it would cost a large part of the steps' time. A killed
+        run resumes from the last save, losing at most ``every_seconds`` of training."""
+        return time.monotonic() - self._last_save >= self.every_seconds
 
     def save(self, model, history: dict, callbacks: Sequence, seconds: float, done: bool = False) -> None:
         from bench.io import save_npz
@@ -354,7 +362,7 @@ def _epoch_line(epoch: int, epochs: int, seconds: float, logs: dict) -> str:
 
 def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: int | None = None,
         seed: int = 0, log_dir: str | os.PathLike | None = None,
-        checkpoint: Checkpoint | None = None, workers=None) -> FitResult:
+        checkpoint: Checkpoint | None = None, workers=None, epoch_size: int | None = None) -> FitResult:
     """Fit with the model's cross-entropy (and ``p.class_weight``); keep the best-validation weights.
 
     One Keras ``fit`` call per epoch, on the training images in :func:`epoch_order`; the
@@ -367,12 +375,15 @@ def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: i
     (bench.distributed.Workers, np > 1): data parallel under Horovod — each rank trains on its
     share of a seeded permutation of the training set with ``batch_size`` per rank, learning
     rate × np, rank 0's initial weights, gradients and epoch metrics averaged over ranks; only
-    rank 0 logs; no ``checkpoint``."""
+    rank 0 logs; no ``checkpoint``. ``epoch_size``: images per epoch, drawn afresh each epoch
+    from the whole training set (:func:`epoch_rows`); None: the whole set."""
     started = time.perf_counter()
     every = callbacks_for(p)
     in_fit = [cb for cb in every if type(cb).__name__ == "TerminateOnNaN"]
     per_epoch = [cb for cb in every if cb not in in_fit]
-    n_bn = getattr(p, "bn_recalibration_images", 0)
+    # at most an epoch's images: under the steps budget every method re-estimates its BatchNorm
+    # statistics from as many images as `none` does (its whole training split)
+    n_bn = min(getattr(p, "bn_recalibration_images", 0), epoch_size or len(x_train))
     # the whole training set on every rank: the same statistics everywhere
     precise = PreciseBatchNorm(x_train, n_bn, precise_bn_batch(x_train.shape[1:]), seed) if n_bn else None
     if workers is not None and workers.size > 1:
@@ -404,7 +415,7 @@ def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: i
     model.stop_training = False
     for epoch in range(len(history.get("loss", [])), 0 if _stopped(per_epoch, history) else p.epochs):
         epoch_started = time.perf_counter()
-        order = epoch_rows(seed, epoch, len(x_train), workers)
+        order = epoch_rows(seed, epoch, len(x_train), workers, epoch_size)
         hist = model.fit(epoch_batches(x_train, y_fit, order, p.batch_size), initial_epoch=epoch,
                          epochs=epoch + 1, class_weight=weights, callbacks=in_fit, verbose=0)
         logs = {k: v[-1] for k, v in hist.history.items()}

@@ -365,11 +365,12 @@ def test_run_dvc_dry_run_maps_shortcuts_to_set_params(capsys, dvc_repo):
                          "--seeds", "0,1", "--set", "train.classifiers.resnet50.epochs=2")
     assert code == 0, err
     # The profile sets resnet50's epochs, and a profile value wins over the base one: both are written.
-    # The smoke profile's own zoo goes to the base list too (dvc.yaml's ${matrix.zoo} reads the base).
+    # The smoke profile's own seeds and zoo go to the base lists too (dvc.yaml's ${matrix...} reads the base).
     assert out == ("dvc exp run -S profile=smoke "
+                   "-S 'matrix.seeds=[0,1]' -S 'profiles.smoke.matrix.seeds=[0,1]' "
                    "-S 'matrix.zoo=[drs-resnet101,efficientnetb0-feature-extraction]' "
                    "-S 'profiles.smoke.matrix.zoo=[drs-resnet101,efficientnetb0-feature-extraction]' "
-                   "-S 'matrix.methods=[none,classical]' -S 'matrix.seeds=[0,1]' "
+                   "-S 'matrix.methods=[none,classical]' -S 'matrix.seeds=[0,1]' -S 'profiles.smoke.matrix.seeds=[0,1]' "
                    "-S train.classifiers.resnet50.epochs=2 -S profiles.smoke.train.classifiers.resnet50.epochs=2\n")
 
 
@@ -552,3 +553,16 @@ def test_every_command_has_help(capsys):
         out = capsys.readouterr().out
         assert done.value.code == 0 and out.startswith(f"usage: augbench {name}"), name
         assert len(out.splitlines()) > 3, name
+
+
+def test_run_with_data_leaves_out_the_phantom_only_positive_control(capsys, dvc_repo, tmp_path):
+    """--data FOLDER without --methods: the matrix's methods less control-more-data (fresh phantom
+    images, which a folder dataset cannot supply), with a note; an explicit --methods is kept."""
+    code, out, err = run(capsys, "run", "--dry-run", "--data", str(tmp_path))
+    assert code == 0, err
+    methods = yaml.safe_load((dvc_repo / "params.yaml").read_text())["matrix"]["methods"]
+    kept = ",".join(m for m in methods if m != "control-more-data")
+    assert f"'matrix.methods=[{kept}]'" in out and "control-shuffled-labels" in kept
+    assert "leaving out control-more-data" in err
+    code, out, err = run(capsys, "run", "--dry-run", "--data", str(tmp_path), "--methods", "none,classical")
+    assert "'matrix.methods=[none,classical]'" in out and "leaving out" not in err

@@ -44,7 +44,7 @@ def _folder_dataset(root, n=24, seed=0):
 
 def test_prepare_folder_drops_conflicts_and_keeps_groups_whole(tmp_path):
     _folder_dataset(tmp_path / "ds")
-    params = _params(**{"dataset.source": "folder", "dataset.path": str(tmp_path / "ds")})
+    params = _params(**{"dataset.source": "folder", "dataset.path": str(tmp_path / "ds"), "matrix.methods": ["none"]})
     meta = prepare.prepare(params, tmp_path / "out")
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
     assert "benign/benign (1)" not in set(manifest["id"])  # conflicting label: dropped

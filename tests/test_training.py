@@ -482,9 +482,10 @@ def test_seeds_trained_in_one_process_equal_fresh_processes(tmp_path):
     for name in ("predictions.csv", "history.csv", "grid.csv"):
         assert (tmp_path / "cell" / "seed1" / name).read_text() == (tmp_path / "alone" / name).read_text(), name
     assert (tmp_path / "cell" / "seed0" / "predictions.csv").read_text() != (tmp_path / "alone" / "predictions.csv").read_text()
-    a, b = load_npz(tmp_path / "cell" / "seed1" / "relevance.npz"), load_npz(tmp_path / "alone" / "relevance.npz")
-    for key in ("lrp", "gradient_x_input"):
-        np.testing.assert_array_equal(a[key], b[key])
+    # the stage explains its first seed only (the one the report draws); a seed alone is its own first
+    assert (tmp_path / "cell" / "seed0" / "relevance.npz").is_file()
+    assert not (tmp_path / "cell" / "seed1" / "relevance.npz").exists()
+    assert load_npz(tmp_path / "alone" / "relevance.npz")["lrp"].shape[0] > 0
 
 
 def test_model_reuse_keeps_one_network_and_replaces_it_for_another():

@@ -14,7 +14,8 @@ records the encoder weights used (``encoder_weights``, ``run_info``). Plugins th
 train (stylegan2-ada) keep their checkpoint in ``OUT/shards`` (``resources
 ["checkpoint_dir"]``: a re-run resumes from it; removed once the output is complete)
 and write their training log into the output folder itself (``resources["log_dir"]``,
-e.g. ``train_log.csv``).
+e.g. ``train_log.csv``). For a phantom dataset, ``resources["fresh_real_images"]`` makes new
+phantom images preprocessed like the prepared ones (bench.data.fresh; the positive control's).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 
 from bench import registry, tracking
 from bench.config import Params
+from bench.data.fresh import FRESH_REAL_IMAGES, fresh_source
 from bench.distributed import (
     Sharding,
     default_shard_dir,
@@ -159,6 +161,9 @@ def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_
                             "checkpoint_key": checkpoint_key(params, prepared, method, encoder_dir),
                             "log_dir": out,
                             **({"workers": sharding.workers} if sharding is not None else {})}
+        fresh = fresh_source(params, prepared.meta)  # new real images: the phantom only (control-more-data)
+        if fresh is not None:
+            plugin.resources[FRESH_REAL_IMAGES] = fresh
         rng = np.random.default_rng(stable_seed(params.augment.seed, method))
         plugin.fit(train, rng)
     n = plugin.n_synthetic(len(train))

@@ -18,8 +18,22 @@ comparisons) and, for comparison with Byra 2021,
 the Wilcoxon rank-sum test on bootstrapped AUCs (bench.stats explains why the
 latter is not a valid test).
 
+Verdicts (``verdict.csv``, ``verdict.json``; docs/statistics.md, "The verdict table"): per
+classifier of ``matrix.classifiers``, every other arm against ``none`` over the paired
+training seeds (seed index i of an arm with seed index i of ``none``), from
+``bench.stats.verdict_rows``: ΔAUC with its two-level bootstrap interval (seeds × test cases),
+the paired t over seeds, Holm-adjusted over every arm of the classifier, the minimum detectable
+ΔAUC, DeLong per seed as a secondary figure, and "helps" / "hurts" / "no evidence". The arms
+are the methods of the matrix, among them the controls (an augmenter plugin's class attribute
+``control``: "positive" should help, "negative" should hurt), and an A/A control: ``none``
+trained again on other seeds (``runs/none-aa/<classifier>/seed<s + controls.aa_seed_offset>``),
+which should give "no evidence"; without those runs the A/A row is left out with a warning.
+``verdict.json`` states the level, the interval, the test, the seeds, the training budget and
+the weights the rows rest on.
+
 Writes ``metrics.json`` (DVC metrics), ``results.csv`` (one row per method ×
-classifier), ``runs.csv`` (one row per seed), ``comparisons.csv``, and per-run
+classifier), ``runs.csv`` (one row per seed), ``comparisons.csv``, ``verdict.csv``,
+``verdict.json``, and per-run
 ROC points for ``dvc plots`` under ``plots/roc/``, and every run's per-epoch curves
 (the numbers its dvclive log holds) under ``plots/training/``, one CSV per run, so that
 ``dvc plots show`` finds them without the matrix paths.
@@ -34,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import metrics, stats
+from bench import metrics, registry, stats
 from bench.config import Params
 from bench.errors import AugbenchError
 from bench.io import read_json, write_json, write_text
@@ -96,7 +110,7 @@ def evaluate_pair(params: Params, runs: Path, method: str, classifier: str) -> t
     seed_rows = [{"method": method, "classifier": classifier, "seed": m["seed"], **r, **a,
                   "confusion": metrics.confusion(y, s >= ev.threshold).tolist()}
                  for m, r, a, s in zip(metas, per_seed, at_val, scores, strict=True)]
-    return row, seed_rows, {"y": y, "ids": tests[0]["id"].to_numpy(), "scores": scores}
+    return row, seed_rows, {"y": y, "ids": tests[0]["id"].to_numpy(), "scores": scores, "metas": list(metas)}
 
 
 def write_roc_points(out: Path, method: str, classifier: str, y: np.ndarray, scores: list) -> None:
@@ -154,6 +168,137 @@ def comparisons(params: Params, raw: dict[tuple[str, str], dict]) -> pd.DataFram
     return table
 
 
+# ---------------------------------------------------------------------------
+# Verdicts: every arm against `none` over paired training seeds
+# ---------------------------------------------------------------------------
+
+BASELINE = "none"
+AA_METHOD = "none-aa"  # the A/A control: `none` trained again on other seeds
+ALPHA = 0.05  # the verdict's level (docs/statistics.md); fixed, not a parameter
+VERDICT_POWER = 0.8  # the power at which `mde` is stated
+ROLES = {"": "method", "positive": "positive control", "negative": "negative control"}
+EXPECTED = {"method": "", "positive control": "helps", "negative control": "hurts", "A/A": "no evidence"}
+VERDICT_CSV_COLUMNS = ("classifier", "method", "role", "expected", *stats.VERDICT_ROW_KEYS[1:], "as_expected")
+
+
+def method_role(method: str) -> str:
+    """"method", "positive control" or "negative control", from the plugin's ``control`` attribute."""
+    control = getattr(registry.get("augmenter", method), "control", "") or ""
+    if control not in ROLES:
+        raise AugbenchError(f"augmenter {method!r} declares control = {control!r}; expected 'positive' "
+                            "(it should help), 'negative' (it should hurt) or '' (an ordinary method)")
+    return ROLES[control]
+
+
+def _same_test_set(ids: np.ndarray, base_ids: np.ndarray, what: str) -> None:
+    if not np.array_equal(ids, base_ids):
+        raise AugbenchError(f"{what} was scored on a different test set from {BASELINE}; re-run it (dvc repro)")
+
+
+def load_aa(params: Params, runs: Path, classifier: str, base: dict) -> dict | None:
+    """The A/A arm's test scores and metas (its seed index i paired with none's seed index i), or
+    None, with a warning, when any of its runs is absent."""
+    folders = [run_dir(runs, AA_METHOD, classifier, s) for s in params.controls.aa_seeds(params.matrix.seeds)]
+    absent = [f for f in folders if not ((f / "predictions.csv").is_file() and (f / "meta.json").is_file())]
+    if absent:
+        log.warning("%s: %d of %d A/A runs absent (e.g. %s): no A/A row for %s", AA_METHOD, len(absent),
+                    len(folders), absent[0], classifier)
+        return None
+    tests, _, metas = zip(*(load_run(f) for f in folders), strict=True)
+    for test, folder in zip(tests, folders, strict=True):
+        _same_test_set(test["id"].to_numpy(), base["ids"], str(folder))
+    return {"scores": [t["score"].to_numpy() for t in tests], "metas": list(metas)}
+
+
+def _arms(params: Params, runs: Path, raw: dict, classifier: str) -> tuple[dict, dict, list]:
+    """``(scores by arm, role by arm, metas of every run read)`` of one classifier."""
+    base = raw[(BASELINE, classifier)]
+    scores, roles, metas = {}, {}, list(base["metas"])
+    for method in params.matrix.methods:
+        if method != BASELINE:
+            _same_test_set(raw[(method, classifier)]["ids"], base["ids"], f"{method}/{classifier}")
+            scores[method], roles[method] = raw[(method, classifier)]["scores"], method_role(method)
+            metas += raw[(method, classifier)]["metas"]
+    aa = load_aa(params, runs, classifier, base)
+    if aa is not None:
+        scores[AA_METHOD], roles[AA_METHOD] = aa["scores"], "A/A"
+        metas += aa["metas"]
+    return scores, roles, metas
+
+
+def _verdict_rows(params: Params, raw: dict, classifier: str, scores: dict, roles: dict) -> list[dict]:
+    ev, base = params.evaluate, raw[(BASELINE, classifier)]
+    rows = stats.verdict_rows(base["y"], np.stack(base["scores"]), {k: np.stack(v) for k, v in scores.items()},
+                              ev.bootstrap_resamples, ev.seed, ev.confidence, ALPHA, VERDICT_POWER)
+    out = []
+    for row in rows:
+        role = roles[row["method"]]
+        expected = EXPECTED[role]
+        out.append({"classifier": classifier, "method": row["method"], "role": role, "expected": expected,
+                    **{k: row[k] for k in stats.VERDICT_ROW_KEYS[1:]},
+                    "as_expected": (row["verdict"] == expected) if expected else ""})
+        log.info("verdict %s/%s (%s): %s, ΔAUC %+.4f [%+.4f, %+.4f], p_holm %.3g", row["method"], classifier,
+                 role, row["verdict"], row["delta"], row["low"], row["high"], row["p_holm"])
+        if expected and row["verdict"] != expected:
+            log.warning("%s/%s: the %s gave %r, expected %r", row["method"], classifier, role, row["verdict"], expected)
+    return out
+
+
+def _recorded(metas: list[dict], key: str, what: str, conflict: str) -> str:
+    """The one value of ``key`` in the runs' meta.json, or "unknown" (with a warning) when some run
+    lacks it. Runs that record different values: an AugbenchError when ``conflict == "error"``,
+    else a warning and "mixed: a, b"."""
+    values = sorted({str(m[key]) for m in metas if m.get(key) is not None})
+    if len(values) > 1:
+        text = f"{what}: the runs compared were trained with different {key} ({', '.join(values)})"
+        if conflict == "error":
+            raise AugbenchError(f"{text}; their verdicts would compare unlike runs: re-run them (dvc repro)")
+        log.warning("%s; their verdicts compare unlike runs", text)
+        return "mixed: " + ", ".join(values)
+    lacking = sum(m.get(key) is None for m in metas)
+    if lacking:
+        log.warning("%s: %d of %d runs' meta.json record no %s: stated as 'unknown'", what, lacking, len(metas), key)
+        return "unknown"
+    return values[0] if values else "unknown"
+
+
+def verdict_table(params: Params, runs: Path, raw: dict) -> tuple[pd.DataFrame, dict]:
+    """``(verdict.csv's rows, verdict.json)``: one row per (classifier, arm) of ``matrix.classifiers``,
+    Holm-adjusted over all the arms of one classifier."""
+    classifiers = list(params.matrix.classifiers)
+    if BASELINE not in params.matrix.methods:
+        log.warning("no %r in matrix.methods: no verdicts (every arm is compared with %r)", BASELINE, BASELINE)
+        classifiers = []
+    rows, metas, weights, n_test, with_aa = [], [], {}, set(), []
+    for classifier in classifiers:
+        scores, roles, found = _arms(params, runs, raw, classifier)
+        rows += _verdict_rows(params, raw, classifier, scores, roles) if scores else []
+        metas += found
+        weights[classifier] = _recorded(found, "weights", classifier, "warn")
+        n_test.add(len(raw[(BASELINE, classifier)]["y"]))
+        with_aa += [classifier] if AA_METHOD in scores else []
+    about = {**verdict_method(params), "classifiers": classifiers, "aa_classifiers": with_aa,
+             "n_test": n_test.pop() if len(n_test) == 1 else sorted(n_test),
+             "budget": _recorded(metas, "budget", "verdict", "error"), "weights": weights}
+    return pd.DataFrame(rows, columns=list(VERDICT_CSV_COLUMNS)), about
+
+
+def verdict_method(params: Params) -> dict:
+    """verdict.json's account of how the rows were made: level, interval, test, seeds."""
+    ev = params.evaluate
+    return {
+        "alpha": ALPHA, "confidence": ev.confidence, "n_resamples": ev.bootstrap_resamples, "bootstrap_seed": ev.seed,
+        "power_at_mde": VERDICT_POWER, "seeds": list(params.matrix.seeds), "aa_seeds": params.controls.aa_seeds(params.matrix.seeds),
+        "baseline": BASELINE,
+        "interval": (f"{ev.confidence:.0%} percentile interval of the mean per-seed AUC difference (arm minus "
+                     f"{BASELINE}) from a two-level bootstrap with {ev.bootstrap_resamples} replicates: each "
+                     "replicate resamples the test cases (not stratified by class) and the paired seeds."),
+        "test": (f"Student's paired t-test over the training seeds on the per-seed AUC differences (two-sided, "
+                 "df = n_seeds - 1), Holm-adjusted over every arm of the classifier (methods, controls and "
+                 f"the A/A control); 'helps' or 'hurts' needs p_holm < {ALPHA}, the interval clear of 0 on "
+                 "the same side, and at least two seeds."),
+    }
+
 def evaluate(params: Params, runs: Path, out: Path) -> pd.DataFrame:
     rows, seed_rows, dvc_metrics, raw = [], [], {}, {}
     shutil.rmtree(out / "plots" / "training", ignore_errors=True)  # only this matrix's runs
@@ -170,6 +315,9 @@ def evaluate(params: Params, runs: Path, out: Path) -> pd.DataFrame:
     write_text(out / "results.csv", table.to_csv(index=False))
     write_text(out / "runs.csv", pd.DataFrame(seed_rows).to_csv(index=False))
     write_text(out / "comparisons.csv", comparisons(params, raw).to_csv(index=False))
+    verdicts, about = verdict_table(params, runs, raw)
+    write_text(out / "verdict.csv", verdicts.to_csv(index=False))
+    write_json(out / "verdict.json", about)
     write_json(out / "metrics.json", dvc_metrics)
     log.info("evaluated %d method × classifier pairs over %d seeds", len(rows), len(params.matrix.seeds))
     return table

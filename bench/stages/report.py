@@ -1,6 +1,9 @@
 """report: the tables, plots and provenance header people read (``reports/``).
 
-Writes ``results.md`` (provenance header, the Table-4-style metrics table of
+Writes ``results.md`` (opening with the verdict: ΔAUC of every method and control against
+``none`` from the evaluate stage's ``verdict.csv``/``.json``, with ``figures/verdict.png``, its
+forest plot; through ``bench.report_model``'s templates, as ``index.html`` does; then the
+provenance header, the Table-4-style metrics table of
 Panigrahi et al. 2024 with 95% CIs, the classifier table in the layout of Byra
 2021 Table 2, the trainable-parameter table in the layout of Byra Table 1,
 paired comparisons, activation rates of the DRS models, per-run confusion
@@ -29,7 +32,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from bench import html_report, plots, provenance
+from bench import html_report, plots, provenance, report_model
 from bench.config import Params, PhantomParams
 from bench.io import atomic_path, load_npz, read_json, write_json, write_text
 from bench.stages.common import add_params_args, log, params_from_args, writing
@@ -413,6 +416,16 @@ def optional_sections(out: Path, gans: list[str]) -> list[str]:
     return parts
 
 
+def verdict_section(out: Path) -> str:
+    """The verdict section of results.md from the evaluate stage's ``verdict.csv``/``.json``, with its
+    forest plot (``figures/verdict.png``); '' without ``verdict.csv`` (and no stale plot is left)."""
+    verdict = report_model.load_verdict(out)
+    if verdict is None:
+        (out / report_model.FOREST_PLOT).unlink(missing_ok=True)
+        return ""
+    return report_model.verdict_markdown(report_model.draw_forest(verdict, out))
+
+
 def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Path,
            pseudolabel: Path | None = None) -> str:
     results = pd.read_csv(out / "results.csv")
@@ -445,6 +458,7 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
     explained, heatmaps = explanation_section(params, results, runs, out, run_metas)
     text = "\n\n".join(part for part in [
         f"# augbench results: {prepared_meta['dataset']}, profile `{params.profile}`",
+        verdict_section(out),
         header(params, prepared_meta, run_metas, prov,
                {m: read_json(augmented / m / "meta.json") for m in params.matrix.methods},
                pseudolabel=folds_row is not None),

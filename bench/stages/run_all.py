@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench import training
 from bench.config import Params, load_params, load_raw
 from bench.errors import AugbenchError
 from bench.io import file_digest, read_json
@@ -72,6 +73,17 @@ def _switched_off(stage: str, reports: Path, names: tuple[str, ...]) -> None:
              f"; removed an earlier run's {', '.join(p.name for p in stale)}" if stale else "")
 
 
+def train_cells(params: Params) -> list[tuple[str, str, str, list[int]]]:
+    """(run name, augmented method, classifier, seeds) of every train cell, as dvc.yaml's train,
+    zoo and control-aa stages define them: each method × classifier and each zoo classifier on
+    ``none`` over ``matrix.seeds``, and the A/A control (``none`` on other seeds) per classifier."""
+    m = params.matrix
+    cells = [(method, method, clf, list(m.seeds)) for method, clf in m.pairs()]
+    if "none" in m.methods:
+        cells += [(evaluate.AA_METHOD, "none", clf, params.controls.aa_seeds(m.seeds)) for clf in m.classifiers]
+    return cells
+
+
 def run_pipeline(params: Params, workdir: Path) -> str:
     started = time.perf_counter()
     prepared_dir, encoder_dir, augmented, runs, reports = (
@@ -88,13 +100,15 @@ def run_pipeline(params: Params, workdir: Path) -> str:
                      upstream=prepared.digest, encoder_upstream=encoder_digest):
             augment.augment(params, prepared, method, augmented / method, encoder_dir=encoder_dir)
             clear_keras()
-    for method, clf in params.matrix.pairs():
+    for name, method, clf, seeds in train_cells(params):
         upstream = [prepared.digest, file_digest(augmented / method / "synthetic.npz")]
-        for seed in params.matrix.seeds:
-            out = evaluate.run_dir(runs, method, clf, seed)
-            if not _done(out, params=to_dict(params.classifier_params(clf)), seed=seed, upstream=upstream):
-                train.run(params, prepared, augmented / method, clf, seed, out)
-                clear_keras()
+        reuse = training.ModelReuse()  # the seeds of a cell share one built and traced network, as under DVC
+        for seed in seeds:
+            out = evaluate.run_dir(runs, name, clf, seed)
+            if not _done(out, params=to_dict(params.classifier_params(clf)), seed=seed, upstream=upstream,
+                         budget=params.train.budget):
+                train.run(params, prepared, augmented / method, clf, seed, out, reuse=reuse, explain=seed == seeds[0])
+        clear_keras()
     evaluate.evaluate(params, runs, reports)
     # a fold finished with the same key is kept (bench.stages.pseudolabel); None: the stage is off
     folds = workdir / "pseudolabel" if params.pseudolabel.enabled else None
@@ -223,12 +237,32 @@ def shortcut_overrides(args: argparse.Namespace) -> list[str]:
         folder = Path(args.data)
         out += ["dataset.source=folder", f"dataset.path={args.data}",
                 f"dataset.name={folder.resolve().name or folder}"]
+        if args.methods is None:
+            out += phantom_only_dropped(args)
     for flag, key in (("methods", "matrix.methods"), ("classifiers", "matrix.classifiers"), ("zoo", "matrix.zoo"),
                       ("seeds", "matrix.seeds")):
         value = getattr(args, flag)
         if value is not None:
             out.append(f"{key}={_names(value)}")
     return out
+
+
+def phantom_only_dropped(args: argparse.Namespace) -> list[str]:
+    """For ``--data FOLDER`` without ``--methods``: the matrix's methods less the positive control,
+    which draws fresh phantom images and has nothing to draw from on a folder dataset (an
+    override, with a note on stderr; none when the matrix has no such method)."""
+    from bench import registry
+
+    raw = load_raw(Path(args.params))
+    profile = args.profile or raw.get("profile")
+    matrix = {**(raw.get("matrix") or {}), **(((raw.get("profiles") or {}).get(profile) or {}).get("matrix") or {})}
+    methods = list(matrix.get("methods") or [])
+    dropped = [m for m in methods if getattr(registry.get("augmenter", m), "control", "") == "positive"]
+    if not dropped:
+        return []
+    print(f"augbench run: --data: leaving out {', '.join(dropped)} (the positive control adds fresh phantom "
+          "images, which a folder dataset cannot supply)", file=sys.stderr)
+    return [f"matrix.methods={_names(','.join(m for m in methods if m not in dropped))}"]
 
 
 def build_parser() -> argparse.ArgumentParser:

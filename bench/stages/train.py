@@ -1,4 +1,4 @@
-"""train@method×classifier×seed: fit a classifier on real (+ synthetic) training images.
+"""train@method×classifier: fit a classifier on real (+ synthetic) training images, every seed.
 
 ``append`` methods add their synthetic images to the real training split;
 ``replace`` methods train on the synthetic images only. Validation and test are
@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -61,7 +62,9 @@ from bench.typed import to_dict
 from bench.xai.runs import explained_rows, write_explanations
 
 CHECKPOINT = "checkpoint"  # training state, under the output folder, until meta.json is written
-CHECKPOINT_EVERY_S = 60.0  # after the first epoch, then at most once a minute (bench.training.Checkpoint.due)
+# Training state is saved at most once a minute (bench.training.Checkpoint.due); AUGBENCH_CHECKPOINT_SECONDS
+# changes that (0: after every epoch, as the interruption tests use it).
+CHECKPOINT_EVERY_S = float(os.environ.get("AUGBENCH_CHECKPOINT_SECONDS", "60"))
 
 
 def training_set(prepared: Prepared, augmented: Path) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -80,8 +83,19 @@ def training_set(prepared: Prepared, augmented: Path) -> tuple[np.ndarray, np.nd
         x = np.concatenate([train.images, synth["images"]])
         y = np.concatenate([train.labels, synth["labels"]])
     composition = {"mode": meta["mode"], "n_real": 0 if meta["mode"] == "replace" else len(train),
+                   "n_split": len(train),
                    "n_synthetic": int(len(synth["labels"])), "n_positive": int(y.sum()), "n_total": int(len(y))}
     return x, y, composition
+
+
+def epoch_size_for(budget: str, composition: dict) -> int | None:
+    """Images per epoch under ``train.budget``: ``steps`` — as many as the real training split,
+    so that a method that adds images takes the optimizer steps of ``none`` (each epoch a fresh
+    random subset of the larger set); ``epochs`` — None, the whole set (a ×k method takes k
+    times the steps). None as well where the two coincide (``none`` itself)."""
+    if budget == "epochs" or composition["n_split"] >= composition["n_total"]:
+        return None
+    return composition["n_split"]
 
 
 def resize_to(images: np.ndarray, size: int) -> np.ndarray:
@@ -96,13 +110,14 @@ def resize_to(images: np.ndarray, size: int) -> np.ndarray:
 def train_candidate(plugin: type, params, data: tuple, name: str, candidate: training.Candidate, *,
                     log_root: Path | None = None, n_candidates: int = 1,
                     checkpoint_key: str | None = None, workers=None,
-                    reuse: training.ModelReuse | None = None) -> training.Trial:
+                    reuse: training.ModelReuse | None = None, epoch_size: int | None = None) -> training.Trial:
     """Build, seed and fit one grid candidate; judge it on the validation split only. ``reuse``:
     the network built and traced for an earlier candidate or seed, re-initialised as a fresh
     process would (bench.training.ModelReuse; not under Horovod, which recompiles). With
     ``checkpoint_key``, its state after every epoch goes to ``log_root/checkpoint/`` and a
     re-run with the same key continues from there (bench.training.Checkpoint). Not under
-    Horovod (``workers``): a killed distributed training starts over (README, Known limits)."""
+    Horovod (``workers``): a killed distributed training starts over (README, Known limits).
+    ``epoch_size``: images per epoch (the ``steps`` budget, :func:`epoch_size_for`)."""
     x_train, y_train, x_val, y_val = data
     values = {"learning_rate": candidate.learning_rate, "beta_1": candidate.beta_1}
     clf = plugin(dataclasses.replace(params, **{k: v for k, v in values.items() if hasattr(params, k)}))
@@ -122,7 +137,7 @@ def train_candidate(plugin: type, params, data: tuple, name: str, candidate: tra
                                          f"{checkpoint_key} {candidate}", every_seconds=CHECKPOINT_EVERY_S)
     with phase("compute"):
         result = training.fit(model, clf.params, x_train, y_train, x_val, y_val, seed=candidate.seed,
-                              log_dir=log_dir, checkpoint=checkpoint, workers=workers)
+                              log_dir=log_dir, checkpoint=checkpoint, workers=workers, epoch_size=epoch_size)
     val_scores = training.predict_positive(model, x_val)
     val_loss = result.history.get("val_loss", [np.nan])[result.best_epoch - 1]
     return training.Trial(candidate, float(val_loss), binary_metrics(y_val, val_scores)["auc"], result.best_epoch,
@@ -149,11 +164,13 @@ def predictions_table(val, test, val_scores: np.ndarray, test_scores: np.ndarray
 
 
 def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, seed: int, out: Path,
-        workers=None, reuse: training.ModelReuse | None = None) -> dict | None:
+        workers=None, reuse: training.ModelReuse | None = None, explain: bool = True) -> dict | None:
     """Train, choose, predict and write. ``workers`` (under Horovod, np > 1): every candidate is
     trained data-parallel (bench.training.fit); only rank 0 writes, and the others return None.
     ``reuse``: a :class:`bench.training.ModelReuse` shared with earlier runs of this process (the
-    other seeds of the cell); by default the grid's candidates share one."""
+    other seeds of the cell); by default the grid's candidates share one. ``explain``: write the LRP
+    explanations of the test images (``relevance.npz``); a stage of several seeds explains its
+    first only, the one the report draws (4-8 s a seed at 32 px)."""
     started = time.perf_counter()
     root = workers is None or workers.is_root
     for stale in ("meta.json", "activation.csv", "grid.csv", "relevance.npz"):  # outside DVC the folder is reused
@@ -175,11 +192,12 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
     if root:
         shutil.rmtree(out / "dvclive", ignore_errors=True)  # outside DVC the folder is reused
     upstream = [prepared.digest, file_digest(augmented / "synthetic.npz")]
-    key = json.dumps({"classifier": classifier, "params": to_dict(configured), "seed": seed, "upstream": upstream},
-                     sort_keys=True, default=str)
+    epoch_size = epoch_size_for(params.train.budget, composition)
+    key = json.dumps({"classifier": classifier, "params": to_dict(configured), "seed": seed, "upstream": upstream,
+                      "epoch_size": epoch_size}, sort_keys=True, default=str)
     fit_one = functools.partial(train_candidate, plugin, configured, (x_train, y, x_val, val.labels), classifier,
                                 log_root=out, n_candidates=len(candidates), checkpoint_key=key, workers=workers,
-                                reuse=reuse if reuse is not None else training.ModelReuse())
+                                reuse=reuse if reuse is not None else training.ModelReuse(), epoch_size=epoch_size)
     best, grid = training.run_grid(candidates, fit_one, criterion)
     by_rank = workers.allgather(workers.timer.rounded()) if workers is not None else None
     if not root:
@@ -198,12 +216,15 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
             "non_trainable_params": training.non_trainable_count(model), "training_set": composition,
             "upstream": upstream,
             "selection": _selection(best, grid, criterion), "epochs_run": best.epochs,
+            "budget": params.train.budget, "epoch_images": epoch_size or len(y),
+            "optimizer_steps": best.epochs * _steps_per_epoch(epoch_size or len(y), configured, workers),
             "best_epoch": result.best_epoch, "fit_seconds": round(result.seconds, 1)}
     meta.update(write_analysis(chosen, model, best.state["initial"], x_test, out))
-    rows = explained_rows(test.labels, params.train.explain_images)  # all, or a class-stratified pick
-    masks = test_masks(prepared)
-    meta.update(write_explanations(model, x_test[rows], [test.ids[i] for i in rows],
-                                   None if masks is None else masks[rows], out))
+    if explain:
+        rows = explained_rows(test.labels, params.train.explain_images)  # all, or a class-stratified pick
+        masks = test_masks(prepared)
+        meta.update(write_explanations(model, x_test[rows], [test.ids[i] for i in rows],
+                                       None if masks is None else masks[rows], out))
     meta["seconds"] = round(time.perf_counter() - started, 1)
     if workers is not None:
         meta["distributed"] = {**workers.describe(), "learning_rate_scaled_by": workers.size,
@@ -214,6 +235,12 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
     log.info("%s/%s seed %d: candidate %d of %d, best epoch %d of %d, %.0fs", augmented.name, classifier, seed,
              best.candidate.index, len(grid), meta["best_epoch"], meta["epochs_run"], meta["seconds"])
     return meta
+
+
+def _steps_per_epoch(images: int, configured, workers) -> int:
+    """Optimizer steps of one epoch of ``images`` (per rank under Horovod: bench.training.epoch_rows)."""
+    ranks = 1 if workers is None else workers.size
+    return -(-(images // ranks if ranks > 1 else images) // configured.batch_size)
 
 
 def test_masks(prepared: Prepared) -> np.ndarray | None:
@@ -249,27 +276,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prepared", default="data/prepared")
     parser.add_argument("--augmented", required=True, help="folder written by the augment stage")
     parser.add_argument("--classifier", required=True)
-    parser.add_argument("--seed", type=seeds_arg, required=True,
+    parser.add_argument("--seed", type=seeds_arg,
                         help="training seed; several (0,1,2) train one after another in this process, sharing "
-                             "one built and traced network (each as a fresh process would train it)")
+                             "one built and traced network (each as a fresh process would train it); "
+                             "default: matrix.seeds of the parameters (what the DVC stages train)")
+    parser.add_argument("--aa", action="store_true",
+                        help="the A/A control: train on the seeds plus controls.aa_seed_offset (other seeds "
+                             "than the baseline's, the same everything else)")
     parser.add_argument("--out", required=True, help="output folder; with several seeds it must contain {seed}")
     args = parser.parse_args(argv)
+    workers = init_workers()  # first: pins threads (AUGBENCH_THREADS, or Horovod's share) before TensorFlow starts
+    loaded = {}
+    if args.seed is None or args.aa:  # the seeds come from the parameters: read them before the loop
+        loaded["params"] = params_from_args(args)
+        seeds = args.seed if args.seed is not None else loaded["params"].matrix.seeds
+        args.seed = loaded["params"].controls.aa_seeds(seeds) if args.aa else seeds
     if len(args.seed) > 1 and "{seed}" not in args.out:
         parser.error(f"--out {args.out!r}: with several seeds it must contain {{seed}} (e.g. runs/none/resnet50/seed{{seed}})")
-    workers = init_workers()  # first: pins threads (AUGBENCH_THREADS, or Horovod's share) before TensorFlow starts
     if workers.horovod and len(args.seed) > 1:
         parser.error("under Horovod, train one seed per launch")
-    reuse, loaded = training.ModelReuse(), {}
+    reuse = training.ModelReuse()
     for seed in args.seed:
         out = Path(args.out.replace("{seed}", str(seed)))
         status = default_shard_dir(out) if workers.horovod else None  # rank-R.json: what `augbench launch` reports
         lock = writing(out) if workers.is_root else contextlib.nullcontext()  # rank 0 writes the outputs: it holds it
         with lock, rank_guard(workers, status):
-            if not loaded:  # inside the guard: a bad params file or prepared folder is reported like any failure
+            if "prepared" not in loaded:  # inside the guard: a bad params file or prepared folder is reported like any failure
                 with workers.timer("io"):
-                    loaded.update(params=params_from_args(args), prepared=load_prepared(args.prepared))
+                    loaded.setdefault("params", params_from_args(args))
+                    loaded["prepared"] = load_prepared(args.prepared)
             run(loaded["params"], loaded["prepared"], Path(args.augmented), args.classifier, seed, out,
-                workers if workers.horovod else None, reuse=reuse)
+                workers if workers.horovod else None, reuse=reuse, explain=seed == args.seed[0])
         if status is not None and workers.is_root:
             shutil.rmtree(status, ignore_errors=True)
     return 0

@@ -211,7 +211,7 @@ def test_bfloat16_step_vs_default_step(benchmark, record_ratio):
                       "step vs precision mixed_bfloat16 (backbone in bfloat16, head float32)")
 
 
-STAGE_METHOD = "geometric-flipping"  # a ×2 method, as ten of the quick matrix's eleven train stages
+STAGE_METHOD = "geometric-flipping"  # an augmented method of the quick matrix (steps budget: the steps of `none`)
 BARE_STEPS_SCRIPT = """
 import json, sys, time
 import numpy as np
@@ -239,11 +239,12 @@ def test_train_stage_vs_bare_steps(benchmark, record_ratio, tmp_path):
     train stage took (same model, batch and input size, op determinism on) over the wall time of
     the stage itself (``augbench train`` in its own process, as DVC runs it: start-up, build,
     trace, precise-BN, validation, predictions, LRP explanations, writing). The quick profile on
-    the phantom, one seed as ``make bench`` runs it, for a ×2 method (``geometric-flipping``: the
-    kind of ten of the quick matrix's eleven train stages; the ``none`` stage has half their steps
-    for the same validation work, docs/training-speed.md). Steps are counted in images (epochs ×
-    training images / batch), so a short last batch counts as part of a step. Each side runs in a
-    subprocess, so op determinism does not leak into the other benchmarks of the session."""
+    the phantom as ``make bench`` runs it: one stage trains every seed of ``matrix.seeds`` (one
+    build and trace), here for ``geometric-flipping`` under the ``steps`` budget (the optimizer
+    steps of ``none``: every train stage of the quick matrix has them). Steps are counted in
+    images (epochs × images per epoch / batch), so a short last batch counts as part of a step.
+    Each side runs in a subprocess, so op determinism does not leak into the other benchmarks of
+    the session."""
     import json
     import math
     import os
@@ -263,7 +264,7 @@ def test_train_stage_vs_bare_steps(benchmark, record_ratio, tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "AUGBENCH_QUIET": "1"}
     stage_cmd = [sys.executable, "-m", "bench.cli", "train", "--params", str(params_file), "--profile", "quick",
                  "--prepared", str(tmp_path / "prepared"), "--augmented", str(tmp_path / STAGE_METHOD),
-                 "--classifier", "resnet50", "--seed", "0", "--out", str(tmp_path / "run")]
+                 "--classifier", "resnet50", "--out", str(tmp_path / "run" / "seed{seed}")]
     box = {}
 
     def stage():
@@ -272,18 +273,19 @@ def test_train_stage_vs_bare_steps(benchmark, record_ratio, tmp_path):
         box["stage"] = time.perf_counter() - start
 
     benchmark.pedantic(stage, rounds=1, iterations=1)
-    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    metas = [json.loads((tmp_path / "run" / f"seed{s}" / "meta.json").read_text()) for s in params.matrix.seeds]
     p = params.classifier_params("resnet50")
-    steps = meta["epochs_run"] * meta["training_set"]["n_total"] / p.batch_size
-    size = meta["input_size"]
+    steps = sum(m["epochs_run"] * m["epoch_images"] for m in metas) / p.batch_size
+    size = metas[0]["input_size"]
     plugin_params = {"weights": "none", "batch_size": p.batch_size, "learning_rate": p.learning_rate}
     bare = subprocess.run([sys.executable, "-c", BARE_STEPS_SCRIPT, str(size), str(p.batch_size),
                            str(math.ceil(steps)), json.dumps(plugin_params)], check=True, env=env,
                           capture_output=True, text=True, timeout=900)
     bare_seconds = json.loads(bare.stdout.strip().splitlines()[-1])["seconds"] * steps / math.ceil(steps)
     benchmark.extra_info.update({"stage_seconds": round(box["stage"], 2), "bare_step_seconds": round(bare_seconds, 2),
-                                 "steps": round(steps, 2), "epochs_run": meta["epochs_run"]})
+                                 "steps": round(steps, 2), "epochs_run": [m["epochs_run"] for m in metas]})
     record_ratio("training.stage_step_share", bare_seconds / box["stage"],
                  what=f"seconds of as many bare resnet50 train_on_batch steps (batch {p.batch_size}, {size} px, "
-                      f"op determinism) as `augbench train` took (quick profile, phantom, {STAGE_METHOD}, seed 0) over that "
+                      f"op determinism) as `augbench train` took (quick profile, phantom, {STAGE_METHOD}, seeds "
+                      f"{','.join(map(str, params.matrix.seeds))}, {params.train.budget} budget) over that "
                       "stage's wall time")

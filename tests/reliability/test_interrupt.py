@@ -68,7 +68,8 @@ def test_killed_nst_augment_resumes_from_its_shards(work):
     assert _meta_without_times(killed) == _meta_without_times(work / "nst-whole")
 
 
-def test_killed_training_resumes_after_its_last_epoch(work):
+def test_killed_training_resumes_after_its_last_epoch(work, monkeypatch):
+    monkeypatch.setenv("AUGBENCH_CHECKPOINT_SECONDS", "0")  # a checkpoint after every epoch, so the kill finds one
     args = ("train", *_common(*TRAIN_SETS), "--prepared", "prepared", "--augmented", "none",
             "--classifier", "resnet50", "--seed", "0")
     killed = work / "train-killed"

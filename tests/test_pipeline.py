@@ -111,6 +111,31 @@ def test_repro_writes_report_and_metrics(project: Path):
     assert (project / "dvc.lock").is_file()
 
 
+def test_the_report_opens_with_the_verdict_over_seeds(project: Path):
+    """Every method against `none` over the smoke seeds, with the A/A control (`none` on seeds +
+    controls.aa_seed_offset), under the steps budget; results.md and index.html open with it."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    seeds, offset = params["profiles"]["smoke"]["matrix"]["seeds"], params["controls"]["aa_seed_offset"]
+    verdict = pd.read_csv(project / "reports" / "verdict.csv")
+    assert verdict["method"].tolist() == [*[m for m in METHODS if m != "none"], "none-aa"]
+    assert (verdict["n_seeds"] == len(seeds)).all() and verdict["role"].iloc[-1] == "A/A"
+    assert verdict["verdict"].isin(["helps", "hurts", "no evidence"]).all()
+    assert ((verdict["low"] <= verdict["delta"]) & (verdict["delta"] <= verdict["high"])).all()
+    about = json.loads((project / "reports" / "verdict.json").read_text())
+    assert about["budget"] == "steps" and about["seeds"] == seeds and about["aa_seeds"] == [s + offset for s in seeds]
+    for seed in about["aa_seeds"]:  # the A/A control's own runs
+        assert (project / "runs" / "none-aa" / "resnet50" / f"seed{seed}" / "predictions.csv").is_file()
+    for method in METHODS:  # one stage trained every seed; the first one explained
+        meta = json.loads((project / "runs" / method / "resnet50" / f"seed{seeds[1]}" / "meta.json").read_text())
+        assert meta["budget"] == "steps" and meta["epoch_images"] == meta["training_set"]["n_split"]
+        assert not (project / "runs" / method / "resnet50" / f"seed{seeds[1]}" / "relevance.npz").exists()
+    text = (project / "reports" / "results.md").read_text()
+    assert text.index("ΔAUC") < text.index("Table 4") and "R = 2" in text
+    _picture(project / "reports" / "figures" / "verdict.png")
+    page = (project / "reports" / "index.html").read_text()
+    assert page.index("ΔAUC") < page.index("Papers vs this run")
+
+
 def test_scaling_table_has_a_row_per_process_count(project: Path):
     """The scaling stage ran the smoke profile's np list under horovodrun: one row each, T_1 its own
     first row, speedup = T_1/T_p, and the np = 2 images identical to np = 1's."""
@@ -238,7 +263,11 @@ SAME_BYTES = {
     **{f"data/augmented/{m}/{f}": f"augmented/{m}/{f}" for m in METHODS for f in ("synthetic.npz", "provenance.jsonl")},
     **{f"runs/{m}/resnet50/seed0/{f}": f"runs/{m}/resnet50/seed0/{f}" for m in METHODS
        for f in ("predictions.csv", "history.csv", "grid.csv", "relevance.npz")},
-    **{f"reports/{f}": f"reports/{f}" for f in ("metrics.json", "results.csv", "runs.csv", "comparisons.csv")},
+    **{f"runs/{m}/resnet50/seed1/predictions.csv": f"runs/{m}/resnet50/seed1/predictions.csv" for m in METHODS},
+    **{f"runs/none-aa/resnet50/seed{s}/predictions.csv": f"runs/none-aa/resnet50/seed{s}/predictions.csv"
+       for s in (1000, 1001)},
+    **{f"reports/{f}": f"reports/{f}" for f in ("metrics.json", "results.csv", "runs.csv", "comparisons.csv",
+                                                 "verdict.csv", "verdict.json")},
 }
 
 

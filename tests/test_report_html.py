@@ -76,11 +76,18 @@ class Page(HTMLParser):
             self._thead = False
 
 
+# A complete report folder of the one-seed matrix of every method with the classifier zoo (every
+# optional section, DRS activation, the papers' rows), frozen here: the committed reports/ holds
+# the default quick matrix only, without the zoo or most methods. The verdict section is tested on
+# fabricated files (test_report_verdict.py) and in the pipeline test.
+REPORT_FIXTURE = ROOT / "tests" / "data" / "report-every-method"
+
+
 @pytest.fixture
 def reports(tmp_path: Path) -> Path:
-    """A copy of the committed report folder (never written to in place)."""
+    """A copy of the report fixture (never written to in place)."""
     dest = tmp_path / "reports"
-    shutil.copytree(ROOT / "reports", dest, ignore=shutil.ignore_patterns("index.html"))
+    shutil.copytree(REPORT_FIXTURE, dest, ignore=shutil.ignore_patterns("index.html"))
     return dest
 
 

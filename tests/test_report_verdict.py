@@ -228,11 +228,11 @@ def test_html_warns_about_a_failed_control(tmp_path: Path):
     assert '<div class="warning" role="alert">' in text and "did NOT come out as expected" in text
 
 
-def test_committed_report_with_a_verdict_keeps_its_sections_and_header(tmp_path: Path):
+def test_a_report_with_a_verdict_keeps_its_sections_and_header(tmp_path: Path):
     """The verdict goes first in both formats; the sections after it, and the header bullets that
     html_report reads from results.md, are as before."""
     reports = tmp_path / "reports"
-    shutil.copytree(ROOT / "reports", reports, ignore=shutil.ignore_patterns("index.html", "verdict.*"))
+    shutil.copytree(ROOT / "tests" / "data" / "report-every-method", reports, ignore=shutil.ignore_patterns("index.html", "verdict.*"))
     (reports / report_model.FOREST_PLOT).unlink(missing_ok=True)
     before = Page(html_report.render(reports, papers=None))
     write_verdict(reports)

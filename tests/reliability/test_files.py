@@ -554,6 +554,7 @@ def test_prepare_keeps_the_good_images_of_a_bad_folder(tmp_path):
         [
             "dataset.source=folder",
             f"dataset.path={root}",
+            "matrix.methods=[none]",  # the positive control is for the phantom only
             "preprocess.image_size=16",
             "preprocess.srad=false",
         ],

@@ -503,7 +503,7 @@ def _validate_plugins(params: Params) -> None:
     for name in dict.fromkeys([*m.classifiers, *m.zoo, *params.train.classifiers]):
         params.classifier_params(name)
     if params.dataset.source != "phantom":  # the positive control draws new real images: the phantom only
-        phantom_only = [n for n in m.methods if getattr(registry.get("augmenter", n), "control", "") == "positive"]
+        phantom_only = registry.positive_controls(m.methods)
         require(not phantom_only, "matrix.methods",
                 f"{', '.join(phantom_only)} (the positive control) adds freshly generated phantom images, and "
                 f"dataset.source {params.dataset.source!r} has no generator of new real images",

@@ -67,6 +67,9 @@ class Augmenter:
     # True for methods that synthesise new images (NST, GANs) rather than transform one: the
     # quality stage measures these (bench.quality) by default.
     generative: ClassVar[bool] = False
+    # "positive" (should help) or "negative" (should hurt) for a control whose effect is known in
+    # advance (methods/augment/controls.py); "" for an ordinary method. The verdict table checks them.
+    control: ClassVar[str] = ""
 
     def __init__(self, params: Any):
         self.params = params

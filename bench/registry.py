@@ -142,6 +142,16 @@ def get(kind: str, name: str) -> type:
         raise RegistryError(f"unknown {kind} {name!r}; {hint}") from None
 
 
+def control_of(name: str) -> str:
+    """The ``control`` role augmenter ``name`` declares: "positive", "negative" or "" (a method)."""
+    return getattr(get("augmenter", name), "control", "") or ""
+
+
+def positive_controls(methods) -> list[str]:
+    """The positive controls among ``methods`` (fresh phantom images: the phantom only)."""
+    return [m for m in methods if control_of(m) == "positive"]
+
+
 def params_for(kind: str, name: str, raw: dict[str, Any] | None = None, path: str = ""):
     """Validate ``raw`` against the plugin's parameter dataclass."""
     return from_dict(get(kind, name).Params, raw or {}, path or f"{kind}.{name}")

@@ -183,7 +183,7 @@ VERDICT_CSV_COLUMNS = ("classifier", "method", "role", "expected", *stats.VERDIC
 
 def method_role(method: str) -> str:
     """"method", "positive control" or "negative control", from the plugin's ``control`` attribute."""
-    control = getattr(registry.get("augmenter", method), "control", "") or ""
+    control = registry.control_of(method)
     if control not in ROLES:
         raise AugbenchError(f"augmenter {method!r} declares control = {control!r}; expected 'positive' "
                             "(it should help), 'negative' (it should hurt) or '' (an ordinary method)")

@@ -257,7 +257,7 @@ def phantom_only_dropped(args: argparse.Namespace) -> list[str]:
     profile = args.profile or raw.get("profile")
     matrix = {**(raw.get("matrix") or {}), **(((raw.get("profiles") or {}).get(profile) or {}).get("matrix") or {})}
     methods = list(matrix.get("methods") or [])
-    dropped = [m for m in methods if getattr(registry.get("augmenter", m), "control", "") == "positive"]
+    dropped = registry.positive_controls(methods)
     if not dropped:
         return []
     print(f"augbench run: --data: leaving out {', '.join(dropped)} (the positive control adds fresh phantom "

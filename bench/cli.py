@@ -54,6 +54,9 @@ def cmd_describe(args: argparse.Namespace) -> int:
         print(f"  source: {plugin.paper}")
     if kind == "augmenter":
         print(f"  mode: {getattr(plugin, 'mode', 'append')}")
+        modes = registry.modes_of(args.name)
+        if len(modes) > 1:  # e.g. online: an augment.methods entry with `mode: online` (docs/online-augmentation.md)
+            print(f"  modes: {', '.join(modes)} (params.yaml augment.methods.<name>.mode)")
     print("  parameters:")
     for f in describe_fields(plugin.Params):
         note = f"  [{f['source']}]" if f["source"] else ""

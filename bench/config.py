@@ -175,8 +175,21 @@ class PreprocessParams:
         require(0 < self.srad_dt <= 0.25, f"{path}.srad_dt", "must lie in (0, 0.25] for stability")
 
 
+# The keys of an `augment.methods` entry that are not the plugin's parameters: `method` names the plugin
+# of a variant, `mode` picks how it runs (its own append/replace, or online: bench.online).
+VARIANT_KEYS = ("method", "mode")
+MODES = ("append", "replace", "online")
+
+
 @dataclass(frozen=True)
 class AugmentParams:
+    """``methods``: one section per augmentation method (a row of the matrix). A section's key is
+    the method name; ``method: PLUGIN`` makes it a variant of another plugin, inheriting that
+    plugin's own section and overriding keys, as ``train.classifiers`` variants do; ``mode:
+    online`` runs it as random transforms drawn per training minibatch instead of stored copies
+    (docs/online-augmentation.md), e.g. ``geometric-flipping-online: {method: geometric-flipping,
+    mode: online}``."""
+
     seed: int = 0
     sample_grid: int = 6  # examples per method in the sample grid PNG
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -184,6 +197,19 @@ class AugmentParams:
     def check(self, path: str) -> None:
         require(self.seed >= 0, f"{path}.seed", "must be >= 0")
         require(self.sample_grid >= 1, f"{path}.sample_grid", "must be >= 1")
+        for name, section in self.methods.items():
+            key = f"{path}.methods.{name}"
+            require(isinstance(section, dict), key, "must be a mapping of parameters")
+            plugin = section.get("method", name)
+            require(isinstance(plugin, str), f"{key}.method", "must be a plugin name",
+                    "`augbench list` shows the augmenters")
+            base = self.methods.get(plugin) or {} if plugin != name else {}
+            require(plugin == name or "method" not in base, f"{key}.method",
+                    f"{plugin!r} is itself a variant; name the plugin directly")
+            mode = section.get("mode")
+            require(mode is None or mode in MODES, f"{key}.mode",
+                    f"must be one of {', '.join(MODES)}, got {describe_value(mode)}",
+                    suggest(str(mode), MODES) or "online: random transforms per training minibatch")
 
 
 BUDGETS = ("steps", "epochs")
@@ -223,8 +249,17 @@ class TrainParams:
     #   epochs  the papers' setting: an epoch is the whole real + synthetic set, so a ×k method takes
     #           k times the steps of `none` (Panigrahi 2024 Table 2; Fedoruk 2022).
     budget: str = "steps"
+    # Under `steps`: at least this many images per epoch (null: the real training split). A small
+    # training split otherwise gives epochs of a few optimizer steps, and the classifier's epoch
+    # counts (epochs, patiences) then mean few steps; the epoch is also how often validation runs.
+    min_epoch_images: int | None = None
 
     def check(self, path: str) -> None:
+        require(self.min_epoch_images is None or self.min_epoch_images >= 1, f"{path}.min_epoch_images",
+                "must be >= 1 or null (null: an epoch is the real training split)")
+        require(self.min_epoch_images is None or self.budget == "steps", f"{path}.min_epoch_images",
+                "applies under budget: steps only (under epochs an epoch is the whole training set)",
+                "set it to null, or budget: steps")
         require(self.explain_images is None or self.explain_images >= 1, f"{path}.explain_images",
                 "must be >= 1 or null (null: explain every test image)")
         require(self.budget in BUDGETS, f"{path}.budget", f"must be one of {', '.join(BUDGETS)}, got {self.budget!r}")
@@ -347,14 +382,32 @@ class Params:
 
         if self.quality.methods is not None:
             return list(self.quality.methods)
-        return [m for m in self.matrix.methods if getattr(registry.get("augmenter", m), "generative", False)]
+        return [m for m in self.matrix.methods if self.method_mode(m) != "online"
+                and getattr(registry.get("augmenter", self.method_plugin(m)), "generative", False)]
 
-    def method_params(self, name: str):
-        """The validated parameter dataclass of augmentation method ``name``."""
+    def method_plugin(self, name: str) -> str:
+        """The registered plugin behind augmentation method ``name`` (a variant names it with ``method:``)."""
+        return (self.augment.methods.get(name) or {}).get("method", name)
+
+    def method_mode(self, name: str) -> str:
+        """How method ``name`` runs: its section's ``mode``, else its plugin's own (``append`` or
+        ``replace``: stored synthetic images); ``online``: random transforms per training minibatch."""
         from bench import registry
 
-        return registry.params_for("augmenter", name, self.augment.methods.get(name, {}),
-                                   path=f"augment.methods.{name}")
+        mode = (self.augment.methods.get(name) or {}).get("mode")
+        return mode or getattr(registry.get("augmenter", self.method_plugin(name)), "mode", "append")
+
+    def method_params(self, name: str):
+        """The validated parameter dataclass of augmentation method ``name``: its plugin's section
+        (when the method is a variant) overridden by its own keys, without ``method`` and ``mode``."""
+        from bench import registry
+
+        plugin = self.method_plugin(name)
+        own = {k: v for k, v in (self.augment.methods.get(name) or {}).items() if k not in VARIANT_KEYS}
+        if plugin != name:
+            inherited = {k: v for k, v in (self.augment.methods.get(plugin) or {}).items() if k not in VARIANT_KEYS}
+            own = deep_merge(inherited, own)
+        return registry.params_for("augmenter", plugin, own, path=f"augment.methods.{name}")
 
     def classifier_plugin(self, name: str) -> str:
         """The registered plugin behind classifier variant ``name``."""
@@ -481,16 +534,17 @@ def _validate_plugins(params: Params) -> None:
     from bench import registry
 
     m = params.matrix
-    checks = [("augmenter", name, f"matrix.methods.{i}") for i, name in enumerate(m.methods)]
-    checks += [("augmenter", name, f"augment.methods.{name}") for name in params.augment.methods]
+    checks = [("augmenter", params.method_plugin(name), f"matrix.methods.{i}") for i, name in enumerate(m.methods)]
+    checks += [("augmenter", params.method_plugin(name), f"augment.methods.{name}") for name in params.augment.methods]
     checks += [("classifier", params.classifier_plugin(name), f"matrix.classifiers.{i}")
                for i, name in enumerate(m.classifiers)]
     checks += [("classifier", params.classifier_plugin(name), f"matrix.zoo.{i}") for i, name in enumerate(m.zoo)]
     checks += [("classifier", params.classifier_plugin(name), f"train.classifiers.{name}")
                for name in params.train.classifiers]
-    checks += [("augmenter", params.pseudolabel.method, "pseudolabel.method"),
+    checks += [("augmenter", params.method_plugin(params.pseudolabel.method), "pseudolabel.method"),
                ("classifier", params.classifier_plugin(params.pseudolabel.classifier), "pseudolabel.classifier")]
-    checks += [("augmenter", name, f"quality.methods.{i}") for i, name in enumerate(params.quality.methods or [])]
+    checks += [("augmenter", params.method_plugin(name), f"quality.methods.{i}")
+               for i, name in enumerate(params.quality.methods or [])]
     for kind, name, key in checks:
         try:
             registry.get(kind, name)  # unknown names fail with a suggestion
@@ -500,14 +554,34 @@ def _validate_plugins(params: Params) -> None:
     # in a method that is not run yet is not found only when it is added to the matrix.
     for name in dict.fromkeys([*m.methods, *params.augment.methods, params.pseudolabel.method]):
         params.method_params(name)
+        _check_mode(params, name)
+    stored = [(i, n) for i, n in enumerate(params.quality.methods or []) if params.method_mode(n) == "online"]
+    require(not stored, f"quality.methods.{stored[0][0] if stored else 0}",
+            f"{stored[0][1] if stored else ''!r} runs online and stores no images to measure",
+            "list its offline method instead (the same transforms, stored)")
     for name in dict.fromkeys([*m.classifiers, *m.zoo, *params.train.classifiers]):
         params.classifier_params(name)
     if params.dataset.source != "phantom":  # the positive control draws new real images: the phantom only
-        phantom_only = registry.positive_controls(m.methods)
+        phantom_only = registry.positive_controls(m.methods, params.method_plugin)
         require(not phantom_only, "matrix.methods",
                 f"{', '.join(phantom_only)} (the positive control) adds freshly generated phantom images, and "
                 f"dataset.source {params.dataset.source!r} has no generator of new real images",
                 f"remove {', '.join(phantom_only)} from matrix.methods for this dataset (--methods ...)")
+
+
+def _check_mode(params: Params, name: str) -> None:
+    """A method's ``mode`` must be one its plugin supports (online: a plugin with ``transform``)."""
+    from bench import registry
+
+    mode, plugin = params.method_mode(name), params.method_plugin(name)
+    supported = registry.modes_of(plugin)
+    if mode == "online":
+        problem = (f"augmenter {plugin!r} has no online mode (no random transform to draw per training "
+                   f"minibatch: it stores the images it makes); it runs as {', '.join(supported)}")
+    else:
+        problem = f"augmenter {plugin!r} cannot run in mode {mode!r}; it runs as {', '.join(supported)}"
+    require(mode in supported, f"augment.methods.{name}.mode", problem,
+            f"remove `mode: {mode}` from augment.methods.{name}; `augbench describe {plugin}` lists its modes")
 
 
 def params_record(params: Params) -> dict:

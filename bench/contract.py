@@ -203,6 +203,26 @@ def check_mode(name: str) -> None:
     _expect(mode in {"append", "replace"}, name, f"mode is {mode!r}, expected 'append' or 'replace'")
 
 
+def check_online_transform(name: str) -> None:
+    """For a plugin with an online mode (``transform(images, rng)``, bench.online): float32 images of
+    the input's shape in [0, 1], the input left as it was, the same output for the same seed, and
+    not the identity on the check set (with the default parameters)."""
+    plugin = augmenter(name)
+    if not callable(getattr(plugin, "transform", None)):
+        raise NotApplicable("no online mode (no transform method)")
+    images = phantom().images
+    before = images.copy()
+    out = np.asarray(plugin.transform(images, np.random.default_rng(SEED)))
+    _expect(out.shape == images.shape, name, f"transform returned shape {out.shape} for {images.shape}")
+    _expect(out.dtype == np.float32, name, f"transform returned {out.dtype}, expected float32")
+    _expect(np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1, name,
+            "transform returned pixels outside [0, 1] or NaN/inf")
+    _expect(np.array_equal(images, before), name, "transform changed its input images in place")
+    again = np.asarray(plugin.transform(images.copy(), np.random.default_rng(SEED)))
+    _expect(np.array_equal(out, again), name, "transform gave different images for the same rng seed")
+    _expect(not np.array_equal(out, images), name, "transform left every check image as it was")
+
+
 def check_n_synthetic(name: str, n_train: int) -> None:
     """``n_synthetic(n_train)`` is a non-negative int (not a bool, not a float)."""
     k = augmenter(name).n_synthetic(n_train)
@@ -406,7 +426,8 @@ def _with_phantom(func: Callable, name: str) -> Callable[[], None]:
 
 
 def _augmenter_checks(name: str) -> list[Check]:
-    found = [Check("mode", functools.partial(check_mode, name))]
+    found = [Check("mode", functools.partial(check_mode, name)),
+             Check("online_transform", functools.partial(check_online_transform, name))]
     found += [Check(f"n_synthetic[{n}]", functools.partial(check_n_synthetic, name, n)) for n in N_TRAIN_SIZES]
     found += [Check(func.__name__.removeprefix("check_"), _on_shared_run(func, name))
               for func in (check_generate_output, check_provenance, check_deterministic, check_seed_matters,

@@ -8,112 +8,46 @@ report folder can be rendered again without re-running anything:
     python -m bench.html_report check reports/index.html      # headless Chromium: loads, no errors
     python -m bench.html_report screenshot reports/index.html docs/report-screenshot.png
 
-The page embeds every image as a ``data:`` URI and carries its CSS and a small
-script (click a column header to sort a table) inline; its Content Security
-Policy forbids loading anything else, so it can be mailed as one file and
-opened offline. The page opens with the verdict (``verdict.csv``/``.json`` and
-``figures/verdict.png``), rendered from ``bench.report_model`` through the same
-templates as results.md's, autoescaped. Sections whose inputs are absent are left out (no empty
-headings). Optional sections appear when their files do: ``lrp/*.png`` +
-``lrp.csv``, ``figures/gan_*.png``, ``pseudolabel.csv``, ``quality.csv``, ``speedup.csv`` +
-``speedup.png`` (see ``EXTRAS``);
-any other PNG in the folder's top level or ``figures/`` lands in "More figures".
+``build`` reads the folder once into the report model (``bench.report_model.Report``: sections
+of paragraphs, tables, figures, …, from the CSVs, ``verdict.json``, ``provenance.json`` and the
+images; results.md is not read) and ``render`` turns the model into the page through the jinja2
+templates of ``bench/templates/report/`` (``page.html.j2``, autoescaped: file, class and plugin
+names come from users). The page embeds every image as a ``data:`` URI and carries its CSS and a
+small script (click a column header to sort a table) inline; its Content Security Policy forbids
+loading anything else, so it can be mailed as one file and opened offline. The page opens with the
+verdict (``verdict.csv``/``.json`` and ``figures/verdict.png``), rendered from the same model as
+results.md's; the detailed tables follow. Sections whose inputs are absent are left out (no empty
+headings). Optional sections appear when their files do: ``lrp/*.png`` + ``lrp.csv``,
+``figures/gan_*.png``, ``pseudolabel.csv``, ``quality.csv``, ``speedup.csv`` + ``speedup.png``
+(see ``EXTRAS``); any other PNG in the folder's top level or ``figures/`` lands in "More figures".
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import html
 import json
 import math
-import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pandas as pd
 import yaml
+from markupsafe import Markup
 
 from bench import report_model
 from bench.errors import DataError
 from bench.io import read_json, write_text
+from bench.report_model import Figure, Gallery, Heading, Paragraph, Report, Section, Table, sort_key
 
 PAPER_VALUES = Path(__file__).with_name("paper_values.yaml")
 MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
         ".svg": "image/svg+xml", ".webp": "image/webp"}
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
-NUMBER = re.compile(r"\s*([+\-−]?(?:\d[\d,]*)?\.?\d+(?:[eE][+\-]?\d+)?)")
 ALPHA = 0.05
-LONG = 60  # characters: a cell this long wraps
-INTERVAL = re.compile(r"(\S+) (\[[^\]]+\])$")
-
-
-def esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def inline(text: str) -> str:
-    """Escaped text with the Markdown the report uses inline: `code` and **bold**."""
-    out = esc(text)
-    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
-
-
-def sort_key(text: str) -> float | None:
-    """The number a cell starts with ('0.910 ± 0.074' -> 0.91, '23,542,786' -> 23542786)."""
-    match = NUMBER.match(text)
-    rest = "" if not match else text[match.end():]
-    if not match or re.search(r"[^\W\d_]", rest) or re.match(r"\.\d", rest):  # not prose, not a version
-        return None
-    try:
-        value = float(match.group(1).replace(",", "").replace("−", "-"))
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-class Raw(str):
-    """Cell content that is already HTML (built from escaped parts)."""
-
-    sort: float | None = None
-
-
-def raw(markup: str, sort: float | None = None) -> Raw:
-    out = Raw(markup)
-    out.sort = sort
-    return out
-
-
-def cell(value: Any) -> str:
-    if isinstance(value, Raw):
-        key, body = value.sort, str(value)
-    else:
-        text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
-        key, body = sort_key(text), esc(text)
-        interval = INTERVAL.match(text)
-        if key is not None and interval:  # '87.5 [75.0, 100.0]': the interval on its own line
-            body = f'{esc(interval.group(1))}<span class="ci">{esc(interval.group(2))}</span>'
-    if key is not None:
-        return f'<td data-sort="{key!r}">{body}</td>'
-    return f'<td class="long">{body}</td>' if len(body) > LONG else f"<td>{body}</td>"
-
-
-def table(frame: pd.DataFrame, caption: str = "") -> str:
-    """A sortable table: click a header to sort by that column (numbers by value)."""
-    head = "".join(f'<th scope="col"><button type="button">{esc(c)}</button></th>' for c in frame.columns)
-    rows = "\n".join("<tr>" + "".join(cell(v) for v in row) + "</tr>"
-                     for row in frame.itertuples(index=False, name=None))
-    cap = f"<caption>{inline(caption)}</caption>" if caption else ""
-    return (f'<div class="scroll"><table class="sortable">{cap}<thead><tr>{head}</tr></thead>'
-            f"<tbody>\n{rows}\n</tbody></table></div>")
-
-
-def paragraphs(text: str) -> str:
-    return "".join(f"<p>{inline(p)}</p>" for p in text.split("\n\n") if p.strip())
 
 
 def read_csv(path: Path) -> pd.DataFrame | None:
@@ -135,10 +69,18 @@ def number(text: Any) -> float | None:
 
 @dataclass
 class Folder:
-    """A report folder and the images already placed on the page."""
+    """A report folder, what it says about itself, and the images already placed on the page."""
 
     root: Path
+    prov: dict = field(default_factory=dict)
+    header: report_model.Header = field(default_factory=report_model.Header)
     used: set[Path] = field(default_factory=set)
+
+    @classmethod
+    def read(cls, root: Path) -> Folder:
+        path = Path(root) / "provenance.json"
+        prov = read_json(path) if path.is_file() else {}
+        return cls(Path(root), prov, report_model.load_header(prov, path))
 
     def csv(self, name: str) -> pd.DataFrame | None:
         return read_csv(self.root / name)
@@ -146,56 +88,26 @@ class Folder:
     def images(self, pattern: str) -> list[Path]:
         return sorted(p for p in self.root.glob(pattern) if p.suffix.lower() in MIME and p.is_file())
 
-    def figure(self, path: Path, caption: str = "") -> str:
-        """An embedded image (a data: URI); ``caption`` also becomes its alt text (else the file name)."""
+    def figure(self, path: Path, caption: str = "") -> Figure:
+        """An image of the folder, placed on the page (it stays out of "More figures")."""
         self.used.add(path.resolve())
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        under = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
-        return (f'<figure><img src="data:{MIME[path.suffix.lower()]};base64,{data}" '
-                f'alt="{esc(caption or path.stem)}">{under}</figure>')
+        return Figure(path.relative_to(self.root).as_posix(), caption)
 
-    def gallery(self, paths: Iterable[Path], caption=lambda p: p.stem.replace("__", " / ")) -> str:
-        figures = [self.figure(p, caption(p)) for p in paths]
-        return f'<div class="gallery">{"".join(figures)}</div>' if figures else ""
+    def gallery(self, paths: Iterable[Path],
+                caption: Callable[[Path], str] = lambda p: p.stem.replace("__", " / ")) -> list[Gallery]:
+        figures = tuple(self.figure(p, caption(p)) for p in paths)
+        return [Gallery(figures)] if figures else []
 
-    def figures(self, *names: str) -> str:
-        return "".join(self.figure(self.root / n, "") for n in names if (self.root / n).is_file())
+    def figures(self, *names: str) -> list[Figure]:
+        return [self.figure(self.root / n) for n in names if (self.root / n).is_file()]
 
 
-@dataclass(frozen=True)
-class Section:
-    id: str
-    title: str
-    body: str
-
-
-def markdown_parts(text: str) -> tuple[str, list[tuple[str, str]], dict[str, str]]:
-    """results.md -> (title, header bullets as (key, value), {section heading: its prose})."""
-    title, bullets, sections, heading = "", [], {}, None
-    for block in text.split("\n\n"):
-        block = block.strip()
-        if block.startswith("# "):
-            title = block[2:].strip()
-        elif block.startswith("## "):
-            heading, _, rest = block[3:].partition("\n")
-            sections[heading.strip()] = rest.strip()
-        elif block.startswith("- **") and (heading is None or heading == report_model.VERDICT_TITLE):
-            # the header bullets: before any section, or right after the verdict (built from its own files)
-            for line in block.splitlines():
-                match = re.match(r"- \*\*([^*]+)\*\*([^:]*): (.*)", line)
-                if match:
-                    bullets.append((match.group(1) + match.group(2), match.group(3)))
-        elif heading and not block.startswith(("|", "![")):
-            sections[heading] = (sections[heading] + "\n\n" + block).strip()
-    return title, bullets, sections
-
-
-def prose(sections: dict[str, str], prefix: str, default: str) -> tuple[str, str]:
-    """(heading, intro) of the results.md section whose heading starts with ``prefix``."""
-    for heading, text in sections.items():
-        if heading.startswith(prefix):
-            return heading, text
-    return default, ""
+def embedder(root: Path) -> Callable[[str], str]:
+    """``embed(path)`` for the templates: an image of the folder as a ``data:`` URI."""
+    def embed(path: str) -> str:
+        file = root / path
+        return f"data:{MIME[file.suffix.lower()]};base64,{base64.b64encode(file.read_bytes()).decode('ascii')}"
+    return embed
 
 
 # --- sections --------------------------------------------------------------------------------------
@@ -204,29 +116,24 @@ def verdict_section(folder: Folder) -> Section:
     """The verdict (bench.report_model) with its forest plot; empty without verdict.csv."""
     verdict = report_model.load_verdict(folder.root)
     if verdict is None:
-        return Section("verdict", report_model.VERDICT_TITLE, "")
+        return Section("verdict", report_model.VERDICT_TITLE)
     figure = folder.figure(folder.root / verdict.figure, "forest plot: ΔAUC per arm with its interval") \
-        if verdict.figure else ""
-    return Section("verdict", verdict.title, report_model.verdict_html(verdict, figure))
+        if verdict.figure else None
+    return Section("verdict", verdict.title, (report_model.VerdictBlock(verdict, figure),))
 
 
-def provenance_section(folder: Folder, bullets: list[tuple[str, str]], prov: dict) -> Section:
-    items = []
-    for key, value in bullets:
-        parts = value.split("; ")
-        body = ("<ul>" + "".join(f"<li>{inline(p)}</li>" for p in parts) + "</ul>") if len(parts) > 2 \
-            else inline(value)
-        items.append(f"<dt>{inline(key)}</dt><dd>{body}</dd>")
+def provenance_section(folder: Folder) -> Section:
+    prov, blocks = folder.prov, []
+    if folder.header.items:
+        blocks.append(report_model.Definitions(folder.header.items))
     versions = prov.get("versions", {})
-    machine = prov.get("machine", {})
-    extra = {"python": machine.get("python"), **versions} if versions else {}
-    body = f'<dl class="prov">{"".join(items)}</dl>' if items else ""
+    extra = {"python": prov.get("machine", {}).get("python"), **versions} if versions else {}
     if extra:
-        body += table(pd.DataFrame({"Package": list(extra), "Version": list(extra.values())}),
-                      "Package versions (provenance.json)")
+        blocks.append(Table.of(pd.DataFrame({"Package": list(extra), "Version": list(extra.values())}),
+                               "Package versions (provenance.json)"))
     if prov.get("time_utc"):
-        body += f'<p class="muted">Report written {esc(prov["time_utc"])}.</p>'
-    return Section("provenance", "Provenance", body)
+        blocks.append(Paragraph(f"Report written {prov['time_utc']}.", muted=True))
+    return Section("provenance", "Provenance", tuple(blocks))
 
 
 def significance_lookup(comparisons: pd.DataFrame | None) -> dict[tuple[str, str], pd.Series]:
@@ -242,28 +149,30 @@ def fmt_p(text: str) -> str:
     return f"{value:.3g}" if value is not None else ""
 
 
-def metrics_section(folder: Folder, sections: dict[str, str]) -> Section:
+def metrics_section(folder: Folder) -> Section:
     frame = folder.csv("table.csv")
-    title, intro = prose(sections, "Test-set metrics", "Test-set metrics")
     if frame is None:
-        return Section("metrics", title, "")
+        return Section("metrics", report_model.METRICS_TITLE)
+    intro = [report_model.metrics_intro(folder.header.confidence, folder.header.pseudolabel_row)]
     lookup = significance_lookup(folder.csv("comparisons.csv"))
     if lookup:
         keys = list(zip(frame["Method"], frame["Classifier"], strict=True))
         frame = frame.assign(**{
             "Δ AUC vs none": [f"{number(lookup[k]['auc_diff']):+.3f}" if k in lookup else "—" for k in keys],
             "p vs none (Holm)": [fmt_p(lookup[k]["delong_p_holm"]) if k in lookup else "—" for k in keys]})
-        intro += ("\n\nThe last two columns: AUC difference to the un-augmented baseline `none` with the same "
-                  "classifier and DeLong's p-value, Holm-adjusted over all augmentation methods (see Significance).")
-    return Section("metrics", title, paragraphs(intro) + table(frame) + folder.figures("roc.png", "history.png"))
+        intro.append("The last two columns: AUC difference to the un-augmented baseline `none` with the same "
+                     "classifier and DeLong's p-value, Holm-adjusted over all augmentation methods (see "
+                     "Significance).")
+    return Section("metrics", report_model.METRICS_TITLE, (
+        *(Paragraph(p) for p in intro), Table.of(frame), *folder.figures("roc.png", "history.png")))
 
 
-def significance_section(folder: Folder, sections: dict[str, str]) -> Section:
+def significance_section(folder: Folder) -> Section:
     frame = folder.csv("comparisons.csv")
-    _, intro = prose(sections, "Paired comparisons", "")
+    title = "Significance (paired comparisons on the test split)"
     if frame is None or not len(frame):
-        return Section("significance", "Significance", "")
-    parts = [paragraphs(intro)]
+        return Section("significance", title)
+    blocks: list = [Paragraph(report_model.COMPARISONS_INTRO)]
     for family, group in frame.groupby("family", sort=False):
         rows = pd.DataFrame({
             "Run": group["method"] + " / " + group["classifier"],
@@ -276,24 +185,22 @@ def significance_section(folder: Folder, sections: dict[str, str]) -> Section:
             f"Holm p < {ALPHA}": ["yes" if (number(v) or 1) < ALPHA else "no" for v in group["delong_p_holm"]],
             "rank-sum p (Byra; not valid)": [fmt_p(v) for v in group.get("ranksum_bootstrap_p", [""] * len(group))],
         })
-        parts.append(table(rows, f"Holm family: {family}"))
-    return Section("significance", "Significance (paired comparisons on the test split)", "".join(parts))
+        blocks.append(Table.of(rows, f"Holm family: {family}"))
+    return Section("significance", title, tuple(blocks))
 
 
-def csv_section(folder: Folder, sections: dict[str, str], name: str, id_: str, prefix: str,
+def csv_section(folder: Folder, name: str, id_: str, title: str, intro: str,
                 figures: tuple[str, ...] = ()) -> Section:
     frame = folder.csv(name)
-    title, intro = prose(sections, prefix, prefix)
     if frame is None:
-        return Section(id_, title, "")
-    return Section(id_, title, paragraphs(intro) + table(frame) + folder.figures(*figures))
+        return Section(id_, title)
+    return Section(id_, title, (Paragraph(intro), Table.of(frame), *folder.figures(*figures)))
 
 
-def activation_section(folder: Folder, sections: dict[str, str]) -> Section:
-    title, intro = prose(sections, "Activation rates", "Activation rates of the DRS models")
-    if not (folder.root / "figures" / "activation.png").is_file():
-        return Section("drs", title, "")
-    return Section("drs", title, paragraphs(intro) + folder.figures("figures/activation.png"))
+def activation_section(folder: Folder) -> Section:
+    figures = folder.figures("figures/activation.png")
+    return Section("drs", report_model.DRS_TITLE,
+                   (Paragraph(report_model.drs_intro(folder.header.drs_runs)), *figures) if figures else ())
 
 
 def in_order(paths: list[Path], names: Iterable[str]) -> list[Path]:
@@ -305,16 +212,15 @@ def in_order(paths: list[Path], names: Iterable[str]) -> list[Path]:
 def grids_section(folder: Folder) -> Section:
     table_ = folder.csv("table.csv")
     methods = list(table_["Method"]) if table_ is not None and "Method" in table_ else []
-    body = folder.gallery(in_order(folder.images("grids/*.png"), methods))
-    return Section("samples", "Augmentation samples", body and (
-        "<p>A sample grid per augmentation method (training-split sources and what the method made of "
-        "them).</p>" + body))
+    gallery = folder.gallery(in_order(folder.images("grids/*.png"), methods))
+    return Section("samples", "Augmentation samples", (
+        Paragraph("A sample grid per augmentation method (training-split sources and what the method made "
+                  "of them)."), *gallery) if gallery else ())
 
 
-def confusion_section(folder: Folder, sections: dict[str, str]) -> Section:
-    title, _ = prose(sections, "Confusion matrices", "Confusion matrices")
+def confusion_section(folder: Folder) -> Section:
     runs = folder.csv("runs.csv")
-    parts = []
+    blocks: list = []
     if runs is not None and "confusion" in runs:
         cms = [json.loads(c) if c else [[None] * 2] * 2 for c in runs["confusion"]]
         metrics = [c for c in ("accuracy", "recall", "specificity", "precision", "f1", "auc") if c in runs]
@@ -323,11 +229,11 @@ def confusion_section(folder: Folder, sections: dict[str, str]) -> Section:
                                  for m in metrics},
                               "TN": [c[0][0] for c in cms], "FP": [c[0][1] for c in cms],
                               "FN": [c[1][0] for c in cms], "TP": [c[1][1] for c in cms]})
-        parts.append(table(frame, "Every run (seed) on the test split; metrics as fractions"))
+        blocks.append(Table.of(frame, "Every run (seed) on the test split; metrics as fractions"))
     names = [] if runs is None else [f"{m}__{c}__seed{s}" for m, c, s in
                                      zip(runs["method"], runs["classifier"], runs["seed"], strict=True)]
-    parts.append(folder.gallery(in_order(folder.images("confusion/*.png"), names)))
-    return Section("confusion", title, "".join(p for p in parts if p))
+    blocks += folder.gallery(in_order(folder.images("confusion/*.png"), names))
+    return Section("confusion", report_model.confusion_title(folder.header.threshold), tuple(blocks))
 
 
 @dataclass(frozen=True)
@@ -365,25 +271,23 @@ def extra_section(folder: Folder, extra: Extra) -> Section:
     frame = folder.csv(extra.csv) if extra.csv else None
     images = folder.images(extra.images) if extra.images else []
     if frame is None and not images:
-        return Section(extra.id, extra.title, "")
-    body = (table(frame) if frame is not None else "") + (
-        folder.gallery(images) if len(images) > 1 else folder.figures(*[str(p.relative_to(folder.root))
-                                                                         for p in images]))
-    return Section(extra.id, extra.title, f"<p>{esc(extra.intro)}</p>{body}")
+        return Section(extra.id, extra.title)
+    figures = folder.gallery(images) if len(images) > 1 else [folder.figure(p) for p in images]
+    return Section(extra.id, extra.title, (
+        Paragraph(extra.intro), *([Table.of(frame)] if frame is not None else []), *figures))
 
 
 def more_figures_section(folder: Folder) -> Section:
     rest = [p for p in folder.images("*.png") + folder.images("figures/*.png") if p.resolve() not in folder.used]
-    return Section("figures", "More figures", folder.gallery(rest))
+    return Section("figures", "More figures", tuple(folder.gallery(rest)))
 
 
 def files_section(folder: Folder) -> Section:
-    names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.root.iterdir()
-                   if not p.name.startswith(".") and p.name != "index.html")
-    items = "".join(f'<li><a href="./{esc(quote(n))}">{esc(n)}</a></li>' for n in names)  # always relative
-    return Section("files", "Files of this report", items and (
-        "<p>Beside this page in the report folder (the links work where the folder is; the page itself "
-        f"needs none of them).</p><ul class=\"files\">{items}</ul>"))
+    names = tuple(sorted(p.name + ("/" if p.is_dir() else "") for p in folder.root.iterdir()
+                         if not p.name.startswith(".") and p.name != "index.html"))
+    return Section("files", "Files of this report", (
+        Paragraph("Beside this page in the report folder (the links work where the folder is; the page itself "
+                  "needs none of them)."), report_model.Files(names)) if names else ())
 
 
 # --- papers vs this run ----------------------------------------------------------------------------
@@ -592,7 +496,7 @@ def paper_record(entry: PaperRow, metrics: list[str], folder: Folder, prov: dict
     return record
 
 
-def paper_group_table(entries: list[PaperRow], folder: Folder, prov: dict) -> str:
+def paper_group_table(entries: list[PaperRow], folder: Folder, prov: dict) -> Table:
     """The rows of one paper's table, with its notes numbered below it."""
     metrics = list(dict.fromkeys(m for e in entries for m in e.values))
     rows, notes = [], {}
@@ -601,161 +505,63 @@ def paper_group_table(entries: list[PaperRow], folder: Folder, prov: dict) -> st
         if entry.note:
             record["Note"] = f"[{notes.setdefault(entry.note, len(notes) + 1)}]"
         rows.append(record)
-    listed = "".join(f"<li>{esc(n)}</li>" for n in notes)
-    return table(pd.DataFrame(rows).fillna("")) + (f'<ol class="notes">{listed}</ol>' if notes else "")
+    return Table.of(pd.DataFrame(rows).fillna(""), notes=tuple(notes))
 
 
-def papers_section(folder: Folder, prov: dict, rows: list[PaperRow]) -> Section:
+def papers_section(folder: Folder, rows: list[PaperRow]) -> Section:
     if not rows:
-        return Section("papers", "Papers vs this run", "")
+        return Section("papers", "Papers vs this run")
     groups: dict[tuple[str, str], list[PaperRow]] = {}
     for entry in rows:
         groups.setdefault((entry.paper, entry.table), []).append(entry)
-    parts = ["<p>Values reported by the papers (transcribed in <code>bench/paper_values.yaml</code>) next to "
-             "this run's value of the same metric for the matching row, when this run has it. "
-             "<strong>Settings</strong> names what differs between the paper's set-up and this run "
-             "(paper vs ours), and what the paper does not state. These numbers are not comparable as "
-             "they stand: they are set side by side to show how far apart the set-ups are.</p>"]
+    blocks: list = [Paragraph(
+        "Values reported by the papers (transcribed in `bench/paper_values.yaml`) next to "
+        "this run's value of the same metric for the matching row, when this run has it. "
+        "**Settings** names what differs between the paper's set-up and this run "
+        "(paper vs ours), and what the paper does not state. These numbers are not comparable as "
+        "they stand: they are set side by side to show how far apart the set-ups are.")]
     for (_, name), entries in groups.items():
         first = entries[0]
         theirs = "; ".join(f"{SETTING_LABELS.get(k, k)}: {show(v) if v is not None else 'not stated'}"
                            for k, v in first.settings.items())
         unit = f" Unit: {first.unit}." if first.unit else ""
-        parts.append(f"<h3>{esc(first.cite.split('. ')[0])}: {esc(name)}</h3>"
-                     f'<p class="muted">{esc(first.cite)}.{esc(unit)} Their set-up: {esc(theirs)}.</p>'
-                     + paper_group_table(entries, folder, prov))
-    return Section("papers", "Papers vs this run", "".join(parts))
+        blocks += [Heading(f"{first.cite.split('. ')[0]}: {name}"),
+                   Paragraph(f"{first.cite}.{unit} Their set-up: {theirs}.", muted=True),
+                   paper_group_table(entries, folder, folder.prov)]
+    return Section("papers", "Papers vs this run", tuple(blocks))
 
 
 # --- the page -------------------------------------------------------------------------------------
 
-STYLE = """
-:root { --fg: #1b1f24; --muted: #5b6470; --line: #d5dae0; --head: #f2f4f7; --accent: #0b5cad; }
-* { box-sizing: border-box; }
-body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
-       sans-serif; color: var(--fg); background: #fff; }
-header, main, footer { max-width: 1400px; margin: 0 auto; padding: 0 20px; }
-header { padding-top: 18px; border-bottom: 1px solid var(--line); }
-h1 { font-size: 1.6em; margin: 0.2em 0 0.4em; }
-h2 { font-size: 1.3em; margin: 1.6em 0 0.5em; padding-top: 0.4em; border-top: 1px solid var(--line); }
-h3 { font-size: 1.05em; margin: 1.4em 0 0.3em; }
-nav ol { display: flex; flex-wrap: wrap; gap: 4px 16px; list-style: none; padding: 0; margin: 0.4em 0 1em; }
-nav a, a { color: var(--accent); }
-code { font: 0.92em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: var(--head);
-       padding: 0 3px; border-radius: 3px; }
-.muted, caption, figcaption { color: var(--muted); font-size: 0.9em; }
-dl.prov { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; }
-dl.prov dt { font-weight: 600; } dl.prov dd { margin: 0; } dl.prov ul { margin: 0; padding-left: 1.2em; }
-.scroll { overflow-x: auto; margin: 0.6em 0 1em; }
-table { border-collapse: collapse; font-size: 0.86em; font-variant-numeric: tabular-nums; }
-caption { text-align: left; padding: 4px 0; caption-side: top; }
-th, td { border: 1px solid var(--line); padding: 3px 8px; text-align: left; vertical-align: top;
-         white-space: nowrap; }
-td[data-sort] { text-align: right; }
-td .ci { display: block; font-size: 0.82em; color: var(--muted); }
-td.long { white-space: normal; min-width: 22em; max-width: 40em; }
-thead th { background: var(--head); vertical-align: bottom; white-space: normal; }
-th button { all: unset; cursor: pointer; font-weight: 600; }
-th button::after { content: "\\00a0\\2195"; color: var(--muted); font-weight: 400; }
-th[aria-sort="ascending"] button::after { content: "\\00a0\\25B2"; color: var(--fg); }
-th[aria-sort="descending"] button::after { content: "\\00a0\\25BC"; color: var(--fg); }
-tbody tr:nth-child(even) { background: #fafbfc; }
-figure { margin: 0.8em 0; display: inline-block; vertical-align: top; max-width: 100%; }
-figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
-.gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(270px, 1fr)); gap: 12px; }
-.gallery figure { margin: 0; }
-ul.files { columns: 3; }
-ol.notes { font-size: 0.88em; color: var(--muted); margin-top: -0.4em; }
-.warning { border: 2px solid #b3261e; background: #fdecea; padding: 0.2em 1em; margin: 0.8em 0; }
-.warning strong { color: #b3261e; }
-table.verdict tr.control td:first-child { box-shadow: inset 3px 0 0 var(--muted); }
-table.verdict td.failed { color: #b3261e; font-weight: 600; }
-.verdict-helps { color: #1a7f37; font-weight: 600; } .verdict-hurts { color: #b3261e; font-weight: 600; }
-footer { margin-top: 2em; padding: 1em 20px 2em; border-top: 1px solid var(--line); color: var(--muted); }
-@media print { th button::after { content: ""; } .scroll { overflow: visible; } }
-"""
-
-SCRIPT = """
-(function () {
-  function key(row, col) {
-    var c = row.cells[col];
-    return c ? [c.getAttribute("data-sort"), c.textContent] : [null, ""];
-  }
-  function compare(a, b) {
-    if (a[0] !== null && b[0] !== null) return parseFloat(a[0]) - parseFloat(b[0]);
-    if (a[0] !== null) return -1;
-    if (b[0] !== null) return 1;
-    return a[1].localeCompare(b[1]);
-  }
-  document.querySelectorAll("table.sortable").forEach(function (table) {
-    var heads = table.tHead.rows[0].cells;
-    Array.prototype.forEach.call(heads, function (th, col) {
-      th.querySelector("button").addEventListener("click", function () {
-        var ascending = th.getAttribute("aria-sort") !== "ascending";
-        Array.prototype.forEach.call(heads, function (h) { h.removeAttribute("aria-sort"); });
-        th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
-        var body = table.tBodies[0];
-        var rows = Array.prototype.map.call(body.rows, function (row, i) { return [row, key(row, col), i]; });
-        rows.sort(function (a, b) { return (ascending ? 1 : -1) * compare(a[1], b[1]) || a[2] - b[2]; });
-        rows.forEach(function (r) { body.appendChild(r[0]); });
-      });
-    });
-  });
-})();
-"""
-
-
-def page_sections(folder: Folder, prov: dict, paper_rows: list[PaperRow]) -> tuple[str, list[Section]]:
-    md = folder.root / "results.md"
-    title, bullets, parts = markdown_parts(md.read_text(encoding="utf-8")) if md.is_file() else ("", [], {})
+def build(reports: Path, papers: Path | None = PAPER_VALUES) -> Report:
+    """The report model of folder ``reports``: its sections in page order, those without content
+    left out (papers=None: without the papers section)."""
+    folder = Folder.read(Path(reports))
     found = [
         verdict_section(folder),
-        provenance_section(folder, bullets, prov),
-        metrics_section(folder, parts),
-        significance_section(folder, parts),
-        csv_section(folder, parts, "classifiers.csv", "classifiers", "Classifiers on",
-                    ("figures/roc_classifiers.png",)),
-        csv_section(folder, parts, "parameters.csv", "parameters", "Trainable parameters"),
-        activation_section(folder, parts),
+        provenance_section(folder),
+        metrics_section(folder),
+        significance_section(folder),
+        csv_section(folder, "classifiers.csv", "classifiers", report_model.CLASSIFIERS_TITLE,
+                    report_model.CLASSIFIERS_INTRO, ("figures/roc_classifiers.png",)),
+        csv_section(folder, "parameters.csv", "parameters", report_model.PARAMETERS_TITLE,
+                    report_model.PARAMETERS_INTRO),
+        activation_section(folder),
         grids_section(folder),
-        confusion_section(folder, parts),
+        confusion_section(folder),
         *(extra_section(folder, extra) for extra in EXTRAS),
     ]
     found.append(more_figures_section(folder))  # after every other figure has been placed
-    found += [papers_section(folder, prov, paper_rows), files_section(folder)]
-    return title or f"augbench report: {folder.root.name}", [s for s in found if s.body]
+    found += [papers_section(folder, load_paper_values(papers) if papers else []), files_section(folder)]
+    return Report(title=folder.header.title or f"augbench report: {folder.root.name}",
+                  sections=tuple(s for s in found if s.blocks),
+                  commit=str(folder.prov.get("git", {}).get("commit", "unknown")))
 
 
 def render(reports: Path, papers: Path | None = PAPER_VALUES) -> str:
-    """The page for report folder ``reports`` (papers=None: without the papers section)."""
-    folder = Folder(Path(reports))
-    prov_path = folder.root / "provenance.json"
-    prov = read_json(prov_path) if prov_path.is_file() else {}
-    title, found = page_sections(folder, prov, load_paper_values(papers) if papers else [])
-    nav = "".join(f'<li><a href="#{s.id}">{esc(s.title.split(" (")[0])}</a></li>' for s in found)
-    body = "\n".join(f'<section id="{s.id}"><h2>{inline(s.title)}</h2>\n{s.body}\n</section>' for s in found)
-    git = prov.get("git", {})
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{CSP}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="augbench (bench/html_report.py)">
-<title>{esc(title.replace("`", ""))}</title>
-<style>{STYLE}</style>
-</head>
-<body>
-<header><h1>{inline(title)}</h1><nav aria-label="Sections"><ol>{nav}</ol></nav></header>
-<main>
-{body}
-</main>
-<footer>Written by augbench from the files of this report folder; commit {esc(str(git.get("commit", "unknown"))[:12])}.
-Every image is embedded; the page loads nothing else.</footer>
-<script>{SCRIPT}</script>
-</body>
-</html>
-"""
+    """The page for report folder ``reports``: its model (``build``) through ``page.html.j2``."""
+    return report_model.render("page.html.j2", report=build(reports, papers), csp=Markup(CSP),
+                               embed=embedder(Path(reports))) + "\n"
 
 
 def write_html(reports: Path, papers: Path | None = PAPER_VALUES, out: Path | None = None) -> Path:

@@ -4,6 +4,10 @@ An augmenter has a typed ``Params`` dataclass, a ``mode`` (``append``: synthetic
 images are added to the real training split; ``replace``: they are the whole
 training set), an optional ``fit(train, rng)`` and ``generate(train, n, rng)``.
 It must be deterministic for a given ``rng`` seed and may only read ``train``.
+An augmenter that can also run *online* (random transforms drawn per minibatch
+during training, instead of stored copies: docs/online-augmentation.md) defines
+``transform(images, rng)``; a params.yaml entry with ``mode: online`` selects it
+(:func:`bench.registry.modes_of`).
 
 A classifier has a typed ``Params`` dataclass, declares its input size and
 preprocessing, and ``build(input_shape, n_classes)`` returns a compiled Keras
@@ -91,6 +95,13 @@ class Augmenter:
 
     def generate(self, train: ImageSet, n: int, rng: np.random.Generator) -> Generated:
         raise NotImplementedError
+
+    # Online mode (optional; not defined here, so that ``hasattr(plugin, "transform")`` says whether
+    # a plugin has it): ``transform(images, rng)`` returns a new float32 (N, H, W) array in [0, 1],
+    # each image of ``images`` transformed with parameters drawn from ``rng`` (only from ``rng``: the
+    # train stage seeds it from the run seed, the epoch and the batch, bench.online). It must not
+    # need ``fit``, and must draw from the same distributions as ``generate`` with the same parameters,
+    # so that an offline and an online row of one method differ only in the mode.
 
 
 class Classifier:

@@ -147,9 +147,23 @@ def control_of(name: str) -> str:
     return getattr(get("augmenter", name), "control", "") or ""
 
 
-def positive_controls(methods) -> list[str]:
-    """The positive controls among ``methods`` (fresh phantom images: the phantom only)."""
-    return [m for m in methods if control_of(m) == "positive"]
+def positive_controls(methods, plugin_of=None) -> list[str]:
+    """The positive controls among ``methods`` (fresh phantom images: the phantom only).
+    ``plugin_of``: the registered plugin behind a method name (``Params.method_plugin``, for
+    ``augment.methods`` variants); default: the name itself."""
+    plugin_of = plugin_of or (lambda m: m)
+    return [m for m in methods if control_of(plugin_of(m)) == "positive"]
+
+
+def modes_of(name: str) -> tuple[str, ...]:
+    """The modes augmenter ``name`` can run in: its own ``mode`` (``append`` or ``replace``: stored
+    synthetic images), then ``online`` when it defines ``transform(images, rng)`` (random transforms
+    drawn per minibatch during training; bench.online)."""
+    plugin = get("augmenter", name)
+    own = getattr(plugin, "mode", "append")
+    from bench.online import ONLINE
+
+    return (own, ONLINE) if callable(getattr(plugin, "transform", None)) else (own,)
 
 
 def params_for(kind: str, name: str, raw: dict[str, Any] | None = None, path: str = ""):

@@ -1,8 +1,8 @@
 """The report model: what the report says, built from the files of a report folder, and
-rendered to Markdown (``results.md``) and HTML (``index.html``) by the same jinja2 templates
-(``bench/templates/report/``).
+rendered to Markdown (``results.md``) and HTML (``index.html``) by the jinja2 templates of
+``bench/templates/report/``.
 
-For now the model holds the verdict section: per method, ΔAUC against the un-augmented
+Its first section is the verdict: per method, ΔAUC against the un-augmented
 baseline with its interval, the Holm-adjusted p-value and "helps" / "hurts" / "no evidence"
 (``bench.stats.verdict``), beside the controls (positive, negative, A/A) and whether each came
 out as expected. Its inputs are the evaluate stage's
@@ -14,18 +14,33 @@ out as expected. Its inputs are the evaluate stage's
 Without ``verdict.csv`` there is no verdict (``load_verdict`` returns None) and both formats
 leave the section out. A file that is there but malformed raises ``DataError`` naming the file
 and the field.
+
+The rest of the report is modelled as data too (``Report``: ``Section``s of ``Paragraph``,
+``Table``, ``Figure``, ``Gallery``, … blocks; ``bench.html_report.build`` fills it from a report
+folder) and rendered by ``page.html.j2``. What the report stage knew when it ran and no other file
+of the folder holds (the title, the header bullets, the settings the sections' prose states) is
+``Header``, kept in ``provenance.json`` under ``"report"``; results.md renders the same header
+through ``header.md.j2`` and takes the sections' titles and prose from the functions below.
+
+Prose in the model may carry two inline marks, `code` and **bold**: Markdown prints them as they
+are; HTML escapes the text first, then turns them into ``<code>``/``<strong>`` (the ``inline``
+filter), so a user's name can never become markup.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, replace
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import quote
 
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from bench.errors import DataError
 from bench.io import read_json
@@ -323,6 +338,253 @@ def _as_expected(row: dict[str, str]) -> bool | None:
     return row["verdict"] == row["expected"]
 
 
+# --- the page model: every other section as data ---------------------------------------------------
+
+NUMBER = re.compile(r"\s*([+\-−]?(?:\d[\d,]*)?\.?\d+(?:[eE][+\-]?\d+)?)")
+INTERVAL = re.compile(r"(\S+) (\[[^\]]+\])$")
+LONG = 60  # characters (as HTML): a cell this long wraps
+
+
+def sort_key(text: str) -> float | None:
+    """The number a cell starts with ('0.910 ± 0.074' -> 0.91, '23,542,786' -> 23542786)."""
+    match = NUMBER.match(text)
+    rest = "" if not match else text[match.end():]
+    if not match or re.search(r"[^\W\d_]", rest) or re.match(r"\.\d", rest):  # not prose, not a version
+        return None
+    try:
+        value = float(match.group(1).replace(",", "").replace("−", "-"))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table cell: its text, the number it sorts by (None: sorted as text) and, for
+    '87.5 [75.0, 100.0]', the interval shown on its own line."""
+
+    text: str
+    sort: float | None = None
+    ci: str = ""
+
+    @classmethod
+    def of(cls, value: Any) -> Cell:
+        text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+        key = sort_key(text)
+        interval_ = INTERVAL.match(text) if key is not None else None
+        if interval_:
+            return cls(interval_.group(1), key, interval_.group(2))
+        return cls(text, key)
+
+    @property
+    def sort_attr(self) -> str:
+        return repr(self.sort)
+
+    @property
+    def long(self) -> bool:
+        return self.sort is None and len(escape(self.text)) > LONG
+
+
+@dataclass(frozen=True)
+class Table:
+    """A sortable table (click a header to sort by that column); ``notes`` are numbered under it."""
+
+    kind: ClassVar[str] = "table"
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    caption: str = ""
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, caption: str = "", notes: tuple[str, ...] = ()) -> Table:
+        rows = tuple(tuple(Cell.of(v) for v in row) for row in frame.itertuples(index=False, name=None))
+        return cls(tuple(str(c) for c in frame.columns), rows, caption, tuple(notes))
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    kind: ClassVar[str] = "paragraph"
+    text: str
+    muted: bool = False
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A heading inside a section (one level under the section's)."""
+
+    kind: ClassVar[str] = "heading"
+    text: str
+
+
+@dataclass(frozen=True)
+class Figure:
+    """An image of the report folder (``path`` relative to it); ``caption`` is also its alt text
+    (without one: the file's stem as alt text, no caption)."""
+
+    kind: ClassVar[str] = "figure"
+    path: str
+    caption: str = ""
+
+    @property
+    def alt(self) -> str:
+        return self.caption or Path(self.path).stem
+
+
+@dataclass(frozen=True)
+class Gallery:
+    kind: ClassVar[str] = "gallery"
+    figures: tuple[Figure, ...]
+
+
+@dataclass(frozen=True)
+class HeaderItem:
+    """One header bullet: '**Label** (qualifier): text'."""
+
+    label: str
+    text: str
+    qualifier: str = ""
+
+    @property
+    def term(self) -> str:
+        return self.label + (f" ({self.qualifier})" if self.qualifier else "")
+
+    @property
+    def markdown(self) -> str:
+        """The bullet as results.md has it."""
+        return f"- **{self.label}**" + (f" ({self.qualifier})" if self.qualifier else "") + f": {self.text}"
+
+    @property
+    def parts(self) -> list[str]:
+        """The text split at '; ' (the page lists them when there are more than two)."""
+        return self.text.split("; ")
+
+
+@dataclass(frozen=True)
+class Definitions:
+    kind: ClassVar[str] = "definitions"
+    items: tuple[HeaderItem, ...]
+
+
+@dataclass(frozen=True)
+class Files:
+    """Links to files beside the page (always relative)."""
+
+    kind: ClassVar[str] = "files"
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VerdictBlock:
+    kind: ClassVar[str] = "verdict"
+    verdict: Verdict
+    figure: Figure | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    """A section of the page: left out when it has no blocks."""
+
+    id: str
+    title: str
+    blocks: tuple = ()
+
+    @property
+    def nav_title(self) -> str:
+        return self.title.split(" (")[0]
+
+
+@dataclass(frozen=True)
+class Report:
+    """The page: its title, its sections (only those with content, in order), the commit."""
+
+    title: str
+    sections: tuple[Section, ...]
+    commit: str = "unknown"
+
+
+# --- the header: what the report stage knew (provenance.json's "report") ---------------------------
+
+REPORT_KEY = "report"  # provenance.json's key for the Header
+
+
+@dataclass(frozen=True)
+class Header:
+    """The title, the header bullets and the settings the sections' prose states, as the report
+    stage wrote them (empty for a report folder from before it did)."""
+
+    title: str = ""
+    items: tuple[HeaderItem, ...] = ()
+    confidence: float | None = None
+    threshold: float | None = None
+    drs_runs: tuple[str, ...] = ()
+    pseudolabel_row: bool = False
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def load_header(prov: dict, path: Path | str = "provenance.json") -> Header:
+    """``prov[REPORT_KEY]`` as a Header (an empty one when absent); malformed: DataError."""
+    info = prov.get(REPORT_KEY)
+    if info is None:
+        return Header()
+    try:
+        items = tuple(HeaderItem(**item) for item in info.get("items", []))
+        return Header(title=str(info.get("title", "")), items=items, confidence=info.get("confidence"),
+                      threshold=info.get("threshold"), drs_runs=tuple(info.get("drs_runs") or ()),
+                      pseudolabel_row=bool(info.get("pseudolabel_row")))
+    except (TypeError, AttributeError) as err:
+        raise DataError(Path(path), f"{REPORT_KEY!r}: {err}", "re-run the report stage") from None
+
+
+def header_markdown(header: Header) -> str:
+    """results.md's header bullets (the title is its first line, the verdict between them)."""
+    return render("header.md.j2", h=header)
+
+
+# --- the sections' titles and prose, shared by results.md and index.html ---------------------------
+
+METRICS_TITLE = "Test-set metrics (layout of Panigrahi et al. 2024, Table 4)"
+CLASSIFIERS_TITLE = "Classifiers on the un-augmented baseline (layout of Byra 2021, Table 2)"
+PARAMETERS_TITLE = "Trainable parameters (layout of Byra 2021, Table 1)"
+COMPARISONS_TITLE = "Paired comparisons on the test split"
+DRS_TITLE = "Activation rates of the DRS models (Byra 2021, Eq. 5–7)"
+CLASSIFIERS_INTRO = (
+    "Test split; percent ± bootstrap standard deviation over test cases (AUC as a fraction). "
+    "The '@val-thr' columns use the threshold at the ROC point closest to (0, 1) **chosen on the "
+    "validation split** and applied to test (Byra does not say where his threshold was chosen). "
+    "† a frozen backbone with random weights (no pretrained weights here): only the head (and the DRS "
+    "layers) learn, on random features — these rows measure that, not transfer learning.")
+PARAMETERS_INTRO = (
+    "At this run's input size (from the trained models) and at 224 × 224 (Byra's input size; models "
+    "built with random weights — counts do not depend on weights). `augbench params-count NAME "
+    "--mode MODE --input-size S` prints one.")
+COMPARISONS_INTRO = (
+    "AUCs of the seed-mean scores on the same test cases (with one seed: the table's AUC). DeLong's test "
+    "for two correlated AUCs, Holm-adjusted within each family (augmentation vs `none`; classifier vs "
+    "the reference classifier); beside it the Wilcoxon rank-sum test on bootstrapped AUCs that "
+    "Byra 2021 used, for comparison only: its p-value shrinks as the number of bootstrap resamples "
+    "grows, so it is not a valid test (README, 'Statistics').")
+
+
+def metrics_intro(confidence: float | None, pseudolabel_row: bool) -> str:
+    level = f"{confidence:.0%} " if confidence is not None else ""
+    return (f"Percent, with {level}bootstrap intervals; AUC as a fraction. Recall = sensitivity (positive "
+            "class: malignant)."
+            + (" The pseudo-label row is the mean ± sd over its folds' test halves (section 'Pseudo-labelled NST "
+               "per fold'), not a bootstrap interval on this test split." if pseudolabel_row else ""))
+
+
+def drs_intro(runs: Iterable[str]) -> str:
+    runs = list(runs)
+    return ((f"Runs: {', '.join(runs)}. " if runs else "")
+            + "The reference is the same backbone with its initial weights and no DRS.")
+
+
+def confusion_title(threshold: float | None) -> str:
+    return "Confusion matrices (test split" + (f", threshold {threshold})" if threshold is not None else ")")
+
+
 # --- rendering -------------------------------------------------------------------------------------
 
 def md_cell(value: Any) -> str:
@@ -339,10 +601,15 @@ def code(value: Any) -> str:
     return "`" + str(value).replace("`", "'").replace("\n", " ") + "`"
 
 
+def inline(text: Any) -> Markup:
+    """Prose as HTML: escaped first, then the two inline marks, `code` and **bold**."""
+    out = str(escape("" if text is None else str(text)))  # as autoescaping does
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    return Markup(re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out))
+
+
 def data_sort(value: float) -> str:
     """`` data-sort="…"`` for a sortable HTML cell ('' when not finite: sorted as text)."""
-    from markupsafe import Markup
-
     return Markup(f' data-sort="{value!r}"') if math.isfinite(value) else ""
 
 
@@ -352,7 +619,7 @@ def environment() -> Environment:
                       autoescape=select_autoescape(enabled_extensions=("html", "html.j2"),
                                                    disabled_extensions=("md.j2",), default=True),
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
-    env.filters.update(md=md_cell, code=code, data_sort=data_sort)
+    env.filters.update(md=md_cell, code=code, data_sort=data_sort, inline=inline, quote=quote)
     return env
 
 
@@ -363,13 +630,6 @@ def render(template: str, **context: Any) -> str:
 def verdict_markdown(verdict: Verdict) -> str:
     """The verdict section of results.md ('## ' heading included)."""
     return render("verdict.md.j2", v=verdict)
-
-
-def verdict_html(verdict: Verdict, figure: str = "") -> str:
-    """The verdict section's body for index.html; ``figure``: the forest plot's markup, already HTML."""
-    from markupsafe import Markup
-
-    return render("verdict.html.j2", v=verdict, figure=Markup(figure))
 
 
 # --- the forest plot -------------------------------------------------------------------------------

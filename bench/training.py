@@ -239,12 +239,17 @@ def epoch_rows(seed: int, epoch: int, n: int, workers=None, size: int | None = N
     rows left over differ from epoch to epoch. ``size`` (< ``n``): an epoch of only the first
     ``size`` rows of the permutation — a fresh random subset each epoch — so that a run on a
     larger (augmented) set takes the optimizer steps of one on ``size`` images (the ``steps``
-    budget); None or ``n``: the whole set."""
+    budget); ``size`` > ``n``: ``size`` rows from consecutive passes over the set; None or
+    ``n``: the whole set once."""
     order = epoch_order(seed, epoch, n)
     if size is not None:
-        if not 1 <= size <= n:
-            raise ValueError(f"epoch size {size} must lie in 1..{n} (the training images)")
-        order, n = order[:size], size
+        if size < 1:
+            raise ValueError(f"epoch size {size} must be >= 1")
+        # more rows than images (train.min_epoch_images): further seeded permutations of the whole
+        # set follow the first, so every image appears once per pass and the passes differ
+        extra = [np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), k])).permutation(n)
+                 for k in range(1, -(-size // n))]
+        order, n = np.concatenate([order, *extra])[:size], size
     if workers is None or workers.size == 1:
         return order
     m = n // workers.size
@@ -362,7 +367,8 @@ def _epoch_line(epoch: int, epochs: int, seconds: float, logs: dict) -> str:
 
 def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: int | None = None,
         seed: int = 0, log_dir: str | os.PathLike | None = None,
-        checkpoint: Checkpoint | None = None, workers=None, epoch_size: int | None = None) -> FitResult:
+        checkpoint: Checkpoint | None = None, workers=None, epoch_size: int | None = None,
+        online=None, bn_images: int | None = None) -> FitResult:
     """Fit with the model's cross-entropy (and ``p.class_weight``); keep the best-validation weights.
 
     One Keras ``fit`` call per epoch, on the training images in :func:`epoch_order`; the
@@ -376,14 +382,19 @@ def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: i
     share of a seeded permutation of the training set with ``batch_size`` per rank, learning
     rate × np, rank 0's initial weights, gradients and epoch metrics averaged over ranks; only
     rank 0 logs; no ``checkpoint``. ``epoch_size``: images per epoch, drawn afresh each epoch
-    from the whole training set (:func:`epoch_rows`); None: the whole set."""
+    from the whole training set (:func:`epoch_rows`; more than the set: several passes); None:
+    the whole set. ``bn_images``: at most this many precise-BN images. ``online``
+    (bench.online.OnlineAugmentation): each epoch's minibatches are its ``epoch_inputs`` — the
+    epoch's rows randomly transformed per batch, from (seed, epoch, batch) alone — instead of the
+    rows of ``x_train`` as they are (which precise BatchNorm still reads)."""
     started = time.perf_counter()
     every = callbacks_for(p)
     in_fit = [cb for cb in every if type(cb).__name__ == "TerminateOnNaN"]
     per_epoch = [cb for cb in every if cb not in in_fit]
     # at most an epoch's images: under the steps budget every method re-estimates its BatchNorm
     # statistics from as many images as `none` does (its whole training split)
-    n_bn = min(getattr(p, "bn_recalibration_images", 0), epoch_size or len(x_train))
+    # (``bn_images``: the real split's size, passed by the train stage under that budget)
+    n_bn = min(getattr(p, "bn_recalibration_images", 0), epoch_size or len(x_train), bn_images or len(x_train))
     # the whole training set on every rank: the same statistics everywhere
     precise = PreciseBatchNorm(x_train, n_bn, precise_bn_batch(x_train.shape[1:]), seed) if n_bn else None
     if workers is not None and workers.size > 1:
@@ -416,7 +427,13 @@ def fit(model, p, x_train, y_train, x_val, y_val, n_classes: int = 2, verbose: i
     for epoch in range(len(history.get("loss", [])), 0 if _stopped(per_epoch, history) else p.epochs):
         epoch_started = time.perf_counter()
         order = epoch_rows(seed, epoch, len(x_train), workers, epoch_size)
-        hist = model.fit(epoch_batches(x_train, y_fit, order, p.batch_size), initial_epoch=epoch,
+        if online is not None:  # this epoch's transformed images, in epoch order
+            rank = workers.rank if workers is not None and workers.size > 1 else 0
+            x_epoch, y_epoch = online.epoch_inputs(order, seed, epoch, p.batch_size, rank), y_fit[order]
+            batches = epoch_batches(x_epoch, y_epoch, np.arange(len(order)), p.batch_size)
+        else:
+            batches = epoch_batches(x_train, y_fit, order, p.batch_size)
+        hist = model.fit(batches, initial_epoch=epoch,
                          epochs=epoch + 1, class_weight=weights, callbacks=in_fit, verbose=0)
         logs = {k: v[-1] for k, v in hist.history.items()}
         if precise is not None:

@@ -25,10 +25,21 @@ def test_an_epoch_of_size_k_is_the_first_k_rows_of_that_epochs_permutation():
     np.testing.assert_array_equal(training.epoch_rows(3, 5, 100, size=100), whole)
 
 
-def test_an_epoch_size_outside_the_training_set_is_refused():
-    for size in (0, 101):
-        with pytest.raises(ValueError, match="epoch size"):
-            training.epoch_rows(0, 0, 100, size=size)
+def test_an_epoch_size_below_one_is_refused():
+    with pytest.raises(ValueError, match="epoch size"):
+        training.epoch_rows(0, 0, 100, size=0)
+
+
+def test_an_epoch_larger_than_the_set_is_whole_passes_then_part_of_another():
+    rows = training.epoch_rows(3, 5, 40, size=100)  # 2.5 passes over 40 images
+    assert len(rows) == 100
+    np.testing.assert_array_equal(rows[:40], training.epoch_order(3, 5, 40))  # the first pass: as before
+    for k in (0, 1):  # each whole pass holds every image once
+        assert sorted(rows[40 * k:40 * (k + 1)]) == list(range(40))
+    assert len(set(rows[80:])) == 20
+    assert not np.array_equal(rows[:40], rows[40:80])  # the passes are shuffled apart
+    np.testing.assert_array_equal(rows, training.epoch_rows(3, 5, 40, size=100))  # from (seed, epoch) alone
+    assert not np.array_equal(rows, training.epoch_rows(3, 6, 40, size=100))
 
 
 def test_under_horovod_the_ranks_share_the_epochs_subset():
@@ -47,6 +58,24 @@ def test_the_steps_budget_gives_an_augmented_run_the_images_per_epoch_of_the_rea
     assert epoch_size_for("epochs", augmented) is None
     assert epoch_size_for("steps", {"n_split": 90, "n_total": 90}) is None  # `none` itself
     assert epoch_size_for("steps", {"n_split": 90, "n_total": 60}) is None  # replace mode, fewer images
+
+
+def test_min_epoch_images_gives_every_method_the_same_larger_epoch():
+    from bench.stages.train import epoch_size_for
+
+    # train.min_epoch_images: `none` (90 images) and a x5 method both take 288 images an epoch
+    assert epoch_size_for("steps", {"n_split": 90, "n_total": 90}, 288) == 288
+    assert epoch_size_for("steps", {"n_split": 90, "n_total": 450}, 288) == 288
+    assert epoch_size_for("steps", {"n_split": 317, "n_total": 634}, 288) == 317  # a larger split: unchanged
+
+
+def test_min_epoch_images_is_refused_under_the_epochs_budget():
+    from bench.config import load_params
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="min_epoch_images"):
+        load_params(PARAMS_FILE, "smoke", ["train.budget=epochs", "train.min_epoch_images=64"],
+                    validate_plugins=False)
 
 
 def test_a_budget_other_than_steps_or_epochs_is_refused():
@@ -73,12 +102,16 @@ def flipped_stage(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("budget", ["steps", "epochs"])
+@pytest.mark.parametrize("budget", ["steps", "epochs", "steps-min"])
 def test_the_train_stage_takes_the_steps_its_budget_gives(flipped_stage, tmp_path, monkeypatch, budget):
     from bench.stages import train
 
     params, prepared, flip = flipped_stage
-    params = dataclasses.replace(params, train=dataclasses.replace(params.train, budget=budget))
+    n_real = len(prepared.subset("train"))
+    more = 3 * n_real + 1 if budget == "steps-min" else None  # train.min_epoch_images: > the x2 set
+    budget = budget.split("-")[0]
+    params = dataclasses.replace(params, train=dataclasses.replace(params.train, budget=budget,
+                                                                   min_epoch_images=more))
     epoch_images, real_batches = [], training.epoch_batches
 
     def spy(x, y, order, *args):
@@ -89,7 +122,7 @@ def test_the_train_stage_takes_the_steps_its_budget_gives(flipped_stage, tmp_pat
     meta = train.run(params, prepared, flip, "resnet50", 0, tmp_path / "run")
     n_split, n_total = meta["training_set"]["n_split"], meta["training_set"]["n_total"]
     assert n_total == 2 * n_split  # ×2 flips
-    expected = n_split if budget == "steps" else n_total
+    expected = more or (n_split if budget == "steps" else n_total)
     assert epoch_images == [expected] * meta["epochs_run"]
     batch = params.classifier_params("resnet50").batch_size
     assert meta["budget"] == budget and meta["epoch_images"] == expected

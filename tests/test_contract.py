@@ -64,6 +64,12 @@ class TestAugmenterContract:
     def test_mode(self, name):
         contract.check_mode(name)
 
+    def test_online_transform(self, name):
+        try:
+            contract.check_online_transform(name)
+        except contract.NotApplicable as why:
+            pytest.skip(str(why))
+
     @pytest.mark.parametrize("n_train", contract.N_TRAIN_SIZES)
     def test_n_synthetic_is_a_non_negative_int(self, name, n_train):
         contract.check_n_synthetic(name, n_train)
@@ -148,6 +154,9 @@ class CopyAugmenter(Augmenter):
         return Generated(train.images[src] * gain[:, None, None], train.labels[src],
                          [{"source_id": train.ids[s], "gain": float(g)} for s, g in zip(src, gain, strict=True)])
 
+    def transform(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:  # online mode
+        return images * rng.uniform(0.5, 1.0, size=len(images)).astype(np.float32)[:, None, None]
+
 
 class OutOfRange(CopyAugmenter):
     def generate(self, train, n, rng):
@@ -193,6 +202,16 @@ class NoSummary(CopyAugmenter):
     summary = " "
 
 
+class IdentityTransform(CopyAugmenter):
+    def transform(self, images, rng):
+        return images.copy()
+
+
+class TransformIgnoresTheSeed(CopyAugmenter):
+    def transform(self, images, rng):
+        return super().transform(images, np.random.default_rng())
+
+
 BROKEN = {OutOfRange: ("generate_output", r"pixels span"),
           LeaksTestImages: ("provenance", r"'test-0', not a training image id"),
           NumpyInProvenance: ("provenance", r"not plain JSON"),
@@ -200,7 +219,9 @@ BROKEN = {OutOfRange: ("generate_output", r"pixels span"),
           DrawsButIgnoresTheSeed: ("seed_matters", r"draws from rng but seeds 7 and 8 give the same output"),
           Mutates: ("no_mutation", r"changed the training images"),
           FloatCount: ("n_synthetic[12]", r"returned 12\.0 \(float\), expected an int"),
-          NoSummary: ("descriptions", r"summary is empty")}
+          NoSummary: ("descriptions", r"summary is empty"),
+          IdentityTransform: ("online_transform", r"left every check image as it was"),
+          TransformIgnoresTheSeed: ("online_transform", r"different images for the same rng seed")}
 
 
 @pytest.fixture

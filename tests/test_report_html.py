@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from markupsafe import escape
 
-from bench import html_report
+from bench import html_report, report_model
 from bench.browser import find_chromium
 from bench.config import load_params
 from bench.errors import DataError
@@ -185,16 +186,81 @@ def test_sort_keys(text: str, key: float | None):
     assert html_report.sort_key(text) == key
 
 
+def set_header_text(reports: Path, label: str, text: str) -> None:
+    """Append ``text`` to header item ``label`` in provenance.json (where the page reads it)."""
+    prov = json.loads((reports / "provenance.json").read_text())
+    item = next(i for i in prov[report_model.REPORT_KEY]["items"] if i["label"] == label)
+    item["text"] = f"{item['text']} {text}"
+    (reports / "provenance.json").write_text(json.dumps(prov))
+
+
 def test_text_is_escaped(reports: Path):
     table = pd.read_csv(reports / "table.csv")
     table.loc[0, "Method"] = HOSTILE
     table.to_csv(reports / "table.csv", index=False)
-    md = (reports / "results.md").read_text()
-    (reports / "results.md").write_text(md.replace("- **Image size**: ", f"- **Image size**: {HOSTILE} ", 1))
+    set_header_text(reports, "Image size", HOSTILE)
     text, page = render(reports)
     assert HOSTILE not in text
-    assert html_report.esc(HOSTILE) in text
+    assert text.count(str(escape(HOSTILE))) == 2  # the metrics table's cell and the header's item
     assert all(img["src"].startswith("data:") for img in page.images)
+
+
+NAMES = ("<script>x</script>", "a&b")  # a method and a classifier, as users may name their plugins
+
+
+def test_user_names_are_escaped_everywhere(reports: Path):
+    """File, method, classifier and plugin names come from users: in table cells, figure captions
+    and alt texts, file links and prose they are text, never markup."""
+    method, classifier = NAMES
+    for name, column in (("table.csv", "Method"), ("classifiers.csv", "Classifier")):
+        frame = pd.read_csv(reports / name)
+        frame.loc[0, column] = method if column == "Method" else classifier
+        frame.to_csv(reports / name, index=False)
+    runs = pd.read_csv(reports / "runs.csv")
+    runs.loc[0, ["method", "classifier"]] = [method, classifier]
+    runs.to_csv(reports / "runs.csv", index=False)
+    shutil.copy(reports / "roc.png", reports / "grids" / f"{classifier}.png")  # a file name with '&'
+    set_header_text(reports, "Weights", f"; {classifier}: {method}")
+    text, page = render(reports)
+    assert "<script>x</script>" not in text and [t for t, _ in page.tags].count("script") == 1
+    assert "&lt;script&gt;x&lt;/script&gt;" in text and "a&b" not in text and "a&amp;b" in text
+    assert '<figcaption>a&amp;b</figcaption>' in text and 'alt="a&amp;b"' in text
+    assert '<a href="./grids/">' in text  # links are relative and URL-quoted
+    header = text[text.index('id="provenance"'):text.index('id="metrics"')]
+    assert "<li>a&amp;b: &lt;script&gt;x&lt;/script&gt;</li>" in header
+
+
+def test_the_page_does_not_read_results_md(reports: Path):
+    """Every section comes from the report model (CSVs, JSON, images): without results.md the page
+    is the same but for the file list."""
+    with_md, _ = render(reports)
+    (reports / "results.md").unlink()
+    without, page = render(reports)
+    assert list(page.sections) == committed_sections(reports)
+    assert without == with_md.replace('<li><a href="./results.md">results.md</a></li>', "")
+
+
+def test_markdown_and_html_share_the_header_and_prose(reports: Path):
+    """results.md's title, header bullets and section prose come from the same model as the page's."""
+    header = report_model.load_header(json.loads((reports / "provenance.json").read_text()))
+    markdown = (reports / "results.md").read_text(encoding="utf-8")
+    assert markdown.startswith(f"# {header.title}\n\n") and report_model.header_markdown(header) in markdown
+    text, _ = render(reports)
+    provenance = text[text.index('id="provenance"'):text.index('id="metrics"')]
+    assert [f"<dt>{report_model.inline(i.term)}</dt>" in provenance for i in header.items] == [True] * len(header.items)
+    for prose in (report_model.metrics_intro(header.confidence, header.pseudolabel_row),
+                  report_model.CLASSIFIERS_INTRO, report_model.PARAMETERS_INTRO, report_model.COMPARISONS_INTRO,
+                  report_model.drs_intro(header.drs_runs)):
+        assert prose in markdown and str(report_model.inline(prose)) in text
+
+
+def test_a_folder_from_before_the_header_was_kept_still_renders(reports: Path):
+    prov = json.loads((reports / "provenance.json").read_text())
+    del prov[report_model.REPORT_KEY]
+    (reports / "provenance.json").write_text(json.dumps(prov))
+    text, page = render(reports)
+    assert list(page.sections) == committed_sections(reports)
+    assert "<title>augbench report: reports</title>" in text and "Package versions (provenance.json)" in text
 
 
 def test_sections_are_left_out_without_their_inputs(reports: Path):
@@ -340,3 +406,11 @@ def test_browser_check_catches_a_broken_page(tmp_path: Path):
     assert "image 'broken' did not load" in found and "image 'remote' is not embedded" in found
     assert "table '' has no rows" in found and any("console.error: boom" in f for f in found)
     assert any("example.invalid" in f for f in found if f.startswith("request outside"))
+
+
+def test_a_malformed_header_names_provenance_json(reports: Path):
+    prov = json.loads((reports / "provenance.json").read_text())
+    prov[report_model.REPORT_KEY]["items"] = [{"label": "Dataset", "value": "phantom"}]  # 'text', not 'value'
+    (reports / "provenance.json").write_text(json.dumps(prov))
+    with pytest.raises(DataError, match=r"provenance\.json.*'report'"):
+        render(reports)

@@ -144,7 +144,6 @@ def test_markdown_table_in_order_with_the_setup_above_it(folder: Path):
     assert [r[8] for r in rows] == ["", "", "as expected (helps)", "as expected (hurts)", "as expected (no evidence)"]
     assert "interval excludes 0 AND the Holm-adjusted paired t-test" in text
     assert "All 3 controls came out as expected" in text and "WARNING" not in text
-    assert "\n- **" not in text  # html_report reads such blocks after this section as the header bullets
 
 
 def test_markdown_cells_cannot_break_the_table(tmp_path: Path):
@@ -229,8 +228,8 @@ def test_html_warns_about_a_failed_control(tmp_path: Path):
 
 
 def test_a_report_with_a_verdict_keeps_its_sections_and_header(tmp_path: Path):
-    """The verdict goes first in both formats; the sections after it, and the header bullets that
-    html_report reads from results.md, are as before."""
+    """The verdict goes first in both formats; the sections after it, and the header (from
+    provenance.json), are as before."""
     reports = tmp_path / "reports"
     shutil.copytree(ROOT / "tests" / "data" / "report-every-method", reports, ignore=shutil.ignore_patterns("index.html", "verdict.*"))
     (reports / report_model.FOREST_PLOT).unlink(missing_ok=True)

@@ -274,17 +274,19 @@ def test_report_header_states_the_gan_and_pseudolabel_settings_as_run():
                                           "classes": "each", "n_per_class": 45},
             "run_info": {"steps": 200, "kimg": 6.4, "train_seconds": 227.0, "ada_p": 0.128, "r1_gamma": 0.0064,
                          "ema_kimg": 10.0}}
-    (line,) = gan_lines({"stylegan2-ada": meta, "nst-gatys": {"params": {}, "run_info": {"iterations": 15}}})
-    assert "stylegan2-ada" in line and "200 steps (6.4 kimg" in line and "final p 0.128" in line
+    (item,) = gan_lines({"stylegan2-ada": meta, "nst-gatys": {"params": {}, "run_info": {"iterations": 15}}})
+    line = item.markdown  # the header bullet as results.md has it
+    assert line.startswith("- **GAN** (stylegan2-ada): ")
+    assert "200 steps (6.4 kimg" in line and "final p 0.128" in line
     assert "90 images" in line
-    text = pseudolabel_line(params)
+    text = pseudolabel_line(params).markdown
     assert f"{params.pseudolabel.folds} folds" in text and f"{params.pseudolabel.encoder_epochs} epochs" in text
     assert f"teacher epochs {params.method_params('nst-pseudolabel').teacher_epochs}" in text
     assert f"{params.pseudolabel.folds} folds over ≤ {params.pseudolabel.max_per_class} images per class" in text
     uncapped = load_params(Path(__file__).resolve().parents[1] / "params.yaml", "quick", ["pseudolabel.max_per_class=null"])
-    assert "folds (seed" in pseudolabel_line(uncapped)  # no subsample named without a cap
+    assert "folds (seed" in pseudolabel_line(uncapped).text  # no subsample named without a cap
     capped = load_params(Path(__file__).resolve().parents[1] / "params.yaml", "quick", ["pseudolabel.max_per_class=40"])
-    assert f"{params.pseudolabel.folds} folds over ≤ 40 images per class" in pseudolabel_line(capped)
+    assert f"{params.pseudolabel.folds} folds over ≤ 40 images per class" in pseudolabel_line(capped).text
 
 
 def test_report_training_line_states_the_step_options_only_when_on():

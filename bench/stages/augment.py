@@ -16,6 +16,11 @@ train (stylegan2-ada) keep their checkpoint in ``OUT/shards`` (``resources
 and write their training log into the output folder itself (``resources["log_dir"]``,
 e.g. ``train_log.csv``). For a phantom dataset, ``resources["fresh_real_images"]`` makes new
 phantom images preprocessed like the prepared ones (bench.data.fresh; the positive control's).
+
+A method with ``mode: online`` (bench.online) makes no images here: the stage writes
+``online.json`` (the plugin, its parameters, a digest of its code: what the train stage draws
+its per-minibatch transforms from), ``grid.png`` (a few training images through one draw of
+the transform) and ``meta.json``; ``synthetic.npz`` and ``provenance.jsonl`` are absent.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import registry, tracking
+from bench import online, registry, tracking
 from bench.config import Params
 from bench.data.fresh import FRESH_REAL_IMAGES, fresh_source
 from bench.distributed import (
@@ -151,8 +156,15 @@ def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_
     train = prepared.subset("train")
     # explicit, before any plugin sees them: whether a NaN pixel reaches a loss depends on the CPU
     require_finite(train.images, train.ids, f"{method}: training split")
+    plugin_name = params.method_plugin(method)  # an augment.methods variant names its plugin
+    if params.method_mode(method) == online.ONLINE:
+        if workers is not None and not workers.is_root:
+            return None
+        return augment_online(params, prepared, method, out, encoder_dir, started)
+    for stale in ("online.json",):  # outside DVC the folder is reused
+        (out / stale).unlink(missing_ok=True)
     with phase("build"):
-        plugin = registry.get("augmenter", method)(params.method_params(method))
+        plugin = registry.get("augmenter", plugin_name)(params.method_params(method))
         if encoder_dir is not None:
             check_encoder(Path(encoder_dir), prepared)
             plugin.resources = {**getattr(plugin, "resources", {}), "encoder_dir": Path(encoder_dir)}
@@ -183,7 +195,7 @@ def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_
         write_text(out / "provenance.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in gen.provenance))
         write_grid(out / "grid.png", gen, train, method, params.augment.sample_grid)
         tracking.log_generation(out / "dvclive", gen.provenance)  # per-image NST losses, for dvc plots
-    meta = {"method": method, "mode": plugin.mode, "params": to_dict(plugin.params),
+    meta = {"method": method, "mode": plugin.mode, "plugin": plugin_name, "params": to_dict(plugin.params),
             "seed": params.augment.seed, "upstream": prepared.digest,
             "n_train": len(train), "n_synthetic": len(gen.labels),
             "synthetic_per_class": {str(c): int((gen.labels == c).sum()) for c in (0, 1)},
@@ -202,6 +214,37 @@ def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_
         write_json(out / "meta.json", meta)
         shutil.rmtree(out / CHECKPOINT, ignore_errors=True)  # complete: partial results are not outputs
     log.info("%s: %d images in %.1fs", method, meta["n_synthetic"], meta["seconds"])
+    return meta
+
+
+def augment_online(params: Params, prepared: Prepared, method: str, out: Path, encoder_dir: Path | None,
+                   started: float) -> dict:
+    """Online mode: no synthetic images, only what the train stage needs to draw the transforms per
+    minibatch (``online.json``), a sample grid of one draw on a few training images, and meta.json."""
+    train = prepared.subset("train")
+    plugin_name = params.method_plugin(method)
+    cls = registry.get("augmenter", plugin_name)
+    plugin = cls(params.method_params(method))
+    for stale in ("synthetic.npz", "provenance.jsonl"):  # outside DVC the folder is reused
+        (out / stale).unlink(missing_ok=True)
+    shutil.rmtree(out / "dvclive", ignore_errors=True)
+    spec = online.manifest(method, plugin_name, cls, to_dict(plugin.params))
+    write_json(out / online.MANIFEST, spec)
+    k = min(params.augment.sample_grid, len(train))
+    picks = np.linspace(0, len(train) - 1, num=k).astype(int) if k else np.zeros(0, int)
+    rng = np.random.default_rng(stable_seed(params.augment.seed, method))
+    sample = online.OnlineAugmentation(plugin.transform, train.images, lambda x: x, method).batch(picks, rng)
+    write_grid(out / "grid.png", Generated(sample, train.labels[picks], [{"source_id": train.ids[i]} for i in picks]),
+               train, f"{method} (one online draw)", k)
+    meta = {"method": method, "mode": online.ONLINE, "plugin": plugin_name, "params": to_dict(plugin.params),
+            "seed": params.augment.seed, "upstream": prepared.digest, "n_train": len(train), "n_synthetic": 0,
+            "synthetic_per_class": {"0": 0, "1": 0}, "paper": getattr(plugin, "paper", ""), "online": spec}
+    if encoder_dir is not None and (Path(encoder_dir) / "meta.json").is_file():  # as offline (augbench run's check)
+        meta["encoder_dir"] = str(encoder_dir)
+        meta["encoder_upstream"] = file_digest(Path(encoder_dir) / "meta.json")
+    meta["seconds"] = round(time.perf_counter() - started, 2)
+    write_json(out / "meta.json", meta)
+    log.info("%s: online (%s per training minibatch); no images stored", method, plugin_name)
     return meta
 
 

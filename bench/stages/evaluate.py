@@ -99,6 +99,7 @@ def evaluate_pair(params: Params, runs: Path, method: str, classifier: str) -> t
     boot_sd = stats.bootstrap_sd_seeds(y, scores, ev.bootstrap_resamples, ev.seed, ev.threshold)
     row = {"method": method, "classifier": classifier, "plugin": params.classifier_plugin(classifier),
            "mode": metas[0].get("mode") or metas[0].get("params", {}).get("transfer", ""),
+           "augmentation_mode": augmentation_mode(metas[0]),
            "n_seeds": len(scores), "n_test": len(y),
            "weights": metas[0]["weights"], "epochs_run": "/".join(str(m["epochs_run"]) for m in metas),
            "n_train": metas[0]["training_set"]["n_total"], "trainable_params": metas[0]["trainable_params"]}
@@ -107,10 +108,17 @@ def evaluate_pair(params: Params, runs: Path, method: str, classifier: str) -> t
                     f"{name}_sd": spread[name][1], f"{name}_bootstrap_sd": boot_sd[name]})
     for key in at_val[0]:
         row[key] = float(np.mean([a[key] for a in at_val]))
-    seed_rows = [{"method": method, "classifier": classifier, "seed": m["seed"], **r, **a,
+    seed_rows = [{"method": method, "classifier": classifier, "seed": m["seed"],
+                  "augmentation_mode": augmentation_mode(m), **r, **a,
                   "confusion": metrics.confusion(y, s >= ev.threshold).tolist()}
                  for m, r, a, s in zip(metas, per_seed, at_val, scores, strict=True)]
     return row, seed_rows, {"y": y, "ids": tests[0]["id"].to_numpy(), "scores": scores, "metas": list(metas)}
+
+
+def augmentation_mode(meta: dict) -> str:
+    """append | replace | online (bench.online) of a run's training set; runs written before the
+    ``augmentation_mode`` key name it in their training-set composition."""
+    return meta.get("augmentation_mode") or meta.get("training_set", {}).get("mode", "")
 
 
 def write_roc_points(out: Path, method: str, classifier: str, y: np.ndarray, scores: list) -> None:
@@ -181,9 +189,10 @@ EXPECTED = {"method": "", "positive control": "helps", "negative control": "hurt
 VERDICT_CSV_COLUMNS = ("classifier", "method", "role", "expected", *stats.VERDICT_ROW_KEYS[1:], "as_expected")
 
 
-def method_role(method: str) -> str:
-    """"method", "positive control" or "negative control", from the plugin's ``control`` attribute."""
-    control = registry.control_of(method)
+def method_role(method: str, plugin: str | None = None) -> str:
+    """"method", "positive control" or "negative control", from the plugin's ``control`` attribute.
+    ``plugin``: the plugin behind ``method`` when it is an ``augment.methods`` variant (Params.method_plugin)."""
+    control = registry.control_of(plugin or method)
     if control not in ROLES:
         raise AugbenchError(f"augmenter {method!r} declares control = {control!r}; expected 'positive' "
                             "(it should help), 'negative' (it should hurt) or '' (an ordinary method)")
@@ -217,7 +226,7 @@ def _arms(params: Params, runs: Path, raw: dict, classifier: str) -> tuple[dict,
     for method in params.matrix.methods:
         if method != BASELINE:
             _same_test_set(raw[(method, classifier)]["ids"], base["ids"], f"{method}/{classifier}")
-            scores[method], roles[method] = raw[(method, classifier)]["scores"], method_role(method)
+            scores[method], roles[method] = raw[(method, classifier)]["scores"], method_role(method, params.method_plugin(method))
             metas += raw[(method, classifier)]["metas"]
     aa = load_aa(params, runs, classifier, base)
     if aa is not None:

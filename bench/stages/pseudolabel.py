@@ -126,10 +126,10 @@ def run_fold(params: Params, prepared: Prepared, fold: Fold, folder: Path) -> di
         log.info("pseudolabel fold %d: finished earlier with the same settings, kept", fold.index)
         return read_json(done)["row"]
     done.unlink(missing_ok=True)
-    plugin = registry.get("augmenter", s.method)(params.method_params(s.method))
-    if plugin.mode != "replace":
-        raise AugbenchError(f"pseudolabel.method {s.method!r} has mode {plugin.mode!r}; the protocol trains on "
-                            "synthetic images only (mode 'replace', e.g. nst-pseudolabel)")
+    plugin = registry.get("augmenter", params.method_plugin(s.method))(params.method_params(s.method))
+    if params.method_mode(s.method) != "replace":
+        raise AugbenchError(f"pseudolabel.method {s.method!r} has mode {params.method_mode(s.method)!r}; the "
+                            "protocol trains on synthetic images only (mode 'replace', e.g. nst-pseudolabel)")
     encoder_dir = None
     if plugin.needs_encoders():
         encoder_dir = folder / "encoder"

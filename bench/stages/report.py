@@ -35,6 +35,7 @@ from tabulate import tabulate
 from bench import html_report, plots, provenance, report_model
 from bench.config import Params, PhantomParams
 from bench.io import atomic_path, load_npz, read_json, write_json, write_text
+from bench.report_model import Header, HeaderItem
 from bench.stages.common import add_params_args, log, params_from_args, writing
 from bench.stages.evaluate import load_run, run_dir
 
@@ -155,36 +156,37 @@ def activation_rates(params: Params, results: pd.DataFrame, runs: Path, out: Pat
     return sorted(found)
 
 
-def nst_lines(augment_metas: dict[str, dict]) -> list[str]:
+def nst_lines(augment_metas: dict[str, dict]) -> list[HeaderItem]:
     """Which encoder and weights every NST method used, and its optimisation settings."""
     by_weights: dict[str, list[str]] = {}
     for method, meta in augment_metas.items():
         if meta.get("encoder_weights"):
             by_weights.setdefault(f"{meta.get('encoder')}, {meta['encoder_weights']}", []).append(method)
-    lines = [f"- **NST encoder** ({', '.join(methods)}): {weights}" for weights, methods in by_weights.items()]
+    lines = [HeaderItem("NST encoder", weights, ", ".join(methods)) for weights, methods in by_weights.items()]
     settings = [f"{m}: iterations {a['params'].get('iterations')} at scales {a['params'].get('scales')}, "
                 f"{a['params'].get('optimizer')} lr {a['params'].get('learning_rate')}"
                 for m, a in augment_metas.items() if a.get("encoder_weights")]
-    return lines + ([f"- **NST optimisation**: {'; '.join(settings)}"] if settings else [])
+    return lines + ([HeaderItem("NST optimisation", "; ".join(settings))] if settings else [])
 
 
-def gan_lines(augment_metas: dict[str, dict]) -> list[str]:
+def gan_lines(augment_metas: dict[str, dict]) -> list[HeaderItem]:
     """The settings every GAN method trained with, as run (its meta's params and run_info)."""
     lines = []
     for method, meta in augment_metas.items():
         run, p = meta.get("run_info") or {}, meta.get("params") or {}
         if "kimg" not in run:
             continue
-        lines.append(f"- **GAN** ({method}): {p.get('resolution')} px, z/w {p.get('z_dim')}/{p.get('w_dim')}, "
-                     f"≤ {p.get('channel_max')} channels, batch {p.get('batch_size')}, {run.get('steps')} steps "
-                     f"({run['kimg']} kimg, {run.get('train_seconds')} s), ADA target {p.get('ada_target')}, "
-                     f"ada_kimg {p.get('ada_kimg')}, final p {run.get('ada_p')}, R1 γ {run.get('r1_gamma')}, "
-                     f"EMA {run.get('ema_kimg')} kimg; {meta.get('n_synthetic')} images "
-                     f"({p.get('classes')} class, {p.get('n_per_class')} per class)")
+        lines.append(HeaderItem("GAN", qualifier=method, text=(
+            f"{p.get('resolution')} px, z/w {p.get('z_dim')}/{p.get('w_dim')}, "
+            f"≤ {p.get('channel_max')} channels, batch {p.get('batch_size')}, {run.get('steps')} steps "
+            f"({run['kimg']} kimg, {run.get('train_seconds')} s), ADA target {p.get('ada_target')}, "
+            f"ada_kimg {p.get('ada_kimg')}, final p {run.get('ada_p')}, R1 γ {run.get('r1_gamma')}, "
+            f"EMA {run.get('ema_kimg')} kimg; {meta.get('n_synthetic')} images "
+            f"({p.get('classes')} class, {p.get('n_per_class')} per class)")))
     return lines
 
 
-def pseudolabel_line(params: Params) -> str:
+def pseudolabel_line(params: Params) -> HeaderItem:
     """The pseudo-label stage's protocol and its method's settings (from params, as the stage ran)."""
     pl = params.pseudolabel
     mp = params.method_params(pl.method)
@@ -192,9 +194,9 @@ def pseudolabel_line(params: Params) -> str:
                        (("factor", "factor"), ("iterations", "iterations"), ("optimizer", "optimizer"),
                         ("learning_rate", "lr"), ("teacher_epochs", "teacher epochs")) if hasattr(mp, key))
     subsample = "" if pl.max_per_class is None else f" over ≤ {pl.max_per_class} images per class"
-    return (f"- **Pseudo-label** ({pl.method}): {pl.folds} folds{subsample} (seed {pl.seed}), classifier "
-            f"{pl.classifier}; per fold a domain encoder ({pl.encoder_epochs or params.encoder.epochs} epochs); "
-            f"{method}")
+    return HeaderItem("Pseudo-label", qualifier=pl.method, text=(
+        f"{pl.folds} folds{subsample} (seed {pl.seed}), classifier {pl.classifier}; per fold a domain encoder "
+        f"({pl.encoder_epochs or params.encoder.epochs} epochs); {method}"))
 
 
 def training_line(meta: dict) -> str:
@@ -222,36 +224,37 @@ def dataset_source(prepared_meta: dict) -> str:
 
 
 def header(params: Params, prepared_meta: dict, run_metas: list[dict], prov: dict,
-           augment_metas: dict[str, dict] | None = None, pseudolabel: bool = False) -> str:
+           augment_metas: dict[str, dict] | None = None, pseudolabel: bool = False) -> list[HeaderItem]:
+    """The header bullets: what was run, on what, where (results.md's list, index.html's Provenance)."""
     split = prepared_meta["split_counts"]
     val = prepared_meta["validation"]
     weights = sorted({f"{m['classifier']}: {m['weights']}" for m in run_metas})
     epochs = sorted({training_line(m) for m in run_metas})
     source = dataset_source(prepared_meta)
     mach, git = prov["machine"], prov["git"]
-    lines = [
-        f"- **Dataset**: {prepared_meta['dataset']} ({source}), classes "
-        f"{prepared_meta['classes']} (positive: {prepared_meta['positive']}), {prepared_meta['n_images']} images "
-        f"after validation ({val['dropped']} dropped for label conflicts, {val['unreadable']} unreadable, "
-        f"{val['exact_duplicate_groups']} exact and {val['near_duplicate_groups']} near-duplicate groups kept "
-        "within one split)",
-        "- **Splits**: " + "; ".join(f"{s}: {', '.join(f'{c} {n}' for c, n in d.items())}" for s, d in split.items()),
-        f"- **Image size**: {prepared_meta['image_size']} px; SRAD: {'on' if prepared_meta['srad'] else 'off'}",
-        f"- **Profile**: `{params.profile}`; seeds {params.matrix.seeds}; split seed {params.split.seed}, "
-        f"augmentation seed {params.augment.seed}",
-        f"- **Training**: {'; '.join(epochs)} (validation split only)",
-        f"- **Weights**: {'; '.join(weights)}",
+    return [
+        HeaderItem("Dataset", f"{prepared_meta['dataset']} ({source}), classes "
+                   f"{prepared_meta['classes']} (positive: {prepared_meta['positive']}), {prepared_meta['n_images']} "
+                   f"images after validation ({val['dropped']} dropped for label conflicts, {val['unreadable']} "
+                   f"unreadable, {val['exact_duplicate_groups']} exact and {val['near_duplicate_groups']} "
+                   "near-duplicate groups kept within one split)"),
+        HeaderItem("Splits", "; ".join(f"{s}: {', '.join(f'{c} {n}' for c, n in d.items())}" for s, d in split.items())),
+        HeaderItem("Image size", f"{prepared_meta['image_size']} px; SRAD: {'on' if prepared_meta['srad'] else 'off'}"),
+        HeaderItem("Profile", f"`{params.profile}`; seeds {params.matrix.seeds}; split seed {params.split.seed}, "
+                   f"augmentation seed {params.augment.seed}"),
+        HeaderItem("Training", f"{'; '.join(epochs)} (validation split only)"),
+        HeaderItem("Weights", "; ".join(weights)),
         *nst_lines(augment_metas or {}),
         *gan_lines(augment_metas or {}),
         *([pseudolabel_line(params)] if pseudolabel else []),
-        f"- **Intervals**: {params.evaluate.confidence:.0%} percentile bootstrap over test cases, "
-        f"{params.evaluate.bootstrap_resamples} resamples (mean over seeds; threshold {params.evaluate.threshold})",
-        f"- **Machine**: {mach['cpu']} × {mach['cpu_count']} cores, {mach['memory_gib']} GiB, "
-        f"GPUs: {', '.join(mach['gpus']) or 'none'}; {mach['platform']}",
-        f"- **Commit**: {git['commit'][:12]}{' (uncommitted changes)' if git['dirty'] else ''}; "
-        + ", ".join(f"{k} {v}" for k, v in prov["versions"].items() if v != "not installed"),
+        HeaderItem("Intervals", f"{params.evaluate.confidence:.0%} percentile bootstrap over test cases, "
+                   f"{params.evaluate.bootstrap_resamples} resamples (mean over seeds; threshold "
+                   f"{params.evaluate.threshold})"),
+        HeaderItem("Machine", f"{mach['cpu']} × {mach['cpu_count']} cores, {mach['memory_gib']} GiB, "
+                   f"GPUs: {', '.join(mach['gpus']) or 'none'}; {mach['platform']}"),
+        HeaderItem("Commit", f"{git['commit'][:12]}{' (uncommitted changes)' if git['dirty'] else ''}; "
+                   + ", ".join(f"{k} {v}" for k, v in prov["versions"].items() if v != "not installed")),
     ]
-    return "\n".join(lines)
 
 
 def negative_positive(prepared_meta: dict) -> list[str]:
@@ -456,45 +459,32 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
     drs = activation_rates(params, results, runs, out)
     shutil.rmtree(out / "lrp", ignore_errors=True)  # only this run's heatmaps
     explained, heatmaps = explanation_section(params, results, runs, out, run_metas)
+    head = Header(  # results.md's title and header; provenance.json keeps it for index.html
+        title=f"augbench results: {prepared_meta['dataset']}, profile `{params.profile}`",
+        items=tuple(header(params, prepared_meta, run_metas, prov,
+                           {m: read_json(augmented / m / "meta.json") for m in params.matrix.methods},
+                           pseudolabel=folds_row is not None)),
+        confidence=params.evaluate.confidence, threshold=params.evaluate.threshold, drs_runs=tuple(drs),
+        pseudolabel_row=folds_row is not None)
     text = "\n\n".join(part for part in [
-        f"# augbench results: {prepared_meta['dataset']}, profile `{params.profile}`",
+        f"# {head.title}",
         verdict_section(out),
-        header(params, prepared_meta, run_metas, prov,
-               {m: read_json(augmented / m / "meta.json") for m in params.matrix.methods},
-               pseudolabel=folds_row is not None),
-        "## Test-set metrics (layout of Panigrahi et al. 2024, Table 4)\n\nPercent, with "
-        f"{params.evaluate.confidence:.0%} bootstrap intervals; AUC as a fraction. "
-        "Recall = sensitivity (positive class: malignant)."
-        + (" The pseudo-label row is the mean ± sd over its folds' test halves (section 'Pseudo-labelled NST per "
-           "fold'), not a bootstrap interval on this test split." if folds_row is not None else ""),
+        report_model.header_markdown(head),
+        f"## {report_model.METRICS_TITLE}\n\n{report_model.metrics_intro(head.confidence, head.pseudolabel_row)}",
         tabulate(table, headers="keys", tablefmt="github", showindex=False),
         "![ROC curves](roc.png)\n\n![training curves](history.png)",
-        "## Classifiers on the un-augmented baseline (layout of Byra 2021, Table 2)\n\n"
-        "Test split; percent ± bootstrap standard deviation over test cases (AUC as a fraction). "
-        "The '@val-thr' columns use the threshold at the ROC point closest to (0, 1) **chosen on the "
-        "validation split** and applied to test (Byra does not say where his threshold was chosen). "
-        "† a frozen backbone with random weights (no pretrained weights here): only the head (and the DRS "
-        "layers) learn, on random features — these rows measure that, not transfer learning.",
+        f"## {report_model.CLASSIFIERS_TITLE}\n\n{report_model.CLASSIFIERS_INTRO}",
         tabulate(zoo, headers="keys", tablefmt="github", showindex=False) if len(zoo) else "(no runs on `none`)",
         "![ROC of every classifier](figures/roc_classifiers.png)",
-        "## Trainable parameters (layout of Byra 2021, Table 1)\n\n"
-        "At this run's input size (from the trained models) and at 224 × 224 (Byra's input size; models "
-        "built with random weights — counts do not depend on weights). `augbench params-count NAME "
-        "--mode MODE --input-size S` prints one.",
+        f"## {report_model.PARAMETERS_TITLE}\n\n{report_model.PARAMETERS_INTRO}",
         tabulate(counts, headers="keys", tablefmt="github", showindex=False),
-        "## Paired comparisons on the test split\n\n"
-        "AUCs of the seed-mean scores on the same test cases (with one seed: the table's AUC). DeLong's test "
-        "for two correlated AUCs, Holm-adjusted within each family (augmentation vs `none`; classifier vs "
-        "the reference classifier); beside it the Wilcoxon rank-sum test on bootstrapped AUCs that "
-        "Byra 2021 used, for comparison only: its p-value shrinks as the number of bootstrap resamples "
-        "grows, so it is not a valid test (README, 'Statistics').",
+        f"## {report_model.COMPARISONS_TITLE}\n\n{report_model.COMPARISONS_INTRO}",
         tabulate(comparison_table(compared), headers="keys", tablefmt="github", showindex=False)
         if len(compared) else "(nothing to compare: the matrix has no `none` baseline)",
-        ("## Activation rates of the DRS models (Byra 2021, Eq. 5–7)\n\n"
-         f"Runs: {', '.join(drs)}. The reference is the same backbone with its initial weights and no DRS.\n\n"
+        (f"## {report_model.DRS_TITLE}\n\n{report_model.drs_intro(drs)}\n\n"
          "![activation rates](figures/activation.png)") if drs else "",
-        "## Confusion matrices (test split, threshold "
-        f"{params.evaluate.threshold})\n\n" + confusion_section(runs_frame, negative_positive(prepared_meta), out),
+        f"## {report_model.confusion_title(head.threshold)}\n\n"
+        + confusion_section(runs_frame, negative_positive(prepared_meta), out),
         "## Augmentation samples\n\n" + "\n".join(f"![{g}](grids/{g}.png)" for g in grids),
         ("## Explanations: LRP relevance on the test images\n\n"
          "Layer-wise relevance propagation (αβ-rule, α = 2, β = 1; Panigrahi et al. 2024 Eq. 16) of each "
@@ -515,7 +505,8 @@ def report(params: Params, prepared: Path, augmented: Path, runs: Path, out: Pat
         write_text(out / "lrp.csv", explained.to_csv(index=False))
     else:
         (out / "lrp.csv").unlink(missing_ok=True)
-    write_json(out / "provenance.json", {**prov, "profile": params.profile, "dataset": prepared_meta})
+    write_json(out / "provenance.json", {**prov, "profile": params.profile, "dataset": prepared_meta,
+                                         report_model.REPORT_KEY: head.to_json()})
     html_report.write_html(out)  # from the files just written: one self-contained page
     log.info("report written to %s and %s", out / "results.md", out / "index.html")
     return text

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from bench import training
-from bench.config import Params, load_params, load_raw
+from bench.config import Params, load_params, load_raw, resolve
 from bench.errors import AugbenchError
 from bench.io import file_digest, read_json
 from bench.quiet import is_quiet, quiet_mode
@@ -97,11 +97,12 @@ def run_pipeline(params: Params, workdir: Path) -> str:
     encoder_digest = file_digest(encoder_dir / "meta.json")
     for method in params.matrix.methods:
         if not _done(augmented / method, params=to_dict(params.method_params(method)), seed=params.augment.seed,
+                     mode=params.method_mode(method),
                      upstream=prepared.digest, encoder_upstream=encoder_digest):
             augment.augment(params, prepared, method, augmented / method, encoder_dir=encoder_dir)
             clear_keras()
     for name, method, clf, seeds in train_cells(params):
-        upstream = [prepared.digest, file_digest(augmented / method / "synthetic.npz")]
+        upstream = [prepared.digest, file_digest(train.upstream_file(augmented / method))]
         reuse = training.ModelReuse()  # the seeds of a cell share one built and traced network, as under DVC
         for seed in seeds:
             out = evaluate.run_dir(runs, name, clf, seed)
@@ -257,7 +258,8 @@ def phantom_only_dropped(args: argparse.Namespace) -> list[str]:
     profile = args.profile or raw.get("profile")
     matrix = {**(raw.get("matrix") or {}), **(((raw.get("profiles") or {}).get(profile) or {}).get("matrix") or {})}
     methods = list(matrix.get("methods") or [])
-    dropped = registry.positive_controls(methods)
+    sections = (resolve(raw, profile).get("augment") or {}).get("methods") or {}  # variants name their plugin
+    dropped = registry.positive_controls(methods, lambda m: (sections.get(m) or {}).get("method", m))
     if not dropped:
         return []
     print(f"augbench run: --data: leaving out {', '.join(dropped)} (the positive control adds fresh phantom "

@@ -1,7 +1,9 @@
 """train@method×classifier: fit a classifier on real (+ synthetic) training images, every seed.
 
 ``append`` methods add their synthetic images to the real training split;
-``replace`` methods train on the synthetic images only. Validation and test are
+``replace`` methods train on the synthetic images only; ``online`` methods (bench.online)
+train on the real training split, each minibatch randomly transformed as it is drawn
+(``online.json`` of the augment stage says how). Validation and test are
 always the real val/test splits. ``--classifier`` names a classifier *variant*
 (a key of ``train.classifiers``), which may be a plugin or a variant of one.
 
@@ -43,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import registry, training
+from bench import online, registry, training
 from bench.config import Params
 from bench.distributed import default_shard_dir, init_workers, phase_summary, phases, rank_guard
 from bench.errors import AugbenchError
@@ -68,9 +70,14 @@ CHECKPOINT_EVERY_S = float(os.environ.get("AUGBENCH_CHECKPOINT_SECONDS", "60"))
 
 
 def training_set(prepared: Prepared, augmented: Path) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Real train split plus (append) or instead of (replace) the synthetic images."""
+    """Real train split plus (append) or instead of (replace) the synthetic images; online: the
+    real train split alone (its transforms are drawn per minibatch, :func:`online_augmentation`)."""
     train = prepared.subset("train")
     meta = read_json(augmented / "meta.json")
+    if meta["mode"] == online.ONLINE:
+        composition = {"mode": online.ONLINE, "n_real": len(train), "n_split": len(train), "n_synthetic": 0,
+                       "n_positive": int(train.labels.sum()), "n_total": len(train)}
+        return train.images, train.labels, composition
     synth = load_npz(augmented / "synthetic.npz")
     if synth["images"].shape[1:] != train.images.shape[1:]:
         raise AugbenchError(f"{augmented}: synthetic images are {synth['images'].shape[1:]}, prepared images "
@@ -88,14 +95,35 @@ def training_set(prepared: Prepared, augmented: Path) -> tuple[np.ndarray, np.nd
     return x, y, composition
 
 
-def epoch_size_for(budget: str, composition: dict) -> int | None:
-    """Images per epoch under ``train.budget``: ``steps`` — as many as the real training split,
-    so that a method that adds images takes the optimizer steps of ``none`` (each epoch a fresh
-    random subset of the larger set); ``epochs`` — None, the whole set (a ×k method takes k
-    times the steps). None as well where the two coincide (``none`` itself)."""
-    if budget == "epochs" or composition["n_split"] >= composition["n_total"]:
+def upstream_file(augmented: Path) -> Path:
+    """The augment stage's output a training run depends on: its synthetic images, or for an
+    online method the manifest of its transforms."""
+    return augmented / (online.MANIFEST if (augmented / online.MANIFEST).is_file() else "synthetic.npz")
+
+
+def online_augmentation(augmented: Path, grey: np.ndarray, to_input) -> online.OnlineAugmentation | None:
+    """The per-minibatch transforms of an online method (None for a stored one): the plugin and
+    parameters its augment stage recorded in ``online.json``, applied to the grey training images
+    ``grey`` before ``to_input`` (the classifier's resize and preprocessing)."""
+    if read_json(augmented / "meta.json")["mode"] != online.ONLINE:
         return None
-    return composition["n_split"]
+    spec = read_json(augmented / online.MANIFEST)
+    plugin = registry.create("augmenter", spec["plugin"], **spec["params"])
+    return online.OnlineAugmentation(plugin.transform, grey, to_input, spec["method"])
+
+
+def epoch_size_for(budget: str, composition: dict, min_images: int | None = None) -> int | None:
+    """Images per epoch under ``train.budget``: ``steps`` — as many as the real training split,
+    or ``min_images`` (``train.min_epoch_images``) where that is more, so that a method that adds
+    images takes the optimizer steps of ``none`` (each epoch a fresh random subset of the larger
+    set, or several passes over a smaller one); ``epochs`` — None, the whole set (a ×k method
+    takes k times the steps). None as well where the two coincide (``none`` itself, without
+    ``min_images``)."""
+    if budget == "epochs":
+        return None
+    if min_images:
+        return max(composition["n_split"], min_images)
+    return None if composition["n_split"] >= composition["n_total"] else composition["n_split"]
 
 
 def resize_to(images: np.ndarray, size: int) -> np.ndarray:
@@ -110,14 +138,17 @@ def resize_to(images: np.ndarray, size: int) -> np.ndarray:
 def train_candidate(plugin: type, params, data: tuple, name: str, candidate: training.Candidate, *,
                     log_root: Path | None = None, n_candidates: int = 1,
                     checkpoint_key: str | None = None, workers=None,
-                    reuse: training.ModelReuse | None = None, epoch_size: int | None = None) -> training.Trial:
+                    reuse: training.ModelReuse | None = None, epoch_size: int | None = None,
+                    augmentation: online.OnlineAugmentation | None = None,
+                    bn_images: int | None = None) -> training.Trial:
     """Build, seed and fit one grid candidate; judge it on the validation split only. ``reuse``:
     the network built and traced for an earlier candidate or seed, re-initialised as a fresh
     process would (bench.training.ModelReuse; not under Horovod, which recompiles). With
     ``checkpoint_key``, its state after every epoch goes to ``log_root/checkpoint/`` and a
     re-run with the same key continues from there (bench.training.Checkpoint). Not under
     Horovod (``workers``): a killed distributed training starts over (README, Known limits).
-    ``epoch_size``: images per epoch (the ``steps`` budget, :func:`epoch_size_for`)."""
+    ``epoch_size``: images per epoch (the ``steps`` budget, :func:`epoch_size_for`).
+    ``augmentation``: an online method's per-minibatch transforms (:func:`online_augmentation`)."""
     x_train, y_train, x_val, y_val = data
     values = {"learning_rate": candidate.learning_rate, "beta_1": candidate.beta_1}
     clf = plugin(dataclasses.replace(params, **{k: v for k, v in values.items() if hasattr(params, k)}))
@@ -137,7 +168,8 @@ def train_candidate(plugin: type, params, data: tuple, name: str, candidate: tra
                                          f"{checkpoint_key} {candidate}", every_seconds=CHECKPOINT_EVERY_S)
     with phase("compute"):
         result = training.fit(model, clf.params, x_train, y_train, x_val, y_val, seed=candidate.seed,
-                              log_dir=log_dir, checkpoint=checkpoint, workers=workers, epoch_size=epoch_size)
+                              log_dir=log_dir, checkpoint=checkpoint, workers=workers, epoch_size=epoch_size,
+                              online=augmentation, bn_images=bn_images)
     val_scores = training.predict_positive(model, x_val)
     val_loss = result.history.get("val_loss", [np.nan])[result.best_epoch - 1]
     return training.Trial(candidate, float(val_loss), binary_metrics(y_val, val_scores)["auc"], result.best_epoch,
@@ -186,18 +218,21 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
     val, test = prepared.subset("val"), prepared.subset("test")
     size = clf.input_size(prepared.images.shape[1])
     x_train, x_val, x_test = (clf.preprocess(resize_to(a, size)) for a in (x_raw, val.images, test.images))
+    augmentation = online_augmentation(augmented, x_raw, lambda grey: clf.preprocess(resize_to(grey, size)))
     log.info("%s seed %d: %d training images (%s), input %d px", classifier, seed, len(y), composition, size)
     criterion = getattr(configured, "select", "val_loss")
     candidates = training.grid_candidates(configured, seed)
     if root:
         shutil.rmtree(out / "dvclive", ignore_errors=True)  # outside DVC the folder is reused
-    upstream = [prepared.digest, file_digest(augmented / "synthetic.npz")]
-    epoch_size = epoch_size_for(params.train.budget, composition)
+    upstream = [prepared.digest, file_digest(upstream_file(augmented))]
+    epoch_size = epoch_size_for(params.train.budget, composition, params.train.min_epoch_images)
+    bn_images = composition["n_split"] if params.train.budget == "steps" else None
     key = json.dumps({"classifier": classifier, "params": to_dict(configured), "seed": seed, "upstream": upstream,
                       "epoch_size": epoch_size}, sort_keys=True, default=str)
     fit_one = functools.partial(train_candidate, plugin, configured, (x_train, y, x_val, val.labels), classifier,
                                 log_root=out, n_candidates=len(candidates), checkpoint_key=key, workers=workers,
-                                reuse=reuse if reuse is not None else training.ModelReuse(), epoch_size=epoch_size)
+                                reuse=reuse if reuse is not None else training.ModelReuse(), epoch_size=epoch_size,
+                                augmentation=augmentation, bn_images=bn_images)
     best, grid = training.run_grid(candidates, fit_one, criterion)
     by_rank = workers.allgather(workers.timer.rounded()) if workers is not None else None
     if not root:
@@ -211,6 +246,7 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
     write_text(out / "grid.csv", grid.to_csv(index=False))
     meta = {"method": augmented.name, "classifier": classifier, "plugin": plugin_name, "seed": seed,
             "params": to_dict(configured), "mode": getattr(configured, "transfer", None),
+            "augmentation_mode": composition["mode"],  # append | replace | online (bench.online)
             "weights": chosen.weights_source(), "input_size": size,
             "trainable_params": training.trainable_count(model),
             "non_trainable_params": training.non_trainable_count(model), "training_set": composition,

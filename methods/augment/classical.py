@@ -7,7 +7,8 @@ the tool they name: rotation uniform in ±5°, shifts as a fraction of the size,
 *shear in degrees* (so 0.05 is a 0.05° shear — negligible; we keep the paper's
 number and note that it almost certainly meant something larger), zoom drawn
 independently per axis from [0.9, 1.1], brightness a multiplicative factor,
-fill mode "nearest". Fedoruk applied it on the fly; here it is offline, ×factor.
+fill mode "nearest". Fedoruk applied it on the fly, to every training minibatch: that is
+``mode: online`` here (``transform``; bench.online); the plugin's own mode is offline, ×factor.
 """
 
 from __future__ import annotations
@@ -65,6 +66,15 @@ class ClassicalAugmentation(Augmenter):
         if d["flip"][i]:
             out = out[:, ::-1]
         return np.clip(out * d["brightness"][i], 0.0, 1.0)
+
+    def transform(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Online (Fedoruk et al. 2022's own use, ImageDataGenerator on the fly): every image of the
+        minibatch warped with its own draw of the parameters, as ``generate`` draws them."""
+        draws = self._draw(len(images), images.shape[1:], rng)
+        out = np.zeros(images.shape, np.float32)
+        for i, image in enumerate(images):
+            out[i] = self._one(image, draws, i)
+        return out
 
     def generate(self, train: ImageSet, n: int, rng: np.random.Generator) -> Generated:
         src, copy = source_plan(len(train), n)

@@ -4,6 +4,12 @@ Panigrahi et al. grow the dataset ×5 with each transform (800 → 4000 images,
 Table 2) and cite Kalaivani et al. 2023 for the methods, but state no angle or
 scale range. The ranges below are ours, chosen to keep anatomy plausible, and
 are parameters: the paper is silent, so treat them as assumptions.
+
+Each plugin also runs *online* (``mode: online`` in params.yaml; bench.online): ``transform``
+draws the same transform from the same parameters for every image of every training
+minibatch, as Fedoruk et al. 2022 augment on the fly with Keras ``ImageDataGenerator``
+(§Classical augmentation, §Training process), instead of the stored ×factor copies of
+Panigrahi et al. 2024 Table 2. ``factor`` has no effect online.
 """
 
 from __future__ import annotations
@@ -36,13 +42,24 @@ class GeometricRotation(Augmenter):
     summary = "Random rotation about the image centre, uniform in ±max_angle degrees."
     paper = PAPER
 
+    def _angles(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.uniform(-self.params.max_angle, self.params.max_angle, size=n)
+
+    def _rotate(self, image: np.ndarray, angle: float) -> np.ndarray:
+        return warp(image, affine_matrix(rotation_deg=angle), mode=self.params.fill)
+
     def generate(self, train: ImageSet, n: int, rng: np.random.Generator) -> Generated:
         src, copy = source_plan(len(train), n)
-        angles = rng.uniform(-self.params.max_angle, self.params.max_angle, size=n)
-        images = [warp(train.images[s], affine_matrix(rotation_deg=a), mode=self.params.fill)
-                  for s, a in zip(src, angles, strict=True)]
+        angles = self._angles(n, rng)
+        images = [self._rotate(train.images[s], a) for s, a in zip(src, angles, strict=True)]
         return Generated(_stack(images, train), train.labels[src],
                          provenance("geometric-rotation", train.ids, src, copy, {"angle_deg": angles}))
+
+    def transform(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Online: each image rotated by its own angle, uniform in ±max_angle (as ``generate``;
+        Keras ``RandomRotation`` / ``ImageDataGenerator(rotation_range)`` semantics)."""
+        angles = self._angles(len(images), rng)
+        return _stack([self._rotate(im, a) for im, a in zip(images, angles, strict=True)], images)
 
 
 @dataclass(frozen=True)
@@ -62,14 +79,25 @@ class GeometricScaling(Augmenter):
     summary = "Isotropic zoom about the centre (log-uniform scale), cropped/padded to size."
     paper = PAPER
 
+    def _scales(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        lo, hi = np.log(self.params.min_scale), np.log(self.params.max_scale)
+        return np.exp(rng.uniform(lo, hi, size=n))
+
+    def _zoom(self, image: np.ndarray, scale: float) -> np.ndarray:
+        return warp(image, affine_matrix(zoom=(scale, scale)), mode=self.params.fill)
+
     def generate(self, train: ImageSet, n: int, rng: np.random.Generator) -> Generated:
         src, copy = source_plan(len(train), n)
-        lo, hi = np.log(self.params.min_scale), np.log(self.params.max_scale)
-        scales = np.exp(rng.uniform(lo, hi, size=n))
-        images = [warp(train.images[s], affine_matrix(zoom=(z, z)), mode=self.params.fill)
-                  for s, z in zip(src, scales, strict=True)]
+        scales = self._scales(n, rng)
+        images = [self._zoom(train.images[s], z) for s, z in zip(src, scales, strict=True)]
         return Generated(_stack(images, train), train.labels[src],
                          provenance("geometric-scaling", train.ids, src, copy, {"scale": scales}))
+
+    def transform(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Online: each image zoomed by its own log-uniform scale in [min_scale, max_scale] (as
+        ``generate``; Keras ``RandomZoom`` draws a linear factor instead)."""
+        scales = self._scales(len(images), rng)
+        return _stack([self._zoom(im, z) for im, z in zip(images, scales, strict=True)], images)
 
 
 FLIPS = {"horizontal": (slice(None), slice(None, None, -1)),
@@ -105,8 +133,19 @@ class GeometricFlipping(Augmenter):
         return Generated(_stack(images, train), train.labels[src],
                          provenance("geometric-flipping", train.ids, src, copy, {"flip": names}))
 
+    def transform(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Online: each image left as it is or given one of ``flips``, uniformly. With the default
+        flips that is Keras ``RandomFlip("horizontal_and_vertical")`` (each axis flipped with
+        probability 1/2); with ``[horizontal]``, ``ImageDataGenerator(horizontal_flip=True)``. The
+        identity is one of the choices because offline the real images stay in the training set
+        beside their flipped copies."""
+        picks = rng.integers(0, len(self.params.flips) + 1, size=len(images))  # 0: as it is
+        out = [im if k == 0 else im[FLIPS[self.params.flips[k - 1]]] for im, k in zip(images, picks, strict=True)]
+        return _stack(out, images)
 
-def _stack(images: list[np.ndarray], train: ImageSet) -> np.ndarray:
+
+def _stack(images: list[np.ndarray], like: ImageSet | np.ndarray) -> np.ndarray:
     if not images:
-        return np.zeros((0, *train.images.shape[1:]), np.float32)
+        shape = like.images.shape if isinstance(like, ImageSet) else like.shape
+        return np.zeros((0, *shape[1:]), np.float32)
     return np.stack(images).astype(np.float32)

@@ -65,6 +65,9 @@ class KerasParams:
     momentum: float = field(default=0.0, metadata={"source": "sgd only"})
     beta_1: float = field(default=0.9, metadata={"source": "adam only; Keras default"})
     beta_2: float = field(default=0.999, metadata={"source": "adam only; Keras default"})
+    clipnorm: float = field(default=0.0, metadata={
+        "source": "ours: gradients rescaled to this global L2 norm when above it (Pascanu et al. 2013, "
+                  "'On the difficulty of training recurrent neural networks', §3.2); 0 = off"})
     head: Literal["panigrahi", "softmax", "sigmoid"] = field(default="softmax", metadata={
         "source": "panigrahi: GAP-BN-LeakyReLU-Dropout-Dense(2, softmax); softmax: GAP-Dense(2, softmax); "
                   "sigmoid: GAP-Dense(1, sigmoid)"})
@@ -101,6 +104,7 @@ class KerasParams:
         require(self.epochs >= 1, f"{path}.epochs", "must be >= 1")
         require(self.batch_size >= 1, f"{path}.batch_size", "must be >= 1")
         require(self.learning_rate > 0, f"{path}.learning_rate", "must be > 0")
+        require(self.clipnorm >= 0, f"{path}.clipnorm", "must be >= 0 (0 = off)")
         require(all(lr > 0 for lr in self.grid_learning_rate), f"{path}.grid_learning_rate", "must all be > 0")
         require(all(0 <= b < 1 for b in (self.beta_1, self.beta_2, *self.grid_beta_1)), f"{path}.beta_1",
                 "beta_1, beta_2 and grid_beta_1 must lie in [0, 1)")
@@ -199,16 +203,22 @@ def add_head(features, p, n_classes: int):
 # --------------------------------------------------------------------------- optimizer, compile
 
 
+def _clip(p) -> dict:
+    """The optimizer's global-norm clipping argument, when ``clipnorm`` is on."""
+    clip = getattr(p, "clipnorm", 0.0)
+    return {"global_clipnorm": clip} if clip else {}
+
+
 def _sgd(p):
     import tensorflow as tf
 
-    return tf.keras.optimizers.SGD(p.learning_rate, momentum=p.momentum)
+    return tf.keras.optimizers.SGD(p.learning_rate, momentum=p.momentum, **_clip(p))
 
 
 def _adam(p):
     import tensorflow as tf
 
-    return tf.keras.optimizers.Adam(p.learning_rate, beta_1=p.beta_1, beta_2=p.beta_2)
+    return tf.keras.optimizers.Adam(p.learning_rate, beta_1=p.beta_1, beta_2=p.beta_2, **_clip(p))
 
 
 OPTIMIZERS: dict[str, Callable] = {"sgd": _sgd, "adam": _adam}

@@ -25,7 +25,7 @@ bench: venv horovod
 
 # The same pipeline on BUSI (benign vs malignant), into busi-run/ (not tracked by DVC). The positive
 # control (fresh phantom images) exists for the phantom only, so BUSI runs the other methods and controls.
-BUSI_METHODS ?= none,geometric-flipping,nst-proposed-lrp,stylegan2-ada,control-shuffled-labels
+BUSI_METHODS ?= none,geometric-flipping,control-shuffled-labels
 bench-busi: venv
 	augbench run --workdir busi-run --set dataset.source=folder --set dataset.path=$(BUSI) --set dataset.name=busi \
 	    --methods $(BUSI_METHODS)

@@ -292,7 +292,8 @@ class ScalingParams:
     """``augbench scale`` (stage ``scaling``): one NST augmentation method, and separately one
     classifier's training, timed under Horovod with each number of processes."""
 
-    # False: `augbench run --workdir` skips the stage (and `augbench scale` refuses to run).
+    # False: switched off: `augbench run --workdir` skips it, `augbench scale --skip-if-off` (dvc.yaml) writes
+    # only switched_off.json, `augbench scale` without that flag refuses to run.
     enabled: bool = True
     np: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # Panigrahi 2024 Table 3 ran 1, 2, 4, 6, 8
     method: str = "nst-gatys"
@@ -318,7 +319,7 @@ class PseudoLabelParams:
     mode ``replace``) and ``classifier`` (a key of ``train.classifiers``) trained on the synthetic images
     only, judged on the fold's val/test halves."""
 
-    enabled: bool = True  # False: `augbench run --workdir` runs no folds, and the report has no k-fold row
+    enabled: bool = True  # False: no folds (under DVC: switched_off.json only), and the report has no k-fold row
     method: str = "nst-pseudolabel"
     folds: int = 5  # Mikołajczyk & Grochowski 2018 §IV.C: 5-fold cross-validation
     classifier: str = "resnet50"
@@ -342,7 +343,7 @@ class PseudoLabelParams:
 class QualityParams:
     """Stage ``quality`` (bench.quality): which methods, which feature network for FID/KID."""
 
-    enabled: bool = True  # False: `augbench run --workdir` skips the stage, and the report has no quality table
+    enabled: bool = True  # False: the stage is skipped (under DVC: switched_off.json only); no quality table
     methods: list[str] | None = None  # None: every generative method of matrix.methods (Augmenter.generative)
     # inceptionv3: ImageNet InceptionV3 from the Keras cache (the usual FID; fails when absent);
     # domain: the encoder stage's domain encoder `domain_arch`; auto: inceptionv3 when cached, else domain

@@ -1091,7 +1091,7 @@ def _arm_row(name: str, y: np.ndarray, method: np.ndarray, base: np.ndarray, n_r
 
 def verdict_rows(y, baseline_scores, arms: Mapping[str, object], n_resamples: int = 2000,
                  seed: int = 0, confidence: float = 0.95, alpha: float = 0.05,
-                 power: float = 0.8) -> list[dict]:
+                 power: float = 0.8, families: Mapping[str, str] | None = None) -> list[dict]:
     """The verdict of every arm against one baseline, over paired training seeds.
 
     ``baseline_scores`` and every value of ``arms`` have shape ``(R, n_test)``: row ``r``
@@ -1106,7 +1106,9 @@ def verdict_rows(y, baseline_scores, arms: Mapping[str, object], n_resamples: in
       its two-level bootstrap interval at ``confidence``, ``n_resamples`` replicates from
       ``seed``; every arm is resampled with the same draws);
     * ``p``: ``paired_t_over_seeds`` on the per-seed differences (NaN for ``R = 1``);
-    * ``p_holm``: ``holm_adjust`` of ``p`` over ALL the arms given (one family);
+    * ``p_holm``: ``holm_adjust`` of ``p`` over the arms of the same family: ``families`` maps an
+      arm to its family's name (e.g. the methods under study apart from the controls, which check
+      the harness and are not hypotheses of the study); None: every arm in one family;
     * ``sd_diff``: the sample sd (ddof 1) of the per-seed differences (NaN for ``R = 1``);
     * ``mde``: ``minimum_detectable_delta(sd_diff, R, alpha, power)`` (``inf`` for
       ``R = 1``), and ``power_at_mde``: that ``power``;
@@ -1129,8 +1131,11 @@ def verdict_rows(y, baseline_scores, arms: Mapping[str, object], n_resamples: in
     matrices = _arm_scores(arms, labels.shape[0], base.shape[0])
     rows = [_arm_row(name, labels, m, base, b, seed, conf, a, target)
             for name, m in matrices.items()]
-    for row, p_holm in zip(rows, holm_adjust([r["p"] for r in rows]), strict=True):
-        row["p_holm"] = float(p_holm)
-        row["verdict"] = verdict(row["delta"], row["low"], row["high"], p_holm, a,
-                                 n_seeds=row["n_seeds"])
+    family_of = {name: (families or {}).get(name, "") for name in matrices}
+    for family in dict.fromkeys(family_of.values()):
+        members = [r for r in rows if family_of[r["method"]] == family]
+        for row, p_holm in zip(members, holm_adjust([r["p"] for r in members]), strict=True):
+            row["p_holm"] = float(p_holm)
+            row["verdict"] = verdict(row["delta"], row["low"], row["high"], p_holm, a,
+                                     n_seeds=row["n_seeds"])
     return rows

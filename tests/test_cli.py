@@ -456,11 +456,31 @@ def test_run_dvc_runs_the_printed_command_and_passes_quiet_on(capsys, dvc_repo, 
 
 
 @pytest.mark.parametrize("stage", ["pseudolabel", "quality", "scaling"])
-def test_run_dvc_refuses_a_stage_switched_off(capsys, dvc_repo, stage):
-    """dvc.yaml runs every stage it declares: switching one off is refused before DVC starts."""
+def test_run_dvc_runs_with_a_stage_switched_off(capsys, dvc_repo, stage):
+    """dvc.yaml runs every stage with --skip-if-off: a stage switched off is passed on to DVC, not refused."""
     code, out, err = run(capsys, "run", "--dry-run", "--set", f"{stage}.enabled=false")
-    assert code == 2 and out == ""
-    assert f"{stage}.enabled: false" in err and "--workdir" in err
+    assert code == 0, err
+    # (where the active profile sets the key too, the --set is passed to the profile's copy as well)
+    assert out.startswith(f"dvc exp run -S {stage}.enabled=false") and out.count("\n") == 1
+
+
+def test_dvc_yaml_runs_the_optional_stages_with_skip_if_off_into_their_own_folders():
+    """Each optional stage's one output is its data folder (a declared output must exist after the stage
+    runs, switched off or not); the report stage copies their tables from there."""
+    stages = yaml.safe_load((PARAMS.parent / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    for stage, folder in (("pseudolabel", "data/pseudolabel"), ("quality", "data/quality"),
+                          ("scaling", "data/scaling")):
+        assert "--skip-if-off" in stages[stage]["cmd"].split(), stage
+        assert stages[stage]["outs"] == [folder] and "metrics" not in stages[stage], stage
+        assert folder in stages["report"]["deps"]
+    assert "data/pseudolabel" in stages["quality"]["deps"]
+    report = stages["report"]["cmd"].split()
+    extras = report[report.index("--extras") + 1:report.index("--out")]
+    assert extras == ["data/pseudolabel/report", "data/quality", "data/scaling/report"]
+    assert "--reports data/pseudolabel/report" in stages["pseudolabel"]["cmd"]
+    assert "--out data/quality" in stages["quality"]["cmd"] and "--out data/scaling/report" in stages["scaling"]["cmd"]
+    declared = [next(iter(o)) if isinstance(o, dict) else o for s in stages.values() for o in s.get("outs", [])]
+    assert not any(Path(o).name.startswith(("pseudolabel.", "quality.", "speedup", "scaling.")) for o in declared)
 
 
 @pytest.mark.parametrize(("command", "stage"), [("pseudolabel", "pseudolabel"), ("quality", "quality"),
@@ -471,8 +491,55 @@ def test_an_optional_stage_switched_off_refuses_to_run(capsys, tmp_path, command
                        *(["--reports", str(tmp_path / "r")] if command == "pseudolabel" else []),
                        *(["--augmented", str(tmp_path / "a")] if command == "quality" else []))
     assert code == 2
-    assert f"{stage}.enabled: is false, so `augbench {command}` has nothing to do" in err
+    assert f"{stage}.enabled: is false, so `augbench {command}` has nothing to do" in err and "--skip-if-off" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("command", "stage"), [("pseudolabel", "pseudolabel"), ("quality", "quality"),
+                                                ("scale", "scaling")])
+def test_an_optional_stage_switched_off_with_skip_if_off_writes_only_its_marker(capsys, caplog, tmp_path, command,
+                                                                                 stage):
+    """--skip-if-off (dvc.yaml's way): exit 0, an earlier run's output removed, only switched_off.json left
+    in the stage's data folder (its one DVC output), one log line; the prepared data is not even read."""
+    folder = tmp_path / stage
+    if command == "pseudolabel":
+        args = ["--out", str(folder), "--reports", str(folder / "report")]
+        stale = ["folds.json", "meta.json", "fold0/augmented/grid.png", "report/pseudolabel.csv",
+                 "report/pseudolabel.json"]
+    elif command == "quality":
+        args = ["--out", str(folder), "--pseudolabel", str(tmp_path / "missing")]
+        stale = ["quality.csv", "quality.md", "quality.json"]
+    else:
+        args = ["--work", str(folder), "--out", str(folder / "report")]
+        stale = ["augment-np1/synthetic.npz", "augment-np2.shards/x", "train-np1/meta.json", "report/speedup.csv",
+                 "report/speedup.png", "report/scaling.json"]
+    for name in stale:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("an earlier run")
+    with caplog.at_level(logging.INFO, logger="augbench"):
+        code, out, err = run(capsys, command, "--params", str(PARAMS), "--set", f"{stage}.enabled=false",
+                             "--skip-if-off", "--prepared", str(tmp_path / "no-prepared-data"), *args)
+    assert code == 0, err
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == ["switched_off.json"]
+    assert json.loads((folder / "switched_off.json").read_text()) == {"stage": stage,
+                                                                       "reason": f"{stage}.enabled: false"}
+    lines = [r.getMessage() for r in caplog.records if "switched off" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith(f"stage {stage}: switched off ({stage}.enabled: false)")
+    assert "removed an earlier run's" in lines[0]
+    if command != "scale":  # the flag changes nothing when the stage is on: it still needs its inputs
+        code, _, err = run(capsys, command, "--params", str(PARAMS), "--set", f"{stage}.enabled=true",
+                           "--skip-if-off", "--prepared", str(tmp_path / "no-prepared-data"), *args)
+        assert code == 2 and "Traceback" not in err
+
+
+def test_quality_skip_if_off_leaves_other_files_of_its_folder(capsys, tmp_path):
+    """quality's --out may be a shared folder (reports/ outside DVC): only its own tables go."""
+    (tmp_path / "quality.csv").write_text("old")
+    (tmp_path / "results.md").write_text("keep")
+    code, _, err = run(capsys, "quality", "--params", str(PARAMS), "--set", "quality.enabled=false",
+                       "--skip-if-off", "--out", str(tmp_path))
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.md", "switched_off.json"]
 
 
 def test_run_dvc_failure_returns_dvc_exit_code(capsys, dvc_repo, monkeypatch):

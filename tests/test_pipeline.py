@@ -6,7 +6,9 @@ temporary copy of the project, once per session; then the same parameters once m
 `augbench run --workdir` (every stage in one process instead of one process per stage): the two
 process layouts must give byte-identical arrays, predictions and metrics. The second run switches
 off what it does not compare (`pseudolabel.enabled`, `scaling` is never run by `--workdir`), so
-that the switch itself is exercised too. Slow (several minutes) and marked so.
+that the switch itself is exercised too. Last, the DVC project switches pseudolabel and scaling off and
+runs `dvc repro` again: those stages record themselves as switched off and their tables leave the
+report. Slow (several minutes) and marked so.
 """
 
 from __future__ import annotations
@@ -234,7 +236,6 @@ def test_dvc_metrics_and_plots(project: Path):
     shown = json.loads(_sh([str(BIN / "dvc"), "metrics", "show", "--json"], project))
     values = json.dumps(shown)
     assert "accuracy" in values and "classical" in values
-    assert "pseudolabel.json" in values  # the k-fold mean is a DVC metric too
     _sh([str(BIN / "dvc"), "plots", "show", "-o", "plots_html"], project)
     html = (project / "plots_html" / "index.html").read_text()
     for method in METHODS:  # one ROC plot per method × classifier, with data in it
@@ -300,3 +301,39 @@ def test_a_stage_switched_off_runs_nothing(workdir_run: Path):
     assert not (pd.read_csv(workdir_run / "reports" / "table.csv")["Method"].str.contains("pseudolabel")).any()
     assert "## Pseudo-labelled NST per fold" not in (workdir_run / "reports" / "results.md").read_text()
     assert 'id="pseudolabel"' not in (workdir_run / "reports" / "index.html").read_text()
+
+
+OPTIONAL_FILES = {"pseudolabel": ("pseudolabel.csv", "pseudolabel.md", "pseudolabel.json", "grids/nst-pseudolabel.png"),
+                  "scaling": ("speedup.csv", "speedup.md", "speedup.png", "scaling.json", "speedup_train.csv",
+                              "speedup_train.md")}
+
+
+def test_optional_stages_switched_off_under_dvc(project: Path):
+    """Runs last (it changes the shared project): pseudolabel and scaling switched off in params.yaml, then
+    `dvc repro`. Both stages run and write only switched_off.json into their one output folder; quality
+    re-runs without the fold-0 row; the report leaves out their sections and removes the earlier tables."""
+    for name in (n for names in OPTIONAL_FILES.values() for n in names if not n.startswith("speedup_train")):
+        assert (project / "reports" / name).is_file(), name  # from the first repro
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    for stage in OPTIONAL_FILES:
+        params[stage]["enabled"] = False
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = _sh([str(BIN / "dvc"), "repro"], project, timeout=1200)
+    ran = set(re.findall(r"Running stage '([^']+)'", out))
+    assert ran == {"pseudolabel", "quality", "scaling", "report"}, ran
+    for stage, folder in (("pseudolabel", "data/pseudolabel"), ("scaling", "data/scaling")):
+        assert sorted(p.name for p in (project / folder).iterdir()) == ["switched_off.json"], folder
+        marker = json.loads((project / folder / "switched_off.json").read_text())
+        assert marker == {"stage": stage, "reason": f"{stage}.enabled: false"}
+        assert not any((project / "reports" / n).exists() for n in OPTIONAL_FILES[stage]), stage
+    quality = pd.read_csv(project / "reports" / "quality.csv")
+    assert quality["method"].tolist() == ["real train vs real val (floor)", *GENERATIVE]
+    pd.testing.assert_frame_equal(quality, pd.read_csv(project / "data" / "quality" / "quality.csv"))
+    assert not pd.read_csv(project / "reports" / "table.csv")["Method"].str.contains("pseudolabel").any()
+    text = (project / "reports" / "results.md").read_text()
+    assert "## Pseudo-labelled NST per fold" not in text and "## Speed-up under Horovod" not in text
+    assert "## Image quality of the synthetic images" in text
+    page = (project / "reports" / "index.html").read_text()
+    assert 'id="pseudolabel"' not in page and 'id="speedup"' not in page and 'id="quality"' in page
+    again = _sh([str(BIN / "dvc"), "repro"], project)
+    assert "Running stage" not in again

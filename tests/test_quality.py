@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -144,3 +146,42 @@ def test_kid_of_two_whole_sets_is_one_value_without_a_spread():
     assert mean == pytest.approx(quality.mmd2_unbiased(a, b)) and np.isnan(sd)
     _, sd_smaller = quality.kid(a, b[:10], n_subsets=50, subset_size=1000)  # a's subsets of 10 vary
     assert sd_smaller > 0
+
+
+def _copy_method(tmp_path, rng):
+    """Prepared data (8 train, 4 val) and one method folder whose images copy their sources."""
+    from bench.io import save_npz
+    from bench.stages.common import Prepared
+
+    images = rng.uniform(size=(12, 8, 8)).astype(np.float32)
+    prepared = Prepared(images, np.arange(12) % 2, [f"i{k}" for k in range(12)],
+                        np.array(["train"] * 8 + ["val"] * 4), None, {})
+    folder = tmp_path / "augmented" / "copy"
+    save_npz(folder / "synthetic.npz", images=images[:8].copy(), labels=np.arange(8) % 2)
+    (folder / "provenance.jsonl").write_text("".join(f'{{"source_id": "i{k}"}}\n' for k in range(8)))
+    return prepared
+
+
+def test_quality_stage_without_the_pseudolabel_stage(tmp_path, rng, monkeypatch, caplog):
+    """pseudolabel switched off (its folder holds only switched_off.json, as under DVC): no fold-0 row and a
+    log line saying why; a folder that is neither a pseudolabel output nor switched off is refused."""
+    from bench.config import load_params
+    from bench.errors import AugbenchError
+    from bench.stages import quality as stage
+    from bench.stages.common import switched_off
+
+    prepared = _copy_method(tmp_path, rng)
+    monkeypatch.setattr(quality, "feature_network", lambda *a, **k: quality.FeatureNetwork(
+        "identity (test)", lambda im: im.reshape(len(im), -1)[:, :6]))
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml", "smoke",
+                         ["pseudolabel.enabled=false", "quality.kid_subsets=3", "quality.kid_subset_size=4"])
+    folds = tmp_path / "pseudolabel"
+    switched_off("pseudolabel", folds, [])
+    with caplog.at_level("INFO", logger="augbench"):
+        rows = stage.measure(params, prepared, tmp_path / "augmented", tmp_path / "out", None, folds, ["copy"])
+    assert [r["method"] for r in rows] == ["real train vs real val (floor)", "copy"]
+    assert "no pseudo-label fold-0 row" in caplog.text and "switched off" in caplog.text
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["quality.csv", "quality.json", "quality.md"]
+    (folds / "switched_off.json").unlink()
+    with pytest.raises(AugbenchError, match="folds.json: not found"):
+        stage.measure(params, prepared, tmp_path / "augmented", tmp_path / "out2", None, folds, ["copy"])

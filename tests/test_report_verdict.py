@@ -142,7 +142,7 @@ def test_markdown_table_in_order_with_the_setup_above_it(folder: Path):
                                     "control-shuffled-labels", "none"]
     assert rows[0][2:8] == ["method", "+0.031 [+0.012, +0.050]", "< 0.001", "**helps**", "0.020", "2 / 5"]
     assert [r[8] for r in rows] == ["", "", "as expected (helps)", "as expected (hurts)", "as expected (no evidence)"]
-    assert "interval excludes 0 AND the Holm-adjusted paired t-test" in text
+    assert "interval excludes 0 AND the paired t-test over seeds, Holm-adjusted within its family" in text
     assert "All 3 controls came out as expected" in text and "WARNING" not in text
 
 

@@ -299,3 +299,71 @@ def test_report_training_line_states_the_step_options_only_when_on():
     assert plain == "resnet50: ≤40 epochs, batch 32, sgd lr 0.01, best epoch by val_auc"
     meta["params"].update(jit_compile=True, precision="mixed_bfloat16")
     assert training_line(meta) == plain + ", XLA-compiled steps, mixed_bfloat16"
+
+
+def _write(folder: Path, names, text: str = "new") -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_text(f"{text} {name}")
+
+
+def test_report_copies_the_tables_of_the_optional_stages_that_ran_and_removes_the_others(tmp_path, caplog):
+    """--extras: a stage whose folder holds its tables has them copied into --out (over an earlier run's);
+    a stage switched off (switched_off.json) or absent leaves none of its files there."""
+    from bench.stages.common import OPTIONAL_REPORTS
+
+    out, data = tmp_path / "reports", tmp_path / "data"
+    _write(out, [n for names in OPTIONAL_REPORTS.values() for n in names] + ["results.csv"], "old")
+    _write(data / "pseudolabel" / "report", OPTIONAL_REPORTS["pseudolabel"])
+    _write(data / "quality", ["switched_off.json"])
+    (data / "quality" / "switched_off.json").write_text('{"stage": "quality", "reason": "quality.enabled: false"}')
+    extras = [data / "pseudolabel" / "report", data / "quality", data / "scaling" / "report"]  # scaling: not run
+    with caplog.at_level("INFO", logger="augbench"):
+        found = report.copy_extras(extras, out)
+    assert found == {"pseudolabel": extras[0], "quality": None, "scaling": None}
+    assert sorted(p.name for p in out.iterdir()) == sorted([*OPTIONAL_REPORTS["pseudolabel"], "results.csv"])
+    assert all((out / n).read_text() == f"new {n}" for n in OPTIONAL_REPORTS["pseudolabel"])
+    assert (out / "results.csv").read_text() == "old results.csv"  # not an optional stage's file
+    text = caplog.text
+    assert "stage quality was switched off" in text and "removed an earlier run's quality.csv" in text
+    assert "stage scaling has no tables in --extras" in text
+    # pseudolabel switched off next time: its copies go too; scaling ran without training (no speedup_train.*)
+    for name in OPTIONAL_REPORTS["pseudolabel"]:
+        (data / "pseudolabel" / "report" / name).unlink()
+    (data / "pseudolabel" / "report").rmdir()
+    _write(data / "pseudolabel", ["switched_off.json"])
+    (data / "pseudolabel" / "switched_off.json").write_text('{"stage": "pseudolabel"}')
+    ran = [n for n in OPTIONAL_REPORTS["scaling"] if not n.startswith("speedup_train")]
+    _write(data / "scaling" / "report", ran)
+    (out / "speedup_train.md").write_text("old")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="augbench"):
+        found = report.copy_extras(extras, out)
+    assert found == {"pseudolabel": None, "quality": None, "scaling": extras[2]}
+    assert sorted(p.name for p in out.iterdir()) == sorted([*ran, "results.csv"])
+    assert not list(out.glob(".*.tmp*"))  # copied through temporary files, none left
+    assert "stage pseudolabel was switched off" in caplog.text
+
+
+def test_report_refuses_two_extras_folders_for_one_stage(tmp_path):
+    from bench.stages.common import OPTIONAL_REPORTS
+
+    _write(tmp_path / "a", OPTIONAL_REPORTS["quality"])
+    _write(tmp_path / "b", OPTIONAL_REPORTS["quality"])
+    with pytest.raises(AugbenchError, match="both hold quality.json"):
+        report.copy_extras([tmp_path / "a", tmp_path / "b"], tmp_path / "out")
+
+
+def test_report_reads_the_fold0_grid_only_when_the_pseudolabel_stage_made_one(tmp_path):
+    """A switched-off pseudolabel folder holds no grid: none is copied, and an earlier run's copy goes."""
+    params = _params(**{"matrix.methods": ["none"]})
+    augmented, out, folds = tmp_path / "augmented", tmp_path / "reports", tmp_path / "pseudolabel"
+    (augmented / "none").mkdir(parents=True)
+    Image.new("L", (8, 8)).save(augmented / "none" / "grid.png")
+    (folds / "fold0" / "augmented").mkdir(parents=True)
+    Image.new("L", (8, 8), 200).save(folds / "fold0" / "augmented" / "grid.png")
+    assert report.copy_grids(params, augmented, out, folds) == ["none", params.pseudolabel.method]
+    assert (out / "grids" / f"{params.pseudolabel.method}.png").is_file()
+    (folds / "fold0" / "augmented" / "grid.png").unlink()
+    assert report.copy_grids(params, augmented, out, folds) == ["none"]
+    assert sorted(p.name for p in (out / "grids").iterdir()) == ["none.png"]

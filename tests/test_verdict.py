@@ -72,6 +72,18 @@ def test_holm_is_applied_over_all_the_arms(arms):
     assert gain["verdict"] == "no evidence"  # two arms: the same figures no longer suffice
 
 
+def test_holm_is_applied_within_each_family(arms):
+    y, base = arms
+    gain = base + GAINS * y
+    rows = stats.verdict_rows(y, base, {"null": base.copy(), "gain": gain, "control": gain.copy()},
+                              n_resamples=500, families={"null": "method", "gain": "method", "control": "control"})
+    by = {r["method"]: r for r in rows}
+    pair = stats.holm_adjust([by["null"]["p"], by["gain"]["p"]])
+    assert [by["null"]["p_holm"], by["gain"]["p_holm"]] == pytest.approx(pair.tolist())
+    assert by["control"]["p_holm"] == by["control"]["p"]  # a family of one: not adjusted for the methods
+    assert by["control"]["verdict"] == "helps" and by["gain"]["verdict"] == "no evidence"
+
+
 def test_one_seed_never_gives_a_verdict(arms):
     y, base = arms
     (row,) = stats.verdict_rows(y, base[:1], {"big": base[:1] + 3.0 * y}, n_resamples=200)
@@ -238,10 +250,13 @@ def test_evaluate_writes_the_verdict_of_every_arm_and_the_controls(tmp_path, con
     assert table["as_expected"].tolist() == ["", "True", "True", "True"]
     assert (table["classifier"] == "resnet50").all() and (table["n_seeds"] == "5").all()
     p = table["p"].astype(float).to_numpy()
-    assert table["p_holm"].astype(float).tolist() == pytest.approx(stats.holm_adjust(p).tolist())
+    # two Holm families: the method alone (not adjusted), and the three controls
+    assert table["p_holm"].astype(float).tolist() == pytest.approx([p[0], *stats.holm_adjust(p[1:]).tolist()])
     # the rows are verdict_rows of the same runs, with the A/A seed i paired with none's seed i
-    expected = stats.verdict_rows(Y, scores["none"], {m: scores[m] for m in [*METHODS[1:], "none-aa"]},
-                                  300, params.evaluate.seed, params.evaluate.confidence)
+    arms = [*METHODS[1:], "none-aa"]
+    expected = stats.verdict_rows(Y, scores["none"], {m: scores[m] for m in arms},
+                                  300, params.evaluate.seed, params.evaluate.confidence,
+                                  families={m: "method" if m == "classical" else "control" for m in arms})
     for column in ("delta", "low", "high", "p", "p_holm", "sd_diff", "mde", "delong_significant"):
         assert table[column].astype(float).tolist() == pytest.approx([r[column] for r in expected], rel=1e-9)
     about = json.loads((tmp_path / "reports" / "verdict.json").read_text())

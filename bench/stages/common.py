@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import os
+import shutil
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import numpy as np
 
 from bench.config import Params, load_params
 from bench.errors import ConfigError
-from bench.io import file_digest, load_npz, read_json, remove_temporaries
+from bench.io import file_digest, load_npz, read_json, remove_temporaries, write_json
 from bench.lock import workspace_lock
 from bench.plugins import ImageSet
 
@@ -33,15 +34,71 @@ def params_from_args(args: argparse.Namespace) -> Params:
     return load_params(args.params, args.profile, args.overrides)
 
 
-def enabled_params(args: argparse.Namespace, stage: str, prog: str) -> Params:
-    """The parameters of an optional stage's CLI, refused when ``<stage>.enabled`` is false (its
-    DVC outputs would be missing; ``augbench run --workdir`` skips such a stage instead)."""
+# The optional stages and the report files each writes (into its --reports/--out folder); the last
+# name is written last and marks the stage's tables as present (the report stage's --extras).
+OPTIONAL_REPORTS: dict[str, tuple[str, ...]] = {
+    "pseudolabel": ("pseudolabel.csv", "pseudolabel.md", "pseudolabel.json"),
+    "quality": ("quality.csv", "quality.md", "quality.json"),
+    "scaling": ("speedup.csv", "speedup.md", "speedup.png", "speedup_train.csv", "speedup_train.md", "scaling.json"),
+}
+SWITCHED_OFF = "switched_off.json"  # what an optional stage's data folder holds when it was switched off
+
+
+def add_skip_if_off_arg(parser: argparse.ArgumentParser, stage: str, folder: str) -> None:
+    parser.add_argument("--skip-if-off", action="store_true",
+                        help=f"when {stage}.enabled is false, write {folder}/{SWITCHED_OFF} (after removing an "
+                             "earlier run's output) and exit 0, instead of refusing: dvc.yaml runs every stage, "
+                             "so this is how a stage is switched off under DVC")
+
+
+def enabled_params(args: argparse.Namespace, stage: str, prog: str) -> Params | None:
+    """The parameters of an optional stage's CLI. When ``<stage>.enabled`` is false: None with
+    ``--skip-if-off`` (the caller then writes :func:`switched_off`), otherwise refused (there is
+    nothing to do; ``augbench run --workdir`` skips such a stage itself)."""
     params = params_from_args(args)
     if not getattr(params, stage).enabled:
+        if getattr(args, "skip_if_off", False):
+            return None
         raise ConfigError(f"{stage}.enabled", f"is false, so `{prog}` has nothing to do",
-                          "set it to true, or run the pipeline with `augbench run --workdir DIR`, which skips "
-                          "a stage switched off")
+                          "set it to true, add --skip-if-off (as dvc.yaml does) to record the stage as switched "
+                          "off, or run the pipeline with `augbench run --workdir DIR`, which skips a stage "
+                          "switched off")
     return params
+
+
+def _remove(path: Path) -> bool:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+        return True
+    if path.exists() or path.is_symlink():
+        path.unlink()
+        return True
+    return False
+
+
+def switched_off(stage: str, folder: Path, stale: list[Path]) -> Path:
+    """An optional stage's output when ``<stage>.enabled`` is false (``--skip-if-off``): the paths of
+    ``stale`` (an earlier run's output: files or folders) are removed, then ``folder/switched_off.json``
+    is written. ``folder`` is the stage's data folder (its one DVC output)."""
+    removed = [path for path in stale if _remove(path)]
+    marker = folder / SWITCHED_OFF
+    write_json(marker, {"stage": stage, "reason": f"{stage}.enabled: false"})
+    log.info("stage %s: switched off (%s.enabled: false); wrote %s%s", stage, stage, marker,
+             f"; removed an earlier run's {', '.join(str(p) for p in removed)}" if removed else "")
+    return marker
+
+
+def not_switched_off(folder: Path) -> None:
+    """A stage that runs removes the marker an earlier switched-off run left in its data folder."""
+    (folder / SWITCHED_OFF).unlink(missing_ok=True)
+
+
+def switched_off_stage(folder: Path) -> str | None:
+    """The stage that ``folder`` (or its parent) records as switched off, or None."""
+    for candidate in (folder / SWITCHED_OFF, folder.parent / SWITCHED_OFF):
+        if candidate.is_file():
+            return str(read_json(candidate).get("stage") or "") or None
+    return None
 
 
 def stable_seed(*parts: object) -> np.random.SeedSequence:

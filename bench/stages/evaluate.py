@@ -237,8 +237,11 @@ def _arms(params: Params, runs: Path, raw: dict, classifier: str) -> tuple[dict,
 
 def _verdict_rows(params: Params, raw: dict, classifier: str, scores: dict, roles: dict) -> list[dict]:
     ev, base = params.evaluate, raw[(BASELINE, classifier)]
+    # Two Holm families: the methods under study, and the controls (positive, negative, A/A), which
+    # check that this run can see an effect and are no hypotheses of the study (docs/statistics.md)
+    families = {name: "method" if role == "method" else "control" for name, role in roles.items()}
     rows = stats.verdict_rows(base["y"], np.stack(base["scores"]), {k: np.stack(v) for k, v in scores.items()},
-                              ev.bootstrap_resamples, ev.seed, ev.confidence, ALPHA, VERDICT_POWER)
+                              ev.bootstrap_resamples, ev.seed, ev.confidence, ALPHA, VERDICT_POWER, families)
     out = []
     for row in rows:
         role = roles[row["method"]]

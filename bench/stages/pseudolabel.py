@@ -22,7 +22,11 @@ trained on; the weight files are dropped once the fold's images are made), ``fol
 (as the train stage) and ``fold<k>/meta.json`` (the fold's key and its metrics, written last:
 a re-run outside DVC skips a finished fold with the same key), ``meta.json``; under
 ``--reports``: ``pseudolabel.csv`` / ``.md`` (test metrics per fold, mean and sd: the layout of
-their Table I) and ``pseudolabel.json`` (the same as DVC metrics).
+their Table I) and ``pseudolabel.json`` (mean and sd). dvc.yaml points ``--reports`` into ``--out``
+(``data/pseudolabel/report``), the stage's one output; the report stage copies the tables into ``reports/``.
+
+With ``--skip-if-off`` and ``pseudolabel.enabled: false`` the stage removes an earlier run's output and
+writes only ``--out``/switched_off.json (how dvc.yaml switches it off).
 """
 
 from __future__ import annotations
@@ -41,16 +45,21 @@ from bench import registry
 from bench.config import Params
 from bench.errors import AugbenchError
 from bench.io import read_json, write_json, write_text
+from bench.lock import LOCK_NAME
 from bench.metrics import METRIC_NAMES, binary_metrics
 from bench.pseudolabel import MIKOLAJCZYK, Fold, check_fold, fold_plan, fold_table
 from bench.stages import augment, encoder, train
 from bench.stages.common import (
+    OPTIONAL_REPORTS,
     Prepared,
     add_params_args,
+    add_skip_if_off_arg,
     clear_keras,
     enabled_params,
     load_prepared,
     log,
+    not_switched_off,
+    switched_off,
     writing,
 )
 from bench.typed import to_dict
@@ -209,15 +218,34 @@ def pseudolabel(params: Params, prepared: Prepared, groups: list[str], out: Path
     return table
 
 
+def stale_outputs(out: Path, reports: Path) -> list[Path]:
+    """What an earlier run left: the plan, the folds and meta.json under ``out``, the tables under
+    ``reports`` (and ``reports`` itself when it lies inside ``out`` and holds nothing else)."""
+    found = [out / "folds.json", out / "meta.json", *sorted(out.glob("fold[0-9]*")),
+             *(reports / name for name in OPTIONAL_REPORTS["pseudolabel"])]
+    if reports.resolve().is_relative_to(out.resolve()) and reports.resolve() != out.resolve():
+        names = {*OPTIONAL_REPORTS["pseudolabel"], LOCK_NAME}
+        if reports.is_dir() and all(p.name in names for p in reports.iterdir()):
+            found.append(reports)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="augbench pseudolabel", description=__doc__.splitlines()[0])
     add_params_args(parser)
     parser.add_argument("--prepared", default="data/prepared")
     parser.add_argument("--out", required=True, help="per-fold encoders, synthetic images and runs")
     parser.add_argument("--reports", required=True, help="folder for pseudolabel.csv/.md/.json")
+    add_skip_if_off_arg(parser, "pseudolabel", "--out")
     args = parser.parse_args(argv)
-    params, prepared = enabled_params(args, "pseudolabel", parser.prog), load_prepared(args.prepared)
-    with writing(args.out), writing(args.reports, "the report folder"):
-        pseudolabel(params, prepared, read_groups(Path(args.prepared), prepared), Path(args.out),
-                    Path(args.reports))
+    params = enabled_params(args, "pseudolabel", parser.prog)
+    out, reports = Path(args.out), Path(args.reports)
+    if params is None:
+        with writing(out):
+            switched_off("pseudolabel", out, stale_outputs(out, reports))
+        return 0
+    prepared = load_prepared(args.prepared)
+    with writing(out), writing(reports, "the report folder"):
+        not_switched_off(out)
+        pseudolabel(params, prepared, read_groups(Path(args.prepared), prepared), out, reports)
     return 0

@@ -10,9 +10,12 @@ the real validation set. One feature network serves every row, and every row nam
 The methods are ``quality.methods`` of params.yaml (default: every generative method of
 ``matrix.methods``) or ``--methods``. With ``--pseudolabel DIR`` (the pseudolabel stage's
 output) a row for its fold-0 synthetic images is added, measured against that fold's real
-training part (the only real images they were made from).
+training part (the only real images they were made from); when that folder records the pseudolabel
+stage as switched off (``switched_off.json``) there is no such row, and a log line says so.
 
-Writes ``quality.csv``, ``quality.md`` and ``quality.json`` under ``--out``.
+Writes ``quality.csv``, ``quality.md`` and ``quality.json`` under ``--out`` (dvc.yaml: ``data/quality``,
+the stage's one output; the report stage copies them into ``reports/``). With ``--skip-if-off`` and
+``quality.enabled: false``: removes those files and writes only ``--out``/switched_off.json.
 """
 
 from __future__ import annotations
@@ -30,11 +33,16 @@ from bench.errors import AugbenchError
 from bench.io import load_npz, read_json, write_json, write_text
 from bench.plugins import ImageSet
 from bench.stages.common import (
+    OPTIONAL_REPORTS,
+    SWITCHED_OFF,
     Prepared,
     add_params_args,
+    add_skip_if_off_arg,
     enabled_params,
     load_prepared,
     log,
+    not_switched_off,
+    switched_off,
     writing,
 )
 
@@ -90,6 +98,9 @@ def quality_table(prepared: Prepared, methods: dict[str, Path], network: quality
 def pseudolabel_fold(prepared: Prepared, folder: Path, fold: int = 0) -> tuple[str, Path, ImageSet]:
     """(row name, synthetic-image folder, the fold's real training part) from the pseudolabel stage's
     ``folds.json``."""
+    if not (folder / "folds.json").is_file():
+        raise AugbenchError(f"{folder / 'folds.json'}: not found, so {folder} is not the pseudolabel stage's output "
+                            f"(nor does it hold {SWITCHED_OFF}); run that stage, or leave --pseudolabel out")
     plan = read_json(folder / "folds.json")
     entry = next((f for f in plan["folds"] if f["index"] == fold), None)
     if entry is None:
@@ -112,11 +123,12 @@ def write_outputs(out: Path, rows: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     write_text(out / "quality.csv", buf.getvalue())
-    write_json(out / "quality.json", {"rows": rows, "feature_network": rows[0]["feature_network"]})
     table = tabulate([[r.get(c, "") for c in COLUMNS[:-1]] for r in rows], headers=list(COLUMNS[:-1]),
                      tablefmt="github", floatfmt=".4g")
     write_text(out / "quality.md", f"Feature network for FID/KID: {rows[0]['feature_network']} "
                                    "(numbers are comparable only within one network)\n\n" + table + "\n")
+    # last: it marks the tables as complete (the report stage's --extras)
+    write_json(out / "quality.json", {"rows": rows, "feature_network": rows[0]["feature_network"]})
 
 
 def measure(params, prepared: Prepared, augmented: Path, out: Path, encoder_dir: Path | None = None,
@@ -127,7 +139,10 @@ def measure(params, prepared: Prepared, augmented: Path, out: Path, encoder_dir:
     network = quality.feature_network(encoder_dir, settings.domain_arch, settings.feature_network)
     folders = {m: augmented / m for m in (methods if methods is not None else params.quality_methods())}
     own = {}
-    if pseudolabel is not None:
+    if pseudolabel is not None and (pseudolabel / SWITCHED_OFF).is_file():
+        log.info("quality: no pseudo-label fold-0 row (%s: the pseudolabel stage was switched off)",
+                 pseudolabel / SWITCHED_OFF)
+    elif pseudolabel is not None:
         name, folder, train = pseudolabel_fold(prepared, pseudolabel)
         folders[name], own[name] = folder, train
     rows = quality_table(prepared, folders, network, settings.kid_subsets, settings.kid_subset_size, own)
@@ -144,12 +159,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="generative methods to measure (default: quality.methods of params.yaml)")
     parser.add_argument("--encoder", default=None, metavar="DIR",
                         help="encoder stage output, for quality.feature_network domain (or auto without InceptionV3)")
-    parser.add_argument("--pseudolabel", default=None, metavar="DIR", help="pseudolabel stage output: adds its row")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--pseudolabel", default=None, metavar="DIR",
+                        help="pseudolabel stage output: adds its fold-0 row (none when it holds switched_off.json)")
+    parser.add_argument("--out", required=True, help="folder for quality.csv/.md/.json")
+    add_skip_if_off_arg(parser, "quality", "--out")
     args = parser.parse_args(argv)
     params = enabled_params(args, "quality", parser.prog)
-    with writing(args.out):
-        measure(params, load_prepared(args.prepared), Path(args.augmented), Path(args.out),
+    out = Path(args.out)
+    if params is None:
+        with writing(out):
+            switched_off("quality", out, [out / name for name in OPTIONAL_REPORTS["quality"]])
+        return 0
+    with writing(out):
+        not_switched_off(out)
+        measure(params, load_prepared(args.prepared), Path(args.augmented), out,
                 Path(args.encoder) if args.encoder else None, Path(args.pseudolabel) if args.pseudolabel else None,
                 args.methods)
     return 0

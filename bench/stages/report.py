@@ -16,9 +16,11 @@ inside the lesion and heatmaps of every run, from bench.xai.runs), ``provenance.
 
 When they exist it also reads the pseudolabel stage's ``pseudolabel.csv``/``.json`` (its k-fold
 mean becomes a row of the Table-4 table, marked as such; the per-fold table gets its own
-section; ``--pseudolabel DIR``: fold 0's sample grid), the quality stage's ``quality.csv`` /
-``quality.md``, and a GAN's ``train_log.csv`` in its augment folder (``figures/gan_<method>.png``:
-losses, ADA p and r_t).
+section; ``--pseudolabel DIR``: fold 0's sample grid, when present), the quality stage's ``quality.csv`` /
+``quality.md``, the scaling stage's ``speedup.*``, and a GAN's ``train_log.csv`` in its augment folder
+(``figures/gan_<method>.png``: losses, ADA p and r_t). These tables are read from ``--out``; with
+``--extras DIR ...`` (dvc.yaml: the optional stages' own folders) they are first copied there from those
+folders, and the files of a stage that none of them holds (switched off) are removed from ``--out``.
 """
 
 from __future__ import annotations
@@ -34,9 +36,17 @@ from tabulate import tabulate
 
 from bench import html_report, plots, provenance, report_model
 from bench.config import Params, PhantomParams
+from bench.errors import AugbenchError
 from bench.io import atomic_path, load_npz, read_json, write_json, write_text
 from bench.report_model import Header, HeaderItem
-from bench.stages.common import add_params_args, log, params_from_args, writing
+from bench.stages.common import (
+    OPTIONAL_REPORTS,
+    add_params_args,
+    log,
+    params_from_args,
+    switched_off_stage,
+    writing,
+)
 from bench.stages.evaluate import load_run, run_dir
 
 COLUMNS = {"accuracy": "Acc", "recall": "Recall", "specificity": "Specificity",
@@ -348,17 +358,55 @@ def _test_labels(folder: Path) -> dict[str, int]:
 
 
 def copy_grids(params: Params, augmented: Path, out: Path, pseudolabel: Path | None = None) -> list[str]:
-    """Every matrix method's grid and, with ``pseudolabel``, the pseudo-label method's fold-0 grid."""
+    """Every matrix method's grid and, with ``pseudolabel``, the pseudo-label method's fold-0 grid when
+    that folder holds one (none when the stage was switched off: an earlier run's copy is removed)."""
     names = []
     sources = {method: augmented / method / "grid.png" for method in params.matrix.methods}
     if pseudolabel is not None:
-        sources[params.pseudolabel.method] = pseudolabel / "fold0" / "augmented" / "grid.png"
+        grid = pseudolabel / "fold0" / "augmented" / "grid.png"
+        if grid.is_file():
+            sources[params.pseudolabel.method] = grid
+        elif params.pseudolabel.method not in sources:
+            (out / "grids" / f"{params.pseudolabel.method}.png").unlink(missing_ok=True)
     for method, src in sources.items():
         if src.is_file():
             with atomic_path(out / "grids" / f"{method}.png") as tmp:
                 shutil.copyfile(src, tmp)
             names.append(method)
     return names
+
+
+def copy_extras(extras: list[Path], out: Path) -> dict[str, Path | None]:
+    """Bring the optional stages' tables into ``out`` before the report reads them there: for each stage
+    of OPTIONAL_REPORTS, the folder of ``extras`` holding its marker file (the last name it writes) gives
+    its files, each copied atomically (a name it lacks is removed from ``out``); a stage no folder holds
+    (switched off, or not run) leaves none of its files in ``out``, so an earlier run's tables never
+    reappear. Returns each stage's source folder (None: absent)."""
+    found: dict[str, Path | None] = {}
+    for stage, names in OPTIONAL_REPORTS.items():
+        holders = [folder for folder in extras if (folder / names[-1]).is_file()]
+        if len(holders) > 1:
+            raise AugbenchError(f"--extras: {' and '.join(map(str, holders))} both hold {names[-1]} (stage {stage}); "
+                                "name one folder per stage")
+        source = holders[0] if holders else None
+        copied, removed = [], []
+        for name in names:
+            if source is not None and (source / name).is_file():
+                with atomic_path(out / name) as tmp:
+                    shutil.copyfile(source / name, tmp)
+                copied.append(name)
+            elif (out / name).is_file():
+                (out / name).unlink()
+                removed.append(name)
+        gone = f"; removed an earlier run's {', '.join(removed)} from {out}" if removed else ""
+        if source is not None:
+            log.info("report: stage %s's %s from %s%s", stage, ", ".join(copied), source, gone)
+        else:
+            off = any(switched_off_stage(folder) == stage for folder in extras)
+            log.info("report: stage %s %s: no %s section%s", stage,
+                     "was switched off" if off else "has no tables in --extras", stage, gone)
+        found[stage] = source
+    return found
 
 
 def scaling_section(out: Path) -> str:
@@ -520,9 +568,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--pseudolabel", default=None, metavar="DIR",
                         help="pseudolabel stage output (for its sample grid)")
+    parser.add_argument("--extras", nargs="+", default=None, metavar="DIR",
+                        help="the optional stages' report folders (dvc.yaml: data/pseudolabel/report data/quality "
+                             "data/scaling/report): their tables are copied into --out first, and a stage none of "
+                             "them holds (switched off) leaves none of its files there; without --extras, the "
+                             "tables already in --out are used as they are")
     parser.add_argument("--out", default="reports")
     args = parser.parse_args(argv)
+    params = params_from_args(args)
     with writing(args.out):
-        report(params_from_args(args), Path(args.prepared), Path(args.augmented), Path(args.runs),
+        if args.extras is not None:
+            copy_extras([Path(d) for d in args.extras], Path(args.out))
+        report(params, Path(args.prepared), Path(args.augmented), Path(args.runs),
                Path(args.out), Path(args.pseudolabel) if args.pseudolabel else None)
     return 0

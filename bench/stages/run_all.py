@@ -34,6 +34,7 @@ from bench.io import file_digest, read_json
 from bench.quiet import is_quiet, quiet_mode
 from bench.stages import augment, encoder, evaluate, prepare, pseudolabel, quality, report, train
 from bench.stages.common import (
+    OPTIONAL_REPORTS,
     add_params_args,
     clear_keras,
     load_prepared,
@@ -59,10 +60,11 @@ def _done(folder: Path, **expected) -> bool:
 
 
 # What the optional stages write into the report folder; a stage switched off leaves none of its
-# files there (an earlier run's would otherwise reappear in the report).
-PSEUDOLABEL_REPORTS = ("pseudolabel.csv", "pseudolabel.md", "pseudolabel.json")
-QUALITY_REPORTS = ("quality.csv", "quality.md", "quality.json")
-OPTIONAL_STAGES = ("pseudolabel", "quality", "scaling")
+# files there (an earlier run's would otherwise reappear in the report). Here the stages write their
+# tables straight into the work folder's reports/ (under DVC: into their own folders, which the report
+# stage copies from; bench.stages.report.copy_extras).
+PSEUDOLABEL_REPORTS = OPTIONAL_REPORTS["pseudolabel"]
+QUALITY_REPORTS = OPTIONAL_REPORTS["quality"]
 
 
 def _switched_off(stage: str, reports: Path, names: tuple[str, ...]) -> None:
@@ -116,8 +118,10 @@ def run_pipeline(params: Params, workdir: Path) -> str:
     if folds is not None:
         pseudolabel.pseudolabel(params, prepared, pseudolabel.read_groups(prepared_dir, prepared), folds, reports)
         clear_keras()
-    else:
-        _switched_off("pseudolabel", reports, PSEUDOLABEL_REPORTS)
+    else:  # with the fold-0 sample grid the report copied (unless a matrix method has that name)
+        grid = () if params.pseudolabel.method in params.matrix.methods else (
+            f"grids/{params.pseudolabel.method}.png",)
+        _switched_off("pseudolabel", reports, (*PSEUDOLABEL_REPORTS, *grid))
     if params.quality.enabled:
         quality.measure(params, prepared, augmented, reports, encoder_dir, folds)
         clear_keras()
@@ -188,12 +192,9 @@ def check_dvc_mode(args: argparse.Namespace, folder: Path) -> None:
 def run_dvc(args: argparse.Namespace, folder: Path) -> int:
     """Validate the parameters as the stages will see them, then print and run the dvc command."""
     check_dvc_mode(args, folder)
-    params = load_params(folder / "params.yaml", args.profile, args.overrides)
-    off = [stage for stage in OPTIONAL_STAGES if not getattr(params, stage).enabled]
-    if off:
-        raise AugbenchError(f"{', '.join(f'{s}.enabled: false' for s in off)}: dvc.yaml runs every stage it "
-                            "declares, so a stage cannot be switched off under DVC; add --workdir DIR to run "
-                            "the pipeline without it, or set it back to true")
+    # An optional stage switched off (<stage>.enabled: false) still runs under DVC, with --skip-if-off:
+    # it records itself as switched off in its data folder, and the report leaves its section out.
+    load_params(folder / "params.yaml", args.profile, args.overrides)
     command = dvc_command(args, load_raw(folder / "params.yaml"))
     print(shlex.join(command), flush=True)
     if args.dry_run:

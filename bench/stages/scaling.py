@@ -18,7 +18,12 @@ Panigrahi's points for reference), ``scaling.json`` (every run, the machine's co
 with ``scaling.classifier``, ``speedup_train.csv``/``.md``: that classifier's training on np = 1's
 images for ``scaling.train_epochs`` epochs, data parallel (batch_size per process, learning
 rate × np). A run with more processes than cores, or
-more threads in all, is labelled oversubscribed in every one of them.
+more threads in all, is labelled oversubscribed in every one of them. ``scaling.json`` is written last.
+dvc.yaml sets ``--out data/scaling/report`` (inside ``--work``, the stage's one output); the report
+stage copies the files into ``reports/``.
+
+With ``--skip-if-off`` and ``scaling.enabled: false`` the stage removes an earlier run's output and
+writes only ``--work``/switched_off.json (how dvc.yaml switches it off).
 """
 
 from __future__ import annotations
@@ -35,7 +40,17 @@ import pandas as pd
 from bench.config import Params
 from bench.distributed import cpu_cores, launch
 from bench.io import load_npz, read_json, write_json, write_text
-from bench.stages.common import add_params_args, enabled_params, log
+from bench.lock import LOCK_NAME
+from bench.stages.common import (
+    OPTIONAL_REPORTS,
+    add_params_args,
+    add_skip_if_off_arg,
+    enabled_params,
+    log,
+    not_switched_off,
+    switched_off,
+    writing,
+)
 
 # Panigrahi et al. 2024, Table 3 (../shared/papers/panigrahi-2024-nst-lrp-horovod-bus-augmentation.txt):
 # NST augmentation time in seconds on 1-8 A100 GPUs (one process each).
@@ -197,17 +212,37 @@ def scale(params: Params, common: list[str], prepared: str, encoder: str | None,
     return frame
 
 
+def stale_outputs(work: Path, out: Path) -> list[Path]:
+    """What an earlier run left: every timed run under ``work``, the tables under ``out`` (and ``out``
+    itself when it lies inside ``work`` and holds nothing else)."""
+    found = [*sorted(work.glob("augment-np*")), *sorted(work.glob("train-np*")),
+             *(out / name for name in OPTIONAL_REPORTS["scaling"])]
+    if out.resolve().is_relative_to(work.resolve()) and out.resolve() != work.resolve():
+        names = {*OPTIONAL_REPORTS["scaling"], LOCK_NAME}
+        if out.is_dir() and all(p.name in names for p in out.iterdir()):
+            found.append(out)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="augbench scale", description=__doc__.splitlines()[0])
     add_params_args(parser)
     parser.add_argument("--prepared", default="data/prepared")
     parser.add_argument("--encoder", default=None, metavar="DIR", help="the encoder stage's output (weights: domain)")
     parser.add_argument("--work", default="data/scaling", help="where each run writes (default data/scaling)")
-    parser.add_argument("--out", default="reports", help="folder for speedup.csv/.md/.png and scaling.json")
+    parser.add_argument("--out", default="reports",
+                        help="folder for speedup.csv/.md/.png and scaling.json (dvc.yaml: data/scaling/report)")
     parser.add_argument("--np", dest="nps", type=int, nargs="+", default=None,
                         help="process counts (default: scaling.np in params)")
+    add_skip_if_off_arg(parser, "scaling", "--work")
     args = parser.parse_args(argv)
     params = enabled_params(args, "scaling", parser.prog)
-    frame = scale(params, passthrough(args), args.prepared, args.encoder, Path(args.work), Path(args.out), args.nps)
+    work, out = Path(args.work), Path(args.out)
+    if params is None:
+        with writing(work):
+            switched_off("scaling", work, stale_outputs(work, out))
+        return 0
+    not_switched_off(work)
+    frame = scale(params, passthrough(args), args.prepared, args.encoder, work, out, args.nps)
     print(markdown(frame, "speedup"))
     return 0

@@ -22,7 +22,7 @@ Verdicts (``verdict.csv``, ``verdict.json``; docs/statistics.md, "The verdict ta
 classifier of ``matrix.classifiers``, every other arm against ``none`` over the paired
 training seeds (seed index i of an arm with seed index i of ``none``), from
 ``bench.stats.verdict_rows``: ΔAUC with its two-level bootstrap interval (seeds × test cases),
-the paired t over seeds, Holm-adjusted over every arm of the classifier, the minimum detectable
+the paired t over seeds, Holm-adjusted within the methods and within the controls, the minimum detectable
 ΔAUC, DeLong per seed as a secondary figure, and "helps" / "hurts" / "no evidence". The arms
 are the methods of the matrix, among them the controls (an augmenter plugin's class attribute
 ``control``: "positive" should help, "negative" should hurt), and an A/A control: ``none``
@@ -306,8 +306,9 @@ def verdict_method(params: Params) -> dict:
                      f"{BASELINE}) from a two-level bootstrap with {ev.bootstrap_resamples} replicates: each "
                      "replicate resamples the test cases (not stratified by class) and the paired seeds."),
         "test": (f"Student's paired t-test over the training seeds on the per-seed AUC differences (two-sided, "
-                 "df = n_seeds - 1), Holm-adjusted over every arm of the classifier (methods, controls and "
-                 f"the A/A control); 'helps' or 'hurts' needs p_holm < {ALPHA}, the interval clear of 0 on "
+                 "df = n_seeds - 1), Holm-adjusted within two families of the classifier's arms: the methods, "
+                 f"and the controls (positive, negative, A/A); 'helps' or 'hurts' needs p_holm < {ALPHA}, the "
+                 "interval clear of 0 on "
                  "the same side, and at least two seeds."),
     }
 

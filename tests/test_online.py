@@ -17,6 +17,7 @@ import yaml
 from bench import online, registry, training
 from bench.errors import ConfigError, RegistryError
 from bench.plugins import ImageSet
+from tests._resume import interrupted_then_resumed
 
 PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
 ONLINE_METHODS = ("geometric-rotation", "geometric-scaling", "geometric-flipping", "classical")
@@ -290,10 +291,6 @@ def test_an_online_run_is_bit_identical_again_and_with_seeds_in_one_process(onli
     assert (tmp_path / "cell0" / "predictions.csv").read_text() != (tmp_path / "alone1" / "predictions.csv").read_text()
 
 
-class Stop(Exception):
-    pass
-
-
 def _online_fit(checkpoint, epochs=4):
     """A small CNN with Dropout, SGD with momentum and an lr plateau, on online-rotated batches."""
     import tensorflow as tf
@@ -318,19 +315,7 @@ def _online_fit(checkpoint, epochs=4):
 @pytest.mark.slow
 def test_an_online_training_resumed_after_an_epoch_is_bit_identical(tmp_path, monkeypatch):
     reference = _online_fit(None)
-    path = tmp_path / "checkpoint" / "candidate0.npz"
-    original, saved = training.Checkpoint.save, []
-
-    def save(self, *args, **kwargs):
-        if len(saved) == 2:
-            raise Stop
-        saved.append(original(self, *args, **kwargs))
-
-    monkeypatch.setattr(training.Checkpoint, "save", save)
-    with pytest.raises(Stop):
-        _online_fit(training.Checkpoint(path, "run"))
-    monkeypatch.undo()
-    resumed = _online_fit(training.Checkpoint(path, "run"))
+    resumed = interrupted_then_resumed(monkeypatch, _online_fit, tmp_path / "checkpoint" / "candidate0.npz")
     assert resumed.history == reference.history
     for a, b in zip(reference.model.get_weights(), resumed.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -101,11 +101,12 @@ def upstream_file(augmented: Path) -> Path:
     return augmented / (online.MANIFEST if (augmented / online.MANIFEST).is_file() else "synthetic.npz")
 
 
-def online_augmentation(augmented: Path, grey: np.ndarray, to_input) -> online.OnlineAugmentation | None:
-    """The per-minibatch transforms of an online method (None for a stored one): the plugin and
-    parameters its augment stage recorded in ``online.json``, applied to the grey training images
-    ``grey`` before ``to_input`` (the classifier's resize and preprocessing)."""
-    if read_json(augmented / "meta.json")["mode"] != online.ONLINE:
+def online_augmentation(augmented: Path, mode: str, grey: np.ndarray, to_input) -> online.OnlineAugmentation | None:
+    """The per-minibatch transforms of an online method (None for a stored one; ``mode``: the
+    composition's, from :func:`training_set`): the plugin and parameters its augment stage recorded
+    in ``online.json``, applied to the grey training images ``grey`` before ``to_input`` (the
+    classifier's resize and preprocessing)."""
+    if mode != online.ONLINE:
         return None
     spec = read_json(augmented / online.MANIFEST)
     plugin = registry.create("augmenter", spec["plugin"], **spec["params"])
@@ -218,7 +219,7 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
     val, test = prepared.subset("val"), prepared.subset("test")
     size = clf.input_size(prepared.images.shape[1])
     x_train, x_val, x_test = (clf.preprocess(resize_to(a, size)) for a in (x_raw, val.images, test.images))
-    augmentation = online_augmentation(augmented, x_raw, lambda grey: clf.preprocess(resize_to(grey, size)))
+    augmentation = online_augmentation(augmented, composition["mode"], x_raw, lambda grey: clf.preprocess(resize_to(grey, size)))
     log.info("%s seed %d: %d training images (%s), input %d px", classifier, seed, len(y), composition, size)
     criterion = getattr(configured, "select", "val_loss")
     candidates = training.grid_candidates(configured, seed)

@@ -17,6 +17,7 @@ from bench.io import file_digest, load_npz
 from bench.nst import shards as shards_module
 from bench.stages import augment, prepare
 from bench.stages.common import load_prepared
+from tests._resume import Stop, interrupted_then_resumed
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings(
     "ignore:non-integer arguments to randrange:DeprecationWarning")]
@@ -27,10 +28,6 @@ NST = "nst-gatys"
 # no encoder stage is needed.
 NST_SETS = [f"augment.methods.{NST}.weights=random", f"augment.methods.{NST}.batch_size=4",
             f"augment.methods.{NST}.iterations=[3]"]
-
-
-class Stop(Exception):
-    """Stands in for a kill: raised from inside the stage after some checkpoints exist."""
 
 
 def _params(sets=()):
@@ -156,18 +153,7 @@ def test_training_resumes_after_an_epoch_bit_identical(tmp_path, monkeypatch):
 
     reference = _tiny_fit(None)
     path = tmp_path / "checkpoint" / "candidate0.npz"
-    original, saved = training.Checkpoint.save, []
-
-    def save(self, *args, **kwargs):
-        if len(saved) == 2:
-            raise Stop
-        saved.append(original(self, *args, **kwargs))
-
-    monkeypatch.setattr(training.Checkpoint, "save", save)
-    with pytest.raises(Stop):
-        _tiny_fit(training.Checkpoint(path, "run"))
-    monkeypatch.undo()
-    resumed = _tiny_fit(training.Checkpoint(path, "run"))
+    resumed = interrupted_then_resumed(monkeypatch, _tiny_fit, path)
     _same_fit(reference, resumed)
     assert "lr" in resumed.history and len(set(resumed.history["lr"])) > 1  # the plateau fired
     again = _tiny_fit(training.Checkpoint(path, "run"))  # finished: loaded, not trained

@@ -241,66 +241,11 @@ def _domain_weights(arch: str, encoder_dir: Path | None) -> WeightsSource:
 
 
 def _conv_layer_class():
-    """InputGradConv2D, defined on first use so that importing this module needs no TensorFlow."""
-    global _InputGradConv2D
-    if _InputGradConv2D is not None:
-        return _InputGradConv2D
-    import tensorflow as tf
+    """InputGradConv2D (bench/convgrad.py), imported on first use so that importing this module
+    needs no TensorFlow."""
+    from bench.convgrad import InputGradConv2D
 
-    @tf.keras.utils.register_keras_serializable(package="augbench")
-    class InputGradConv2D(tf.keras.layers.Conv2D):
-        """Conv2D whose input gradient is computed as a forward convolution.
-
-        For stride 1, dilation 1 and "same" padding with an odd kernel (or any 1×1
-        kernel), d(conv(x, W))/dx applied to dy equals conv(dy, W'), where W' is W
-        flipped in both spatial axes with input and output channels swapped. The
-        kernel gradient is TensorFlow's own; it is pruned from graphs that do not
-        ask for it (NST only differentiates with respect to the image). After the
-        weights are final, :meth:`freeze_input_gradient` stores W' once, so that a
-        step does not flip and transpose every kernel again.
-        """
-
-        flipped_kernel = None
-
-        def _fast(self) -> bool:
-            k = self.kernel_size
-            same = self.padding == "same" and all(s % 2 == 1 for s in k)
-            return (tuple(self.strides) == (1, 1) and tuple(self.dilation_rate) == (1, 1)
-                    and self.groups == 1 and (same or tuple(k) == (1, 1)))
-
-        def freeze_input_gradient(self) -> None:
-            self.flipped_kernel = tf.Variable(_flip(self.kernel), trainable=False, name=f"{self.name}_flipped")
-
-        def convolution_op(self, inputs, kernel):
-            if not self._fast():
-                return super().convolution_op(inputs, kernel)
-            padding = "SAME" if self.padding == "same" else "VALID"
-            flipped = None if self.flipped_kernel is None else tf.convert_to_tensor(self.flipped_kernel)
-            return _conv_input_grad(inputs, tf.convert_to_tensor(kernel), flipped, padding)
-
-    def _flip(kernel):
-        return tf.transpose(tf.reverse(kernel, axis=[0, 1]), [0, 1, 3, 2])
-
-    def _conv_input_grad(x, kernel, flipped, padding):
-        @tf.custom_gradient
-        def conv(x, kernel):
-            y = tf.nn.conv2d(x, kernel, strides=1, padding=padding)
-
-            def grad(dy):
-                dx = tf.nn.conv2d(dy, _flip(kernel) if flipped is None else flipped, strides=1, padding=padding)
-                dk = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(kernel), out_backprop=dy,
-                                                     strides=[1, 1, 1, 1], padding=padding)
-                return dx, dk
-
-            return y, grad
-
-        return conv(x, kernel)
-
-    _InputGradConv2D = InputGradConv2D
     return InputGradConv2D
-
-
-_InputGradConv2D = None
 
 
 def _randomise(model, seed: int) -> None:

@@ -643,6 +643,10 @@ def _register_builtins() -> None:
         (L.Rescaling, Handler(elementwise, _rescaling)),
         (L.Normalization, Handler(elementwise, _normalization)),
         ("augbench>DRS", Handler(elementwise, _drs)),
+        # Conv2D and MaxPooling2D with the same forward function and another gradient (bench/convgrad.py,
+        # methods/classify/layers.py): the same rule as their base class.
+        ("augbench>InputGradConv2D", Handler(linear, _conv2d, _weights, _check_conv, weighted=True)),
+        ("augbench>ShiftedMaxPooling2D", Handler(route, _call, check=_check_channels_last)),
     ]
     for key, handler in table:
         register_layer(key, handler)

@@ -90,6 +90,11 @@ class KerasParams:
     jit_compile: bool = field(default=False, metadata={
         "source": "ours: XLA-compiled train step, max pooling as ShiftedMaxPooling2D (same forward, a "
                   "deterministic gradient); faster on some CPUs, slower on others (docs/training-speed.md)"})
+    conv_input_gradient: Literal["forward-conv", "native"] = field(default="forward-conv", metadata={
+        "source": "ours: forward-conv computes each Conv2D's input gradient as a forward convolution "
+                  "(bench/convgrad.py InputGradConv2D: same forward results, same sums in another order); native uses "
+                  "TensorFlow's Conv2DBackpropInput, which took 1.8 s of a 2.0 s ResNet50 step at 32 px on a "
+                  "2-core AVX2 AMD EPYC (docs/training-speed.md)"})
     precision: Literal["float32", "mixed_bfloat16"] = field(default="float32", metadata={
         "source": "ours: mixed_bfloat16 computes the backbone in bfloat16 (variables stay float32; the head "
                   "and its softmax in float32, Keras' mixed-precision guide); faster only where the CPU's "
@@ -277,15 +282,20 @@ class KerasApplicationClassifier(Classifier):
         raise NotImplementedError
 
     def training_backbone(self, input_shape):
-        """:meth:`backbone`, with its max pooling made XLA-deterministic when ``jit_compile``, and
-        its layers computing in bfloat16 when ``precision`` is ``mixed_bfloat16`` (the head, built
-        after it, stays float32: its first layer casts the features back)."""
+        """:meth:`backbone`, with its max pooling made XLA-deterministic when ``jit_compile``, its
+        layers computing in bfloat16 when ``precision`` is ``mixed_bfloat16`` (the head, built
+        after it, stays float32: its first layer casts the features back), and its Conv2D input
+        gradients computed as forward convolutions when ``conv_input_gradient`` is ``forward-conv``."""
         with global_policy(getattr(self.params, "precision", "float32")):
             base = self.backbone(input_shape)
         if getattr(self.params, "jit_compile", False):
             from methods.classify.layers import with_shifted_max_pooling
 
             base = with_shifted_max_pooling(base)
+        if getattr(self.params, "conv_input_gradient", "native") == "forward-conv":
+            from bench.convgrad import with_input_grad_convs
+
+            base = with_input_grad_convs(base)
         return base
 
     def load_weights(self, base, weights_file: str, spec: str) -> None:

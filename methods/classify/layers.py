@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from bench.convgrad import with_swapped_layers
+
 
 @tf.keras.utils.register_keras_serializable(package="augbench")
 class DRS(tf.keras.layers.Layer):
@@ -88,13 +90,4 @@ def with_shifted_max_pooling(model):
     """A copy of functional ``model`` whose ``MaxPooling2D`` layers are :class:`ShiftedMaxPooling2D`
     (same configuration, same weights everywhere else), so that it trains under XLA with op
     determinism on; the model itself when it has no max pooling."""
-    if not any(type(layer) is tf.keras.layers.MaxPooling2D for layer in model.layers):
-        return model
-
-    def clone(layer):
-        kind = ShiftedMaxPooling2D if type(layer) is tf.keras.layers.MaxPooling2D else type(layer)
-        return kind.from_config(layer.get_config())
-
-    copy = tf.keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    return copy
+    return with_swapped_layers(model, {tf.keras.layers.MaxPooling2D: ShiftedMaxPooling2D})

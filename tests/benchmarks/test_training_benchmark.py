@@ -170,13 +170,13 @@ def test_input_path_vs_numpy_twin(benchmark, record_ratio, trainer):
 XLA_SIZE, XLA_BATCH = 32, 32  # the quick profile's input size and batch
 
 
-def _step_fn(jit: bool, precision: str = "float32"):
+def _step_fn(jit: bool, precision: str = "float32", conv_input_gradient: str = "forward-conv"):
     """One ``train_on_batch`` of the resnet50 plugin (weights none) at the quick profile's size,
-    built with ``jit_compile=jit`` and ``precision``, traced (and, with XLA, compiled) before it is
-    returned."""
+    built with ``jit_compile=jit``, ``precision`` and ``conv_input_gradient``, traced (and, with
+    XLA, compiled) before it is returned."""
     tf.keras.utils.set_random_seed(0)
     clf = registry.create("classifier", "resnet50", weights="none", jit_compile=jit, batch_size=XLA_BATCH,
-                          precision=precision)
+                          precision=precision, conv_input_gradient=conv_input_gradient)
     model = clf.build((XLA_SIZE, XLA_SIZE, 3), 2)
     rng = np.random.default_rng(0)
     x = clf.preprocess(rng.random((XLA_BATCH, XLA_SIZE, XLA_SIZE), dtype=np.float32))
@@ -209,6 +209,20 @@ def test_bfloat16_step_vs_default_step(benchmark, record_ratio):
     record_ratio("training.bf16_step_vs_default", default_seconds / bf16_seconds,
                  what=f"resnet50 (weights none) train_on_batch, batch {XLA_BATCH} at {XLA_SIZE} px: default "
                       "step vs precision mixed_bfloat16 (backbone in bfloat16, head float32)")
+
+
+@pytest.mark.slow
+@pytest.mark.benchmark(group="training")
+def test_forward_conv_gradient_vs_native_step(benchmark, record_ratio):
+    """``training.forward_conv_grad_vs_native``: seconds of a step with TensorFlow's own
+    Conv2DBackpropInput / seconds of the default step, whose Conv2D input gradients are forward
+    convolutions (above 1: the default is faster). The default must not be the slower one: on a
+    2-core AVX2 AMD EPYC the native step took 7x as long (docs/training-speed.md)."""
+    forward, native = _step_fn(False), _step_fn(False, conv_input_gradient="native")
+    native_seconds, forward_seconds = paired_seconds(benchmark, native, forward, rounds=5, warmup=False)
+    record_ratio("training.forward_conv_grad_vs_native", native_seconds / forward_seconds,
+                 what=f"resnet50 (weights none) train_on_batch, batch {XLA_BATCH} at {XLA_SIZE} px: "
+                      "conv_input_gradient native vs forward-conv (the default)")
 
 
 STAGE_METHOD = "geometric-flipping"  # an augmented method of the quick matrix (steps budget: the steps of `none`)

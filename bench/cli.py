@@ -9,8 +9,8 @@ import importlib
 import sys
 
 from bench import registry
-from bench.errors import AugbenchError, RegistryError
-from bench.quiet import is_quiet, quiet_mode
+from bench.errors import AugbenchError, ConfigError, RegistryError
+from bench.quiet import filter_tensorflow_startup, is_quiet, quiet_mode
 from bench.typed import describe_fields, suggest
 
 STAGES = {"prepare": "bench.stages.prepare", "encoder": "bench.stages.encoder",
@@ -65,12 +65,22 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from bench.data.loader import scan_folder
+    import tempfile
+    from pathlib import Path
+
+    from bench.data.cards import card_classes, card_report, resolve_card
+    from bench.data.sources import kind_of_path, open_source
     from bench.data.validate import validate_records
     from bench.io import write_json, write_text
 
-    scan = scan_folder(args.path, args.classes or None)
-    _, report, _ = validate_records(scan, args.near_threshold, not args.keep_conflicts)
+    kind = args.source or kind_of_path(args.path)  # a .npz is MedMNIST, a .csv a CSV list, else a folder
+    card, card_path = resolve_card(args.card) if args.card else (None, None)
+    classes = args.classes or (card_classes(card, kind) if card else None)
+    with tempfile.TemporaryDirectory(prefix="augbench-validate-") as work:  # a MedMNIST file's PNGs
+        source = open_source(kind, args.path, classes, Path(work) / "medmnist")
+        _, report, _ = validate_records(source.scan, args.near_threshold, not args.keep_conflicts)
+        if card:
+            print(card_report(card, card_path, source))
     print(report.to_markdown(max_examples=args.examples))
     if args.json:
         write_json(args.json, report.to_dict())
@@ -85,8 +95,26 @@ def cmd_params(args: argparse.Namespace) -> int:
     from bench.config import load_params, params_record
 
     params = load_params(args.params, args.profile, args.overrides)
-    print(yaml.safe_dump(params_record(params), sort_keys=False))
+    record = params_record(params)
+    if args.get:  # one value, e.g. for the Makefile: `augbench params --get scaling.enabled` → false
+        record = _lookup(record, args.get)
+        if not isinstance(record, dict | list):
+            print(yaml.safe_dump(record).removesuffix("\n...\n").rstrip("\n"))
+            return 0
+    print(yaml.safe_dump(record, sort_keys=False))
     return 0
+
+
+def _lookup(record: dict, key: str):
+    value = record
+    for depth, part in enumerate(key.split(".")):
+        if not isinstance(value, dict) or part not in value:
+            known = list(value) if isinstance(value, dict) else []
+            where = ".".join(key.split(".")[:depth]) or "the parameters"
+            raise ConfigError(key, f"no such parameter ({where} has {', '.join(map(str, known)) or 'no keys'})",
+                              suggest(part, known) or "see `augbench params` for every key")
+        value = value[part]
+    return value
 
 
 def format_counts(counts: dict) -> str:
@@ -142,9 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("describe", help="a plugin's parameters, defaults and their sources")
     p.add_argument("name")
     p.set_defaults(func=cmd_describe)
-    p = sub.add_parser("validate", help="check a folder-per-class dataset: bad files, duplicates, conflicts")
-    p.add_argument("path")
-    p.add_argument("--classes", nargs="*", help="class folders to use (default: all)")
+    p = sub.add_parser("validate", help="check a dataset (class folders, MedMNIST .npz or CSV list): bad files, "
+                       "duplicates, conflicts; with --card, print its dataset card and check the copy against it")
+    p.add_argument("path", help="a folder-per-class root, a MedMNIST .npz file or a CSV file (docs/datasets.md)")
+    p.add_argument("--source", choices=("folder", "medmnist", "csv"),
+                   help="how to read PATH (default: .npz medmnist, .csv csv, else folder)")
+    p.add_argument("--classes", nargs="*", help="class folders / CSV labels to use (default: all; MedMNIST: the "
+                   "names of labels 0 and 1, default the card's or 0 1)")
+    p.add_argument("--card", help="dataset card: a name in datasets/ (e.g. busi) or a YAML file")
     p.add_argument("--near-threshold", type=int, default=4, help="pHash Hamming distance (default 4)")
     p.add_argument("--keep-conflicts", action="store_true", help="keep images whose duplicates carry another label")
     p.add_argument("--examples", type=int, default=10, help="example groups to print")
@@ -155,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--profile", default=None)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--get", metavar="KEY", help="print only this value, e.g. scaling.enabled (true/false)")
     p.set_defaults(func=cmd_params)
     p = sub.add_parser("params-count", help="trainable / non-trainable parameters of a classifier in a transfer mode")
     p.add_argument("name", help="classifier plugin, e.g. drs-resnet101")
@@ -193,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    filter_tensorflow_startup()  # first: before anything imports TensorFlow (bench.quiet, docs/console.md)
     argv = list(sys.argv[1:] if argv is None else argv)
     from bench.stages.common import setup_logging
 

@@ -123,13 +123,20 @@ class PhantomParams:
 
 @dataclass(frozen=True)
 class DatasetParams:
-    source: Literal["phantom", "folder"] = "phantom"
-    path: str | None = None  # folder-per-class root when source = folder
+    """What the prepare stage reads (docs/datasets.md). ``source``: ``phantom`` (generated),
+    ``folder`` (``path`` = root/<class>/<images>), ``medmnist`` (``path`` = a MedMNIST v2 .npz;
+    its official splits are kept; ``classes[k]`` names label k) or ``csv`` (``path`` = a CSV with
+    path, label and optional group/patient columns). ``card``: a dataset card (name or YAML file;
+    None: ``datasets/<name>.yaml`` when there is one), recorded in the prepared meta.json."""
+
+    source: Literal["phantom", "folder", "medmnist", "csv"] = "phantom"
+    path: str | None = None  # folder root, .npz file or .csv file (every source but phantom)
     name: str = "phantom"
     classes: list[str] = field(default_factory=lambda: ["benign", "malignant"])
     positive: str = "malignant"
     drop_label_conflicts: bool = True
     near_duplicate_threshold: int = 4  # Hamming distance between 64-bit pHashes
+    card: str | None = None
 
     def check(self, path: str) -> None:
         require(len(self.classes) == 2, f"{path}.classes", "exactly two classes are supported",
@@ -138,20 +145,54 @@ class DatasetParams:
                 f"{self.positive!r} is not one of {self.classes}")
         require(self.source != "phantom" or set(self.classes) == {"benign", "malignant"}, f"{path}.classes",
                 f"the phantom has the classes benign and malignant, not {self.classes}")
-        require(self.source != "folder" or bool(self.path), f"{path}.path",
-                "source is 'folder' but no path is given")
+        require(self.source == "phantom" or bool(self.path), f"{path}.path",
+                f"source is {self.source!r} but no path is given")
+        suffix = {"medmnist": ".npz", "csv": ".csv"}.get(self.source)
+        require(not suffix or str(self.path).lower().endswith(suffix), f"{path}.path",
+                f"source is {self.source!r} but {self.path!r} is not a {suffix} file",
+                "point it at the file, or change dataset.source")
         require(0 <= self.near_duplicate_threshold <= 64, f"{path}.near_duplicate_threshold",
                 "must lie in [0, 64]")
 
 
+SPLIT_MODES = ("fixed", "repeated-kfold")
+REPEATED_KFOLD = "repeated-kfold"
+
+
 @dataclass(frozen=True)
 class SplitParams:
+    """``mode: fixed``: one stratified, group-aware train/val/test split by ``ratios``.
+    ``mode: repeated-kfold``: ``repeats`` × ``folds`` replicates (bench.data.splits.
+    repeated_stratified_group_kfold): each holds one fold out as its test part and carves its
+    validation part from the other folds in the proportion ``ratios[1] : ratios[0]``; the
+    ``ratios[2]`` test share is not used. Replicate ``r`` takes the place of training seed
+    ``matrix.seeds[r]``, so ``matrix.seeds`` lists one seed per replicate; only methods that store
+    no images made from a split (``none``, online methods) can run (docs/statistics.md,
+    "Repeated stratified group k-fold")."""
+
     # 70/15/15: Panigrahi et al. 2024, §Experimental setup.
     ratios: tuple[float, float, float] = (0.70, 0.15, 0.15)
     seed: int = 0
+    mode: Literal["fixed", "repeated-kfold"] = "fixed"
+    # Dietterich 1998 / Alpaydin 1999: 5 × 2 cv (5 repeats of 2-fold cross-validation).
+    folds: int = 2
+    repeats: int = 5
+
+    @property
+    def n_replicates(self) -> int:
+        """Training runs per cell the split asks for: ``repeats × folds``, or 0 for a fixed split
+        (where ``matrix.seeds`` alone decides)."""
+        return self.repeats * self.folds if self.mode == REPEATED_KFOLD else 0
+
+    @property
+    def val_share(self) -> float:
+        """The share of a replicate's training folds that becomes its validation part."""
+        return self.ratios[1] / (self.ratios[0] + self.ratios[1])
 
     def check(self, path: str) -> None:
         require(self.seed >= 0, f"{path}.seed", "must be >= 0")
+        require(self.folds >= 2, f"{path}.folds", f"must be at least 2 (each fold is held out once), got {self.folds}")
+        require(self.repeats >= 1, f"{path}.repeats", f"must be at least 1, got {self.repeats}")
         require(all(r >= 0 for r in self.ratios), f"{path}.ratios", "must be non-negative")
         require(math.isclose(sum(self.ratios), 1.0, abs_tol=1e-6), f"{path}.ratios",
                 f"must sum to 1, sum is {sum(self.ratios):.6g}")
@@ -351,11 +392,22 @@ class QualityParams:
     feature_network: Literal["domain", "inceptionv3", "auto"] = "domain"
     domain_arch: str = "resnet50"
     kid_subsets: int = 100  # Bińkowski et al. 2018 §3: 100 subsets of size 1000
-    kid_subset_size: int = 1000
+    kid_subset_size: int = 1000  # at most; at small n half the smaller set (bench.quality.kid_subset_size)
+    # KID/FID features: d = min(max_dims, n / samples_per_dim) whitened principal components, n the smaller
+    # real set (ours: n/d = 10 keeps sample-covariance eigenvalues within ≈ [0.47, 1.73]× the true ones,
+    # Marchenko & Pastur 1967; bench/quality.py)
+    samples_per_dim: int = 10
+    max_dims: int = 64
+    # memorisation: τ = this percentile of the held-out images' pixel distances to the nearest training image
+    nn_percentile: float = 5.0
 
     def check(self, path: str) -> None:
         require(self.kid_subsets >= 2, f"{path}.kid_subsets", "must be >= 2 (KID reports a standard deviation)")
         require(self.kid_subset_size >= 2, f"{path}.kid_subset_size", "must be >= 2 (unbiased MMD²)")
+        require(self.samples_per_dim >= 1, f"{path}.samples_per_dim", "must be >= 1 (images per feature dimension)")
+        require(self.max_dims >= 2, f"{path}.max_dims", "must be >= 2 (the projection keeps at least 2)")
+        require(0 < self.nn_percentile < 50, f"{path}.nn_percentile",
+                "must be in (0, 50): a low percentile of the held-out images' nearest-training distances")
         require(self.methods is None or len(set(self.methods)) == len(self.methods), f"{path}.methods",
                 "contains duplicates")
 
@@ -376,6 +428,22 @@ class Params:
     pseudolabel: PseudoLabelParams = field(default_factory=PseudoLabelParams)
     quality: QualityParams = field(default_factory=QualityParams)
     controls: ControlsParams = field(default_factory=ControlsParams)
+
+    def check(self, path: str) -> None:
+        """Cross-section checks of ``split.mode: repeated-kfold`` (one seed per replicate; not the
+        phantom's own val/test sets)."""
+        n = self.split.n_replicates
+        if not n:
+            return
+        require(not (self.dataset.source == "phantom" and self.phantom.has_sets), "split.mode",
+                "repeated-kfold needs one pool of images to cut into folds, but the phantom has its own fixed "
+                "validation and test sets (phantom.val_per_class / test_per_class)",
+                "set phantom.val_per_class and phantom.test_per_class to null (n_per_class images split into "
+                "folds), or split.mode: fixed")
+        require(len(self.matrix.seeds) == n, "matrix.seeds",
+                f"split.mode repeated-kfold with {self.split.repeats} repeats × {self.split.folds} folds has {n} "
+                f"replicates, and replicate r trains with seed matrix.seeds[r]; {len(self.matrix.seeds)} seeds "
+                f"are listed", f"list {n} seeds, e.g. matrix.seeds: {list(range(n))}")
 
     def quality_methods(self) -> list[str]:
         """The methods of the quality table: ``quality.methods``, or every generative method of the matrix."""
@@ -562,12 +630,35 @@ def _validate_plugins(params: Params) -> None:
             "list its offline method instead (the same transforms, stored)")
     for name in dict.fromkeys([*m.classifiers, *m.zoo, *params.train.classifiers]):
         params.classifier_params(name)
+    _check_replicate_methods(params)
     if params.dataset.source != "phantom":  # the positive control draws new real images: the phantom only
         phantom_only = registry.positive_controls(m.methods, params.method_plugin)
         require(not phantom_only, "matrix.methods",
                 f"{', '.join(phantom_only)} (the positive control) adds freshly generated phantom images, and "
                 f"dataset.source {params.dataset.source!r} has no generator of new real images",
                 f"remove {', '.join(phantom_only)} from matrix.methods for this dataset (--methods ...)")
+
+
+def _check_replicate_methods(params: Params) -> None:
+    """Under ``split.mode: repeated-kfold`` the augment stage runs once per method, on replicate 0's
+    training part: a method that stores images made from it would hand them to replicates whose
+    test fold they came from. Only methods that store none (``none``, a factor of 1, online
+    methods: their transforms are drawn from each replicate's own training part as it trains) run."""
+    from bench import registry
+
+    if params.split.mode != REPEATED_KFOLD:
+        return
+    for i, name in enumerate(params.matrix.methods):
+        if params.method_mode(name) == "online":
+            continue
+        plugin = registry.get("augmenter", params.method_plugin(name))(params.method_params(name))
+        require(plugin.n_synthetic(100) == 0, f"matrix.methods.{i}",
+                f"{name!r} stores synthetic images made from the training split, and under split.mode "
+                "repeated-kfold that split is replicate 0's: its images would reach replicates whose test fold "
+                "they were made from (leakage)",
+                f"run {name!r} online (augment.methods.{name}-online: {{method: {params.method_plugin(name)}, "
+                "mode: online}, for plugins with a transform: `augbench describe` lists the modes), drop it "
+                "from matrix.methods, or use split.mode: fixed (docs/statistics.md, \"Repeated stratified group k-fold\")")
 
 
 def _check_mode(params: Params, name: str) -> None:

@@ -257,10 +257,13 @@ EXTRAS = (
           "Test metrics (fractions) of each fold's held-out half, their mean and sd: every fold's encoder, NST, "
           "teacher and classifier saw only the other folds' images; the classifier trained on synthetic images "
           "only. The metrics table's pseudo-label row is this mean ± sd.", "pseudolabel.csv"),
-    Extra("quality", "Image quality of the synthetic images", "Similarity of each method's synthetic images "
-          "to their sources (RMSE, PSNR, SSIM, SRE, SAM) and to the real training images (FID, KID); the first "
-          "row, real training vs real validation images, is the floor. The feature_network column names the "
-          "network of FID/KID: FID with the domain encoder is not comparable to the InceptionV3 FID of papers.",
+    Extra("quality", "Image quality of the synthetic images", "KID (primary, mean ± kid_sd) and FID of each "
+          "method's synthetic images against real images no generator used (the validation split), in whitened "
+          "principal components of the feature_network's features; the floor row, real training vs validation "
+          "images, is what new real images reach. memorised / copying: the share of synthetic images closer to a "
+          "training image (in pixels) than the 5th percentile (quality.nn_percentile) of the validation images' "
+          "such distances. source_*: distance from each image's own source (RMSE, PSNR, SSIM, SRE, SAM), not "
+          "quality. Neither the domain encoder nor Keras InceptionV3 gives the FID of papers (TF-slim network).",
           "quality.csv"),
     Extra("speedup", "Speed-up under Horovod", "Wall time and speed-up of the same work with np processes.",
           "speedup.csv", "speedup.png"),

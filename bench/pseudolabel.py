@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.errors import AugbenchError
+from bench.quiet import progress
 
 MIKOLAJCZYK = "Mikołajczyk & Grochowski 2018"
 
@@ -76,14 +77,19 @@ def train_teacher(images: np.ndarray, labels: np.ndarray, cfg: TeacherConfig):
     loss_fn = tf.keras.losses.BinaryCrossentropy()
     x, y = np.asarray(images, np.float32)[..., None], np.asarray(labels, np.float32)[:, None]
     rng = np.random.default_rng(cfg.seed)
-    for _ in range(cfg.epochs):
-        order = rng.permutation(len(x))
-        for start in range(0, len(x), cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
-            with tf.GradientTape() as tape:
-                loss = loss_fn(y[idx], model(x[idx], training=True))
-            opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables,
-                                    strict=True))
+    steps = -(-len(x) // cfg.batch_size)  # batches per epoch
+    with progress(total=cfg.epochs * steps, desc="teacher", unit="batch") as bar:
+        for epoch in range(cfg.epochs):
+            order = rng.permutation(len(x))
+            for start in range(0, len(x), cfg.batch_size):
+                idx = order[start:start + cfg.batch_size]
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(y[idx], model(x[idx], training=True))
+                opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables,
+                                        strict=True))
+                bar.update(1)
+                if not bar.disable:  # float(loss) waits for the device: only when shown
+                    bar.set_postfix_str(f"epoch {epoch + 1}/{cfg.epochs}, loss {float(loss):.4f}", refresh=False)
     return model
 
 

@@ -1,8 +1,12 @@
-"""Image-quality metrics of generated images (issue 6; Fedoruk et al. 2022's list plus SSIM and KID).
+"""Image-quality metrics of generated images (Fedoruk et al. 2022's list plus SSIM and KID), measured
+so that a good generator and a copier of its training images score differently.
 
-Full-reference metrics compare a generated image y with its source image x (the content
-image for NST, the nearest training image of the class for the GAN); both grey, in [0, 1],
-same shape, n pixels:
+Three families of figures (docs/image-quality.md explains how to read them):
+
+**Distance from source** (full-reference; each generated image y against the one image x its provenance
+names as its source: the content image for NST, the nearest training image of the class for the GAN).
+They say how far a method moves an image from where it started, not how good it is: a copy scores best.
+Both grey, in [0, 1], same shape, n pixels:
 
 - RMSE = sqrt( (1/n) Σ_p (x_p − y_p)² ).
 - PSNR = 10·log10( L² / MSE ) dB with the data range L = 1 (Gonzalez & Woods, *Digital Image
@@ -18,24 +22,49 @@ same shape, n pixels:
   take the whole image as the vector: SAM = arccos(⟨x, y⟩ / (‖x‖‖y‖)) in degrees (0 when
   both are all-zero, 90 when only one is).
 
-Distribution metrics compare feature sets (N, d) of generated and real images, the features
-from a given network (InceptionV3's 2048-d pool features with ImageNet weights for the usual
-FID; otherwise the domain encoder — the numbers are not comparable across networks, so the
-report names which):
+**Distribution distances (KID, FID) against real images no generator used** (the validation split; for
+a pseudo-label fold, that fold's held-out images), in a feature space the sample sizes support:
 
-- FID (Heusel et al. 2017, Eq. 6): ‖μ_1 − μ_2‖² + Tr(Σ_1 + Σ_2 − 2(Σ_1Σ_2)^½), covariances with
-  N − 1. With fewer images than feature dimensions (the usual case here) the trace of the square
-  root comes exactly from the singular values of the N_1 × N_2 cross-product of the centred sets
-  (:func:`trace_sqrt_product`); otherwise the matrix square root by ``scipy.linalg.sqrtm``; if it
-  is not finite, ε·I (ε = 1e-6) is added to both covariances; a complex result is accepted only
-  when its imaginary part is negligible (|Im| ≤ 1e-3 on the diagonal) and then its real part is used.
-- KID (Bińkowski et al. 2018, §3 and Appendix): the unbiased MMD² estimator (Gretton et al.
-  2012, Eq. 3) with the cubic polynomial kernel k(x, y) = (xᵀy/d + 1)³,
+- Features: a network's pooled features (Keras InceptionV3 pool features, not the TF-slim reference FID
+  network, so not comparable to published FIDs; or the domain encoder), then :class:`Projection`: the
+  d leading principal components of the *real training* features, each divided by its standard
+  deviation (whitened), with d = min(max_dims, ⌊n / samples_per_dim⌋), n the smaller real set, at least
+  ``MIN_DIMS``. Reason: a d × d sample covariance of n points has eigenvalues spread over
+  [(1 − √(d/n))², (1 + √(d/n))²] times the true ones (Marchenko & Pastur 1967; white data), so FID's
+  covariance term is mostly estimation noise unless n ≫ d; n/d = 10 keeps that band within about
+  [0.47, 1.73]. In 2,048 dimensions with 90 images the same sets gave KIDs from −381 to 192,700.
+  Whitening also puts the coordinates on unit scale, which the KID kernel's xᵀy/d assumes.
+- KID (Bińkowski et al. 2018, §3 and Appendix), the primary figure at small n: the unbiased MMD²
+  estimator (Gretton et al. 2012, Eq. 3) with the cubic polynomial kernel k(x, y) = (xᵀy/d + 1)³,
 
       MMD²_u = 1/(m(m−1)) Σ_{i≠j} k(x_i, x_j) + 1/(n(n−1)) Σ_{i≠j} k(y_i, y_j) − 2/(mn) Σ_{i,j} k(x_i, y_j),
 
-  averaged over random subsets of size min(subset_size, m, n) (Bińkowski: 100 subsets of 1000).
-  Unbiased: it can be negative for close distributions.
+  mean ± sd over random subsets (Bińkowski: 100 subsets of 1000) of size min(kid_subset_size,
+  ⌊KID_SUBSET_FRACTION · min(m, n)⌋), so that at small n the subsets differ and the sd measures the
+  estimate's spread. Unbiased: it can be negative for close distributions; real vs real is ≈ 0.
+- FID (Heusel et al. 2017, Eq. 6), secondary: ‖μ_1 − μ_2‖² + Tr(Σ_1 + Σ_2 − 2(Σ_1Σ_2)^½), covariances
+  with N − 1. It is biased upwards by about a constant over N (Chong & Forsyth 2020, "Effectively
+  unbiased FID", §3), so rows with n < samples_per_dim · d carry a note. With fewer images than feature
+  dimensions the trace of the square root comes exactly from the singular values of the N_1 × N_2
+  cross-product of the centred sets (:func:`trace_sqrt_product`); otherwise the matrix square root by
+  ``scipy.linalg.sqrtm``; if it is not finite, ε·I (ε = 1e-6) is added to both covariances; a complex
+  result is accepted only when its imaginary part is negligible (|Im| ≤ 1e-3 on the diagonal).
+
+**Memorisation** (:func:`nearest_distances`, :func:`memorisation`): each generated image's distance to
+its nearest training image, in pixel space (RMS over pixels), against the same distance of the
+held-out real images, which are new to the training set by construction (the split keeps duplicate
+groups on one side, so these distances carry none of the training set's own duplicates, which
+leave-one-out training distances would). Pixel space because copying is a pixel-level event (a copy
+with a little noise or a brightness change is close in pixels whatever a network makes of it), because
+it needs no network (the domain encoder was itself fitted to the training images), and because the
+low-dimensional projection that makes FID estimable discards the detail that tells a near-copy from a
+new image of the same kind. It does not catch flipped, shifted or rotated copies. Rule: τ = the
+``nn_percentile``-th percentile (default 5) of the held-out images' distances; ``memorised`` = the
+fraction of generated images closer to a training image than τ (new images: about 5 %);
+``copying`` = "yes" when that count is improbably high for images as new as the held-out ones, a
+one-sided binomial test against p = nn_percentile/100 at ``COPYING_ALPHA`` (the noise in τ itself is
+not modelled). ``nn_ratio`` = median generated distance / median held-out distance (copies: 0; new
+images: about 1).
 """
 
 from __future__ import annotations
@@ -50,6 +79,11 @@ from scipy import linalg
 
 MSE_FLOOR = 1e-10
 FULL_REFERENCE = ("rmse", "psnr", "ssim", "sre", "sam")
+MIN_DIMS = 2  # the projection keeps at least this many dimensions, however few the images (a note says so)
+MIN_IMAGES = 4  # per set: KID's subsets of half a set need two images each
+KID_SUBSET_FRACTION = 0.5  # subsets of half the smaller set: they differ, so their sd measures the spread
+COPYING_ALPHA = 0.01  # the one-sided binomial test of the memorisation rule
+RANK_TOLERANCE = 1e-9  # principal directions with sd below this × the largest are dropped (no variance)
 
 
 # --------------------------------------------------------------------------- full-reference metrics
@@ -219,9 +253,13 @@ def features(model, images: np.ndarray, prepare: Callable, batch: int = 32) -> n
     return np.concatenate(out) if out else np.zeros((0, 0))
 
 
+INCEPTION_NAME = "Keras InceptionV3 pool features, not the TF-slim reference FID network"
+
+
 def inception_network(weights_file: Path) -> FeatureNetwork:
-    """InceptionV3 pool features (2048-d) from ``weights_file`` (ImageNet no-top); input resized to 299 px,
-    grey repeated to RGB, Inception preprocessing ([−1, 1]) — the usual FID network (Heusel et al. 2017)."""
+    """Keras InceptionV3 pool features (2048-d) from ``weights_file`` (ImageNet no-top); input resized to
+    299 px, grey repeated to RGB, Inception preprocessing ([−1, 1]). Not the TF-slim graph of the reference
+    FID code (Heusel et al. 2017), whose weights and resizing differ, so its FIDs are not those of papers."""
     import tensorflow as tf
 
     model = tf.keras.applications.InceptionV3(include_top=False, weights=str(weights_file), pooling="avg",
@@ -230,7 +268,8 @@ def inception_network(weights_file: Path) -> FeatureNetwork:
     def prepare(x):
         return tf.repeat(tf.image.resize(x, (299, 299), method="bilinear"), 3, axis=-1) * 2.0 - 1.0
 
-    return FeatureNetwork(f"InceptionV3 (ImageNet, {weights_file.name})", lambda im: features(model, im, prepare))
+    return FeatureNetwork(f"{INCEPTION_NAME} (ImageNet, {weights_file.name})",
+                          lambda im: features(model, im, prepare))
 
 
 def domain_network(encoder_dir: Path, arch: str = "resnet50") -> FeatureNetwork:
@@ -266,16 +305,198 @@ def feature_network(encoder_dir: Path | None, arch: str = "resnet50", choice: st
     return domain_network(Path(encoder_dir), arch)
 
 
-def feature_distances(fa: np.ndarray, fb: np.ndarray, kid_subsets: int = 100, kid_subset_size: int = 1000,
-                      seed: int = 0) -> dict:
-    """FID and KID (mean, sd) between two sets of features."""
-    kid_mean, kid_sd = kid(fa, fb, kid_subsets, kid_subset_size, seed)
-    return {"fid": fid(fa, fb), "kid": kid_mean, "kid_sd": kid_sd}
+# --------------------------------------------------------------------------- the feature space of KID/FID
 
 
-def distribution_metrics(generated: np.ndarray, real: np.ndarray, network: FeatureNetwork,
-                         kid_subsets: int = 100, kid_subset_size: int = 1000, seed: int = 0) -> dict:
-    """FID and KID (mean, sd) of generated vs real images, with the network's name."""
-    fa, fb = network.extract(generated), network.extract(real)
-    return {**feature_distances(fa, fb, kid_subsets, kid_subset_size, seed), "feature_network": network.name,
-            "n_generated": len(fa), "n_real": len(fb)}
+@dataclass(frozen=True)
+class Projection:
+    """z = ((f − μ) V_d) / s_d: the d leading principal axes V_d of a reference feature set (mean μ), each
+    coordinate divided by the reference's standard deviation s_d along it (whitened)."""
+
+    mean: np.ndarray  # (D,)
+    axes: np.ndarray  # (D, d), orthonormal columns
+    scale: np.ndarray  # (d,), > 0
+    n_fit: int
+
+    @property
+    def dims(self) -> int:
+        return int(self.axes.shape[1])
+
+    def __call__(self, feats: np.ndarray) -> np.ndarray:
+        f = np.asarray(feats, np.float64)
+        if f.ndim != 2 or f.shape[1] != len(self.mean):
+            raise ValueError(f"features of shape {f.shape}: the projection was fitted on {len(self.mean)}-d features")
+        return (f - self.mean) @ self.axes / self.scale
+
+
+def projection_dims(n_smallest: int, samples_per_dim: int, max_dims: int) -> int:
+    """d = min(max_dims, ⌊n_smallest / samples_per_dim⌋), at least ``MIN_DIMS`` (module docstring: why n/d)."""
+    if samples_per_dim < 1 or max_dims < MIN_DIMS:
+        raise ValueError(f"samples_per_dim {samples_per_dim} must be >= 1 and max_dims {max_dims} >= {MIN_DIMS}")
+    return max(MIN_DIMS, min(max_dims, n_smallest // samples_per_dim))
+
+
+def fit_projection(reference: np.ndarray, dims: int) -> Projection:
+    """The whitened ``dims`` leading principal components of ``reference`` (N, D) (fewer when the
+    features have fewer directions of non-negligible variance)."""
+    ref = np.asarray(reference, np.float64)
+    if ref.ndim != 2 or len(ref) < 3:
+        raise ValueError(f"a projection needs at least 3 reference feature vectors (N, D); got shape {ref.shape}")
+    if not np.isfinite(ref).all():
+        raise ValueError("the reference features hold NaN or inf: check the feature network's weights")
+    mean = ref.mean(axis=0)
+    _, singular, vt = np.linalg.svd(ref - mean, full_matrices=False)
+    sd = singular / np.sqrt(len(ref) - 1)
+    usable = int(np.sum(sd > RANK_TOLERANCE * sd[0])) if sd[0] > 0 else 0
+    if usable == 0:
+        raise ValueError("the reference features do not vary (every real image maps to one point): the feature "
+                         "network is degenerate; retrain the encoder stage or use quality.feature_network: inceptionv3")
+    keep = min(dims, usable)
+    return Projection(mean, vt[:keep].T, sd[:keep], len(ref))
+
+
+def kid_subset_size(m: int, n: int, cap: int) -> int:
+    """min(cap, ⌊KID_SUBSET_FRACTION · min(m, n)⌋), at least 2 (the unbiased MMD² needs two per set)."""
+    return max(2, min(cap, int(KID_SUBSET_FRACTION * min(m, n))))
+
+
+def compare(generated: np.ndarray, reference: np.ndarray, kid_subsets: int, kid_max_subset: int,
+            samples_per_dim: int, seed: int = 0) -> dict:
+    """KID (mean, sd over subsets, the subset size) and FID of two projected feature sets, and a note
+    when either set has fewer than ``samples_per_dim`` images per dimension (FID then biased upwards)."""
+    g, r = np.asarray(generated, np.float64), np.asarray(reference, np.float64)
+    if min(len(g), len(r)) < MIN_IMAGES:
+        raise ValueError(f"KID over subsets needs at least {MIN_IMAGES} images per set; got {len(g)} and {len(r)}")
+    size = kid_subset_size(len(g), len(r), kid_max_subset)
+    kid_mean, kid_sd = kid(g, r, kid_subsets, size, seed)
+    d, n = g.shape[1], min(len(g), len(r))
+    note = f"n = {n} < {samples_per_dim}·d = {samples_per_dim * d}: biased upwards" if n < samples_per_dim * d else ""
+    return {"kid": kid_mean, "kid_sd": kid_sd, "kid_subset_size": size, "fid": fid(g, r), "fid_note": note}
+
+
+# --------------------------------------------------------------------------- memorisation
+
+
+def nearest_distances(queries: np.ndarray, references: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """For each query image, the RMS pixel distance to its nearest reference image:
+    min_r sqrt((1/n) Σ_p (q_p − r_p)²). The nearest is found through ‖q‖² + ‖r‖² − 2⟨q, r⟩ (float64); its
+    distance is then taken from the difference itself, so that a copy is at exactly 0."""
+    q, r = np.asarray(queries), np.asarray(references)
+    if q.shape[1:] != r.shape[1:]:
+        raise ValueError(f"images of shape {q.shape[1:]} cannot be compared with training images of shape "
+                         f"{r.shape[1:]}: the method must write images at the prepared size")
+    if len(r) == 0:
+        raise ValueError("no reference images for nearest-neighbour distances")
+    ref = r.reshape(len(r), -1).astype(np.float64)
+    ref_sq = np.einsum("ij,ij->i", ref, ref)
+    out = np.empty(len(q))
+    for start in range(0, len(q), chunk):
+        block = q[start:start + chunk].reshape(-1, ref.shape[1]).astype(np.float64)
+        sq = np.einsum("ij,ij->i", block, block)[:, None] + ref_sq[None, :] - 2.0 * block @ ref.T
+        nearest = ref[np.argmin(sq, axis=1)]
+        out[start:start + len(block)] = np.sqrt(np.mean((block - nearest) ** 2, axis=1))
+    return out
+
+
+@dataclass(frozen=True)
+class Novelty:
+    """How close genuinely new real images come to the training set: the held-out images' nearest-training
+    distances, their ``percentile``-th percentile τ and their median."""
+
+    distances: np.ndarray
+    percentile: float
+
+    @property
+    def threshold(self) -> float:
+        return float(np.percentile(self.distances, self.percentile))
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.distances))
+
+
+def memorisation(distances: np.ndarray, novelty: Novelty, alpha: float = COPYING_ALPHA) -> dict:
+    """The memorisation figures of generated images with nearest-training distances ``distances`` (module
+    docstring: the rule): nn_median, nn_ratio, memorised (fraction below τ), memorised_p, copying."""
+    from scipy import stats
+
+    d = np.asarray(distances, np.float64)
+    if len(d) == 0:
+        raise ValueError("memorisation of an empty set of generated images")
+    below = int(np.sum(d < novelty.threshold))
+    p = float(stats.binom.sf(below - 1, len(d), novelty.percentile / 100.0))  # P(X ≥ below) for new images
+    median = float(np.median(d))
+    return {"nn_median": median, "nn_ratio": median / novelty.median if novelty.median > 0 else float("nan"),
+            "memorised": below / len(d), "memorised_p": p, "copying": "yes" if p < alpha else "no"}
+
+
+# --------------------------------------------------------------------------- a reference pair of real sets
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The quality stage's settings (params.yaml ``quality``; bench/config.py QualityParams says why)."""
+
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    samples_per_dim: int = 10
+    max_dims: int = 64
+    nn_percentile: float = 5.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The real images one set of generated images is judged against: ``train`` (what the generator was
+    made from) and ``held_out`` (real images it never used), their projected features, the projection
+    (fitted on ``train``'s features) and the held-out images' novelty."""
+
+    name: str
+    train_images: np.ndarray
+    train_z: np.ndarray
+    held_out_z: np.ndarray
+    projection: Projection
+    novelty: Novelty
+    network: str
+
+    def summary(self) -> dict:
+        return {"name": self.name, "n_train": len(self.train_z), "n_held_out": len(self.held_out_z),
+                "dims": self.projection.dims, "pixel_threshold": self.novelty.threshold,
+                "pixel_median": self.novelty.median, "percentile": self.novelty.percentile}
+
+
+def real_reference(name: str, train_images: np.ndarray, held_out_images: np.ndarray, network: FeatureNetwork,
+              settings: Settings) -> Reference:
+    """Extract, project (d from the smaller real set) and measure novelty for one pair of real sets."""
+    n_min = min(len(train_images), len(held_out_images))
+    if n_min < MIN_IMAGES:
+        raise ValueError(f"{name}: {len(train_images)} training and {len(held_out_images)} held-out real images; "
+                         f"KID and the memorisation rule need at least {MIN_IMAGES} of each (use a larger dataset "
+                         "or larger validation ratio in split.ratios)")
+    train_f, held_f = network.extract(train_images), network.extract(held_out_images)
+    projection = fit_projection(train_f, projection_dims(n_min, settings.samples_per_dim, settings.max_dims))
+    novelty = Novelty(nearest_distances(held_out_images, train_images), settings.nn_percentile)
+    return Reference(name, np.asarray(train_images), projection(train_f), projection(held_f), projection,
+                     novelty, network.name)
+
+
+def floor_figures(ref: Reference, settings: Settings) -> dict:
+    """Real training vs held-out images: the KID/FID a generator of new images from this distribution
+    would reach at best, and the held-out images' own nearest-training distance (nn_ratio 1 by definition)."""
+    return {"reference": ref.name, "n": len(ref.train_z), "n_reference": len(ref.held_out_z),
+            "dims": ref.projection.dims,
+            **compare(ref.train_z, ref.held_out_z, settings.kid_subsets, settings.kid_subset_size,
+                      settings.samples_per_dim, settings.seed),
+            "nn_median": ref.novelty.median, "nn_ratio": 1.0, "feature_network": ref.network}
+
+
+def generated_figures(ref: Reference, images: np.ndarray, network: FeatureNetwork, settings: Settings) -> dict:
+    """KID/FID of ``images`` against the held-out real images and their memorisation figures."""
+    if network.name != ref.network:
+        raise ValueError(f"features from {network.name!r} cannot be compared in a space fitted on {ref.network!r}")
+    z = ref.projection(network.extract(images))
+    return {"reference": ref.name, "n": len(z), "n_reference": len(ref.held_out_z), "dims": ref.projection.dims,
+            **compare(z, ref.held_out_z, settings.kid_subsets, settings.kid_subset_size, settings.samples_per_dim,
+                      settings.seed),
+            **memorisation(nearest_distances(images, ref.train_images), ref.novelty),
+            "feature_network": network.name}

@@ -50,6 +50,15 @@ Repeated training seeds against the baseline (see ``docs/statistics.md``):
 * ``verdict_rows``: the verdict table of several arms against one baseline - all of
   the above per arm, Holm over the arms, and DeLong per seed as a secondary figure.
 
+Repeated stratified group k-fold (``split.mode: repeated-kfold``; each replicate has its own
+test fold):
+
+* ``paired_fold_delta``: the mean per-replicate AUC difference with a two-level bootstrap
+  interval that resamples the replicates and, within each, its test cases.
+* ``fold_verdict_rows``: the verdict table over replicates, tested with
+  ``corrected_resampled_t`` (Nadeau & Bengio 2003; ``n_test/n_train`` of one replicate) and,
+  for 5 repeats of 2 folds, ``five_by_two_cv_f`` as a secondary column.
+
 DeLong's structural components, in this module's notation
 ---------------------------------------------------------
 With ``m`` positives ``X_i`` and ``n`` negatives ``Y_j`` and
@@ -1131,11 +1140,149 @@ def verdict_rows(y, baseline_scores, arms: Mapping[str, object], n_resamples: in
     matrices = _arm_scores(arms, labels.shape[0], base.shape[0])
     rows = [_arm_row(name, labels, m, base, b, seed, conf, a, target)
             for name, m in matrices.items()]
-    family_of = {name: (families or {}).get(name, "") for name in matrices}
+    return _holm_verdicts(rows, families, a)
+
+
+def _holm_verdicts(rows: list[dict], families: Mapping[str, str] | None, alpha: float) -> list[dict]:
+    """Fill ``p_holm`` (Holm within each family of ``families``; None: one family) and ``verdict``."""
+    family_of = {row["method"]: (families or {}).get(row["method"], "") for row in rows}
     for family in dict.fromkeys(family_of.values()):
         members = [r for r in rows if family_of[r["method"]] == family]
         for row, p_holm in zip(members, holm_adjust([r["p"] for r in members]), strict=True):
             row["p_holm"] = float(p_holm)
-            row["verdict"] = verdict(row["delta"], row["low"], row["high"], p_holm, a,
+            row["verdict"] = verdict(row["delta"], row["low"], row["high"], p_holm, alpha,
                                      n_seeds=row["n_seeds"])
     return rows
+
+
+# ---------------------------------------------------------------------------
+# Repeated stratified group k-fold: one test fold per replicate
+# ---------------------------------------------------------------------------
+
+
+def _per_replicate(values, name: str) -> list:
+    """One entry per replicate (a list or tuple of arrays, or a 2-D array when the folds are equal)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)) or len(values) < 1:
+        raise AugbenchError(f"stats: {name} needs one array per replicate (test fold), got {values!r:.80}")
+    return list(values)
+
+
+def _fold_arrays(ys, scores, name: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per-replicate labels and scores, checked: both classes in every fold, matching lengths."""
+    ys, scores = _per_replicate(ys, "y"), _per_replicate(scores, name)
+    if len(scores) != len(ys):
+        raise AugbenchError(f"stats: {name} has {len(scores)} replicates but y has {len(ys)}; replicate r of "
+                            "every arm scores the test fold of replicate r")
+    labels = [_check_labels(y, f"y[{r}]") for r, y in enumerate(ys)]
+    for r, y in enumerate(labels):
+        _require_classes(y, 1, f"{name} (replicate {r})")
+    return labels, [_scores(s, y.shape[0], f"{name}[{r}]") for r, (y, s) in enumerate(zip(labels, scores, strict=True))]
+
+
+def paired_fold_delta(ys, scores_method, scores_base, n_resamples: int = 2000, seed: int = 0,
+                      confidence: float = 0.95) -> SeedDeltaResult:
+    """Mean AUC difference, method minus baseline, over paired replicates of repeated k-fold,
+    with a two-level (replicates x test cases) percentile bootstrap interval.
+
+    ``ys[r]`` holds the labels of replicate ``r``'s test fold, ``scores_method[r]`` and
+    ``scores_base[r]`` the two arms' scores of those cases (the folds differ in their cases
+    and may differ in size). ``per_seed[r] = AUC(method_r) - AUC(base_r)``; ``delta`` is
+    their mean. Each of the ``n_resamples`` bootstrap replicates draws, from
+    ``np.random.default_rng(seed)``, for every fold its test cases with replacement (not
+    stratified; a one-class draw is redrawn, as in ``paired_seed_delta``), then ``R`` fold
+    indices with replacement, and averages the drawn folds' differences. The folds of one
+    repeat partition the data and their training parts overlap, so they are not independent
+    draws: the interval treats them as exchangeable, like the seeds of ``paired_seed_delta``
+    (docs/statistics.md, "Repeated stratified group k-fold").
+
+    Raises ``AugbenchError`` for labels other than 0/1, a fold without both classes, a
+    score array of another length than its fold, differing numbers of replicates, a bad
+    ``n_resamples`` or ``confidence``; ``NumericalError`` for NaN or infinite scores.
+    """
+    labels, method = _fold_arrays(ys, scores_method, "scores_method")
+    _, base = _fold_arrays(ys, scores_base, "scores_base")
+    b, conf = _check_n_resamples(n_resamples), _check_confidence(confidence)
+    auc_method = np.array([_auc_from_counts(np.ones((1, y.size), np.int64), y, s)[0]
+                           for y, s in zip(labels, method, strict=True)])
+    auc_base = np.array([_auc_from_counts(np.ones((1, y.size), np.int64), y, s)[0]
+                         for y, s in zip(labels, base, strict=True)])
+    per_fold = auc_method - auc_base
+    rng = np.random.default_rng(seed)
+    diff = np.empty((len(labels), b))
+    for r, y in enumerate(labels):
+        counts = _case_counts_both_classes(y, b, rng)
+        diff[r] = _auc_from_counts(counts, y, method[r]) - _auc_from_counts(counts, y, base[r])
+    drawn = rng.integers(0, len(labels), size=(b, len(labels)))
+    low, high = _percentile_interval(diff[drawn, np.arange(b)[:, None]].mean(axis=1), conf)
+    return SeedDeltaResult(per_seed=per_fold, auc_method=auc_method, auc_base=auc_base,
+                           delta=float(per_fold.mean()), low=low, high=high, confidence=conf, n_resamples=b)
+
+
+def corrected_sd(sd: float, n_replicates: int, n_train, n_test) -> float:
+    """The sd of the per-replicate differences scaled so that the plain paired t with it is the
+    corrected resampled t: ``t = mean / sqrt((1/J + n_test/n_train) s^2) = mean sqrt(J) /
+    (s sqrt(1 + J n_test/n_train))``. ``minimum_detectable_delta`` of this sd is the smallest
+    difference ``corrected_resampled_t`` detects (under its t(J - 1) approximation)."""
+    ratio = _positive(n_test, "n_test") / _positive(n_train, "n_train")
+    return float(sd) * math.sqrt(1.0 + int(n_replicates) * ratio)
+
+
+FOLD_VERDICT_KEYS = (*VERDICT_ROW_KEYS, "p_5x2cv_f")
+
+
+def fold_verdict_rows(ys, baseline_scores, arms: Mapping[str, object], n_train, n_test,
+                      n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95,
+                      alpha: float = 0.05, power: float = 0.8,
+                      families: Mapping[str, str] | None = None, folds: int | None = None) -> list[dict]:
+    """The verdict of every arm against one baseline over the replicates of repeated k-fold.
+
+    ``ys[r]``: the labels of replicate ``r``'s test fold; ``baseline_scores[r]`` and
+    ``arms[name][r]``: each arm's scores of those cases (replicate ``r`` of an arm paired
+    with replicate ``r`` of the baseline: the same split). ``n_train``, ``n_test``: the
+    training and test sizes of one replicate (their means when the folds differ by a case).
+    Replicates are numbered repeat-major (``r = repeat * folds + fold``). The keys of
+    ``FOLD_VERDICT_KEYS``, as ``verdict_rows`` with these changes:
+
+    * ``delta``, ``low``, ``high``: ``paired_fold_delta``;
+    * ``p``: ``corrected_resampled_t`` on the per-replicate differences with ``n_test /
+      n_train`` (Nadeau & Bengio 2003, for k-fold and repeated k-fold); ``p_holm``: Holm
+      within each family, as ``verdict_rows``;
+    * ``mde``: ``minimum_detectable_delta`` of ``corrected_sd`` (the smallest difference the
+      corrected test detects with probability ``power``);
+    * ``delong_significant``: on how many replicates DeLong's test on that replicate's test
+      fold has ``p < alpha``;
+    * ``p_5x2cv_f``: Alpaydin's (1999) combined 5 x 2 cv F-test (``five_by_two_cv_f``) when
+      there are 5 repeats of 2 folds (``folds == 2`` and 10 replicates), else NaN; a
+      secondary figure, not Holm-adjusted and not used for the verdict.
+
+    Raises ``AugbenchError`` as ``paired_fold_delta`` does, for an arm with another number of
+    replicates than the baseline (naming the arm), fewer than two cases of a class in a fold
+    (DeLong needs two), non-positive sizes, or a bad ``alpha`` or ``power``.
+    """
+    a, target = _alpha_and_power(alpha, power)
+    labels, base = _fold_arrays(ys, baseline_scores, "baseline_scores")
+    for r, y in enumerate(labels):
+        _require_classes(y, 2, f"fold_verdict_rows (replicate {r})")
+    if not isinstance(arms, Mapping) or not arms:
+        raise AugbenchError("stats: fold_verdict_rows needs arms as a non-empty mapping {name: one score array "
+                            f"per replicate}}, got {arms!r}")
+    ratio_sizes = (_positive(n_train, "n_train"), _positive(n_test, "n_test"))
+    five_by_two = folds == 2 and len(labels) == 10
+    rows = []
+    for name, given in arms.items():
+        scores = _per_replicate(given, f"arms[{name!r}]")
+        if len(scores) != len(labels):
+            raise AugbenchError(f"stats: arms[{name!r}] has {len(scores)} replicates but the baseline has "
+                                f"{len(labels)}; replicate r of an arm is paired with replicate r of the baseline")
+        found = paired_fold_delta(labels, scores, base, n_resamples, seed, confidence)
+        d, j = found.per_seed, found.n_seeds
+        p = corrected_resampled_t(d, *ratio_sizes).p_value if j >= 2 else math.nan
+        sd = float(np.std(d, ddof=1)) if j >= 2 else math.nan
+        mde = minimum_detectable_delta(corrected_sd(sd, j, *ratio_sizes) if j >= 2 else sd, j, a, target)
+        delong = sum(delong_test(y, m, b_).p_value < a for y, m, b_ in zip(labels, scores, base, strict=True))
+        rows.append({"method": name, "n_seeds": j, "auc_base": float(found.auc_base.mean()),
+                     "auc_method": float(found.auc_method.mean()), "delta": found.delta, "low": found.low,
+                     "high": found.high, "p": p, "p_holm": math.nan, "sd_diff": sd, "mde": mde,
+                     "power_at_mde": target, "delong_significant": int(delong), "verdict": "no evidence",
+                     "p_5x2cv_f": five_by_two_cv_f(d.reshape(5, 2)).p_value if five_by_two else math.nan})
+    return _holm_verdicts(rows, families, a)

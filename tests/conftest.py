@@ -14,6 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.quiet import filter_tensorflow_startup
+
+filter_tensorflow_startup()  # TensorFlow's harmless start-up lines stay out of `pytest -s` and failure reports
+
 RNG_SEED = 0
 
 

@@ -215,9 +215,13 @@ def test_pseudolabel_folds_and_quality_are_reported(project: Path):
     assert len(row) == 1 and " ± " in row["AUC"].iloc[0]
     _picture(project / "reports" / "grids" / "nst-pseudolabel.png")
     quality = pd.read_csv(project / "reports" / "quality.csv")
-    assert quality["method"].tolist() == ["real train vs real val (floor)", *GENERATIVE, "nst-pseudolabel (fold 0)"]
+    assert quality["method"].tolist() == ["real train vs real val (floor)", *GENERATIVE,
+                                          "real fold-0 train vs held-out (floor)", "nst-pseudolabel (fold 0)"]
     assert quality["feature_network"].nunique() == 1 and "domain encoder" in quality["feature_network"].iloc[0]
-    assert np.isfinite(quality["fid"]).all() and quality["ssim"].iloc[1:].between(-1, 1).all()
+    assert np.isfinite(quality["fid"]).all() and np.isfinite(quality["kid"]).all() and (quality["kid_sd"] > 0).all()
+    generated = ~quality["method"].str.endswith("(floor)")
+    assert quality.loc[generated, "source_ssim"].between(-1, 1).all()
+    assert quality.loc[generated, "memorised"].between(0, 1).all() and quality.loc[generated, "copying"].isin(["yes", "no"]).all()
     text = (project / "reports" / "results.md").read_text()
     for heading in ("## Pseudo-labelled NST per fold", "## Image quality of the synthetic images"):
         assert heading in text

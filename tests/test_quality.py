@@ -105,34 +105,6 @@ def test_kid_of_one_distribution_is_centred_on_zero(rng):
     assert shifted > mean + 5 * sd / np.sqrt(50)
 
 
-def test_distribution_metrics_name_their_network(rng):
-    net = quality.FeatureNetwork("identity (test)", lambda im: im.reshape(len(im), -1))
-    real = rng.uniform(size=(40, 4, 4))
-    out = quality.distribution_metrics(real, real, net, kid_subsets=5, kid_subset_size=10)
-    assert out["feature_network"] == "identity (test)" and out["fid"] == pytest.approx(0.0, abs=1e-6)
-
-
-def test_quality_stage_writes_a_row_per_method_and_the_floor(tmp_path, rng):
-    from bench.io import save_npz
-    from bench.stages.common import Prepared
-    from bench.stages.quality import quality_table, write_outputs
-
-    images = rng.uniform(size=(12, 8, 8)).astype(np.float32)
-    prepared = Prepared(images, np.arange(12) % 2, [f"i{k}" for k in range(12)],
-                        np.array(["train"] * 8 + ["val"] * 4), None, {})
-    folder = tmp_path / "copy"
-    save_npz(folder / "synthetic.npz", images=images[:8][::-1].copy(), labels=np.arange(8) % 2)
-    (folder / "provenance.jsonl").write_text("".join(f'{{"source_id": "i{k}"}}\n' for k in range(8)[::-1]))
-    net = quality.FeatureNetwork("identity (test)", lambda im: im.reshape(len(im), -1)[:, :6])
-    rows = quality_table(prepared, {"copy": folder}, net, kid_subsets=3, kid_subset_size=4)
-    assert [r["method"] for r in rows] == ["real train vs real val (floor)", "copy"]
-    copy = rows[1]
-    assert copy["rmse"] == 0.0 and copy["ssim"] == pytest.approx(1.0) and copy["fid"] == pytest.approx(0.0, abs=1e-6)
-    write_outputs(tmp_path / "out", rows)
-    text = (tmp_path / "out" / "quality.md").read_text()
-    assert "identity (test)" in text and "copy" in text
-
-
 def test_feature_network_needs_inception_weights_or_an_encoder(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty Keras cache: no InceptionV3 file
     with pytest.raises(ValueError, match="no InceptionV3 ImageNet weights"):
@@ -185,3 +157,218 @@ def test_quality_stage_without_the_pseudolabel_stage(tmp_path, rng, monkeypatch,
     (folds / "switched_off.json").unlink()
     with pytest.raises(AugbenchError, match="folds.json: not found"):
         stage.measure(params, prepared, tmp_path / "augmented", tmp_path / "out2", None, folds, ["copy"])
+
+
+# --------------------------------------------------------------------------- a good generator vs a copier
+
+
+def blobs(rng, n: int, size: int = 16) -> np.ndarray:
+    """Images of one distribution: three Gaussian blobs at random places, widths and heights, a little noise."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    out = np.zeros((n, size, size))
+    for k in range(n):
+        for _ in range(3):
+            cy, cx = rng.uniform(2, size - 2, 2)
+            width = rng.uniform(1.5, 4.0)
+            out[k] += rng.uniform(0.2, 0.6) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * width**2))
+    return np.clip(out + rng.normal(0, 0.02, out.shape), 0, 1).astype(np.float32)
+
+
+# A small stand-in for the feature network: fixed random ReLU features of the pixels, 512-d and of large
+# magnitude (like a domain encoder's pool features, unlike InceptionV3's).
+_WEIGHTS = np.random.default_rng(99).normal(size=(256, 512))
+RELU_NET = quality.FeatureNetwork("random ReLU features (test)",
+                                  lambda im: 40.0 * np.maximum(im.reshape(len(im), -1) @ _WEIGHTS, 0.0))
+
+
+def _method(root: Path, name: str, images: np.ndarray, source_ids: list[str]) -> Path:
+    from bench.io import save_npz
+
+    folder = root / name
+    save_npz(folder / "synthetic.npz", images=np.asarray(images, np.float32), labels=np.zeros(len(images), int))
+    (folder / "provenance.jsonl").write_text("".join(f'{{"source_id": "{i}"}}\n' for i in source_ids))
+    return folder
+
+
+@pytest.fixture
+def table(tmp_path, rng):
+    """The stage's table for 90 training and 60 validation images of one distribution and three
+    "augmenters" of 90 images each: identity (the training images, shuffled), a good generator (new
+    images of the same distribution, never seen), noise (uniform pixels)."""
+    from bench.stages.common import Prepared
+    from bench.stages.quality import quality_table
+
+    train, val = blobs(rng, 90), blobs(rng, 60)
+    ids = [f"t{k}" for k in range(90)] + [f"v{k}" for k in range(60)]
+    prepared = Prepared(np.concatenate([train, val]), np.zeros(150, int), ids,
+                        np.array(["train"] * 90 + ["val"] * 60), None, {})
+    order = rng.permutation(90)
+    methods = {"identity": _method(tmp_path, "identity", train[order], [ids[k] for k in order]),
+               "good": _method(tmp_path, "good", blobs(rng, 90), ids[:90]),
+               "noise": _method(tmp_path, "noise", rng.uniform(size=(90, 16, 16)), ids[:90])}
+    rows, references = quality_table(prepared, methods, RELU_NET, quality.Settings(kid_subsets=50))
+    return {r["method"]: r for r in rows}, references
+
+
+def _at_floor(row: dict, floor: dict, k: float = 3.0) -> bool:
+    return abs(row["kid"] - floor["kid"]) < k * np.hypot(row["kid_sd"], floor["kid_sd"])
+
+
+def test_identity_augmenter_is_flagged_as_memorising_but_sits_at_the_floor(table):
+    rows, references = table
+    floor, copy = rows["real train vs real val (floor)"], rows["identity"]
+    assert references[0]["dims"] == 6 == copy["dims"]  # d = ⌊60 / 10⌋: the smaller real set bounds it
+    assert copy["copying"] == "yes" and copy["memorised"] == 1.0 and copy["nn_ratio"] == 0.0
+    assert copy["memorised_p"] < 1e-50
+    # against the validation images a copier looks exactly like the real training set it copies
+    assert _at_floor(copy, floor) and copy["fid"] == pytest.approx(floor["fid"], rel=1e-6)
+    assert copy["source_ssim"] == pytest.approx(1.0) and copy["source_rmse"] == 0.0  # closest to its sources
+
+
+def test_good_generator_sits_at_the_floor_and_is_not_flagged(table):
+    rows, _ = table
+    floor, good = rows["real train vs real val (floor)"], rows["good"]
+    assert good["copying"] == "no" and good["memorised"] < 0.15 and 0.8 < good["nn_ratio"] < 1.25
+    assert _at_floor(good, floor)
+    assert good["source_ssim"] < rows["identity"]["source_ssim"]  # distance from source: not a quality score
+
+
+def test_noise_generator_is_far_from_the_floor_and_from_the_training_images(table):
+    rows, _ = table
+    floor, noise = rows["real train vs real val (floor)"], rows["noise"]
+    assert noise["kid"] - floor["kid"] > 10 * np.hypot(noise["kid_sd"], floor["kid_sd"])
+    assert noise["kid"] > 100 * floor["kid_sd"] and noise["fid"] > 20 * floor["fid"]
+    assert noise["copying"] == "no" and noise["memorised"] == 0.0 and noise["nn_ratio"] > 2
+
+
+def test_quality_outputs_name_the_network_and_the_rules(table, tmp_path):
+    import pandas as pd
+
+    from bench.stages.quality import COLUMNS, write_outputs
+
+    rows, references = table
+    write_outputs(tmp_path / "out", list(rows.values()), references, quality.Settings(kid_subsets=50))
+    frame = pd.read_csv(tmp_path / "out" / "quality.csv")
+    assert tuple(frame.columns) == COLUMNS and frame["method"].tolist()[0] == "real train vs real val (floor)"
+    assert frame["reference"].eq("validation split").all() and frame["kid"].notna().all()
+    assert frame.loc[0, ["memorised", "copying"]].isna().all()  # the floor row has no memorisation figure
+    text = (tmp_path / "out" / "quality.md").read_text()
+    assert "random ReLU features (test)" in text and "d = 6" in text and "one-sided binomial" in text
+    assert "| identity" in text and " ± " in text and "source SSIM" in text
+
+
+def test_projection_keeps_kid_finite_and_stable_at_n_90(rng):
+    """2,048-d features of large magnitude, 90 images a set (BUSI's GAN row): in the raw space KID of
+    two samples of one distribution swings by ~1e10; projected, it is near 0 and a shift stands out."""
+    weights, bias = rng.normal(size=(20, 2048)), rng.normal(size=2048)
+
+    def draw(n, shift=0.0):
+        return 50.0 * np.maximum((rng.normal(size=(n, 20)) + shift) @ weights + bias, 0.0)
+
+    train, val = draw(90), draw(90)
+    project = quality.fit_projection(train, quality.projection_dims(90, 10, 64))
+    assert project.dims == 9
+    same = [quality.compare(project(draw(90)), project(val), 100, 1000, 10, seed=s) for s in range(5)]
+    shifted = [quality.compare(project(draw(90, 0.5)), project(val), 100, 1000, 10, seed=s) for s in range(5)]
+    kids = np.array([r["kid"] for r in same])
+    assert np.isfinite(kids).all() and np.abs(kids).max() < 0.1 and kids.std() < 0.05
+    assert all(r["kid_subset_size"] == 45 and 0 < r["kid_sd"] < 0.1 and r["fid_note"] == "" for r in same)
+    assert min(r["kid"] for r in shifted) > kids.max() + 5 * max(r["kid_sd"] for r in same)
+    raw = [quality.kid(draw(90), val, 20, 45, seed=s)[0] for s in range(3)]
+    assert max(abs(v) for v in raw) > 1e6  # the problem the projection solves
+
+
+def test_projection_whitens_the_reference_and_refuses_degenerate_features(rng):
+    ref = rng.normal(size=(200, 30)) * np.linspace(1, 30, 30) + 7.0
+    project = quality.fit_projection(ref, 5)
+    z = project(ref)
+    np.testing.assert_allclose(np.cov(z, rowvar=False), np.eye(5), atol=1e-10)
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-10)
+    assert quality.fit_projection(ref[:, :3], 5).dims == 3  # no more dimensions than the features have
+    with pytest.raises(ValueError, match="do not vary"):
+        quality.fit_projection(np.ones((10, 4)), 2)
+    with pytest.raises(ValueError, match="fitted on 30-d"):
+        project(np.zeros((3, 8)))
+    assert [quality.projection_dims(n, 10, 64) for n in (6, 68, 90, 5000)] == [2, 6, 9, 64]
+    assert [quality.kid_subset_size(m, n, 1000) for m, n in ((90, 68), (5000, 8000), (4, 9))] == [34, 1000, 2]
+
+
+def test_fid_note_when_a_set_is_small_for_the_dimension(rng):
+    out = quality.compare(rng.normal(size=(30, 6)), rng.normal(size=(200, 6)), 10, 1000, 10)
+    assert out["fid_note"] == "n = 30 < 10·d = 60: biased upwards" and out["kid_subset_size"] == 15
+    with pytest.raises(ValueError, match="at least 4 images"):
+        quality.compare(rng.normal(size=(3, 6)), rng.normal(size=(20, 6)), 10, 1000, 10)
+
+
+def test_nearest_distances_are_rms_pixel_distances():
+    refs = np.stack([np.zeros((4, 4)), np.ones((4, 4))])
+    queries = np.stack([np.full((4, 4), 0.25), np.ones((4, 4)), np.full((4, 4), 0.5)])
+    np.testing.assert_allclose(quality.nearest_distances(queries, refs, chunk=2), [0.25, 0.0, 0.5])
+    with pytest.raises(ValueError, match="prepared size"):
+        quality.nearest_distances(np.zeros((1, 3, 3)), refs)
+
+
+def test_memorisation_rule():
+    """τ = the 5th percentile of the held-out distances (here 1.0 … 100.0: τ = 5.95); copying when the
+    count below τ is improbable for new images, one-sided binomial at p = 0.05, alpha 0.01."""
+    novelty = quality.Novelty(np.arange(1.0, 101.0), 5.0)
+    assert novelty.threshold == pytest.approx(5.95) and novelty.median == pytest.approx(50.5)
+    new = quality.memorisation(np.r_[np.full(6, 1.0), np.full(94, 60.0)], novelty)  # 6 % below τ
+    assert new["memorised"] == 0.06 and new["copying"] == "no" and new["nn_ratio"] == pytest.approx(60 / 50.5)
+    many = quality.memorisation(np.r_[np.full(15, 1.0), np.full(85, 60.0)], novelty)  # 15 % below τ
+    assert many["copying"] == "yes" and many["memorised_p"] < 0.01
+    from scipy import stats
+
+    assert many["memorised_p"] == pytest.approx(stats.binom.sf(14, 100, 0.05))
+    assert quality.memorisation(np.full(10, 80.0), novelty)["memorised_p"] == 1.0
+
+
+def test_generated_figures_need_the_reference_network(rng):
+    images = blobs(rng, 12, 16)
+    ref = quality.real_reference("val", images[:8], images[8:], RELU_NET, quality.Settings(kid_subsets=3))
+    other = quality.FeatureNetwork("another", RELU_NET.extract)
+    with pytest.raises(ValueError, match="cannot be compared"):
+        quality.generated_figures(ref, images[:4], other, quality.Settings(kid_subsets=3))
+    with pytest.raises(ValueError, match="at least 4 of each"):
+        quality.real_reference("val", images[:8], images[8:11], RELU_NET, quality.Settings())
+
+
+def test_pseudolabel_fold_is_judged_against_its_own_held_out_images(tmp_path, rng, monkeypatch):
+    """The fold-0 row: KID/FID against the fold's held-out (val + test) images, memorisation against its
+    sources, after a floor row of its own; the main floor row stays first."""
+    from bench.config import load_params
+    from bench.io import write_json
+    from bench.stages import quality as stage
+    from bench.stages.common import Prepared
+
+    images = blobs(rng, 24, 16)
+    ids = [f"i{k}" for k in range(24)]
+    prepared = Prepared(images, np.arange(24) % 2, ids, np.array(["train"] * 12 + ["val"] * 6 + ["test"] * 6),
+                        None, {})
+    folds = tmp_path / "pseudolabel"
+    write_json(folds / "folds.json", {"method": "nst-pseudolabel", "folds": [
+        {"index": 0, "sources": ids[:16], "val": ids[16:20], "test": ids[20:]}]})
+    _method(folds / "fold0", "augmented", images[:16], ids[:16])  # copies of the fold's sources
+    monkeypatch.setattr(quality, "feature_network", lambda *a, **k: RELU_NET)
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml", "smoke", ["quality.kid_subsets=5"])
+    rows = stage.measure(params, prepared, tmp_path / "augmented", tmp_path / "out", None, folds, [])
+    assert [r["method"] for r in rows] == ["real train vs real val (floor)", "real fold-0 train vs held-out (floor)",
+                                           "nst-pseudolabel (fold 0)"]
+    fold_floor, fold_row = rows[1], rows[2]
+    assert fold_floor["n"] == 16 and fold_floor["n_reference"] == 8 and fold_row["n_reference"] == 8
+    assert fold_row["reference"] == "nst-pseudolabel (fold 0) held-out" and fold_row["copying"] == "yes"
+    assert fold_row["fid"] == pytest.approx(fold_floor["fid"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_inception_network_gives_2048_pool_features_and_names_itself(tmp_path):
+    """The real InceptionV3 path, with random (not ImageNet) weights saved as the Keras file would be."""
+    import tensorflow as tf
+
+    path = tmp_path / "inception_v3_notop.h5"
+    tf.keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg",
+                                      input_shape=(299, 299, 3)).save_weights(str(path))
+    net = quality.inception_network(path)
+    out = net.extract(np.random.default_rng(0).uniform(size=(2, 16, 16)).astype(np.float32))
+    assert out.shape == (2, 2048) and np.isfinite(out).all()
+    assert net.name.startswith("Keras InceptionV3 pool features, not the TF-slim reference FID network")

@@ -138,8 +138,8 @@ def test_augment_is_differentiable_and_seeded(rng):
 
 def test_augment_translation_shifts_by_whole_pixels():
     x = tf.reshape(tf.range(64, dtype=tf.float32), [1, 8, 8, 1])
-    d = ada.draw(1, 8, 1.0, tf.constant([0, 0], tf.int32), ops=("translate",))
-    d = dataclasses.replace(d, shift_rows=tf.constant([1.0]), shift_cols=tf.constant([-2.0]))
+    d = ada.draw(1, 8, 1.0, tf.constant([0, 0], tf.int32), ops=("xint",))
+    d = dataclasses.replace(d, xint=tf.constant([[2.0, -1.0]]))  # (tx, ty): content moves 2 right, 1 up
     y = ada.apply(x, d).numpy()[0, :, :, 0]
     np.testing.assert_allclose(y[2:6, 2:6], x.numpy()[0, 3:7, 0:4, 0], atol=1e-5)  # out[r, c] = in[r+1, c-2]
 

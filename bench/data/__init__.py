@@ -7,4 +7,7 @@ Submodules (import them directly; this package imports nothing on purpose):
 - ``bench.data.validate``: find unreadable files, exact and near duplicates and
   label conflicts, and group duplicates so they never straddle splits.
 - ``bench.data.splits``: stratified, group-aware train/val/test splits and k folds.
+- ``bench.data.sources``: the dataset inputs (folder, MedMNIST .npz, CSV list, phantom) as one
+  ``Source`` each; ``bench.data.medmnist`` and ``bench.data.csvinput`` read the last two.
+- ``bench.data.cards``: dataset cards (``datasets/*.yaml``): read, validate, find, check a copy.
 """

@@ -14,8 +14,18 @@ repair pass moves small groups so that no class is missing from a split (or fold
 should hold some of it; when that is impossible, a :class:`~bench.errors.ConfigError`
 names the class and its counts.
 
+Repeated k-fold (:func:`repeated_stratified_group_kfold`): each of ``n_repeats`` repeats
+assigns the groups to ``n_folds`` folds as above, from a seed derived from the split seed and
+the repeat; each (repeat, fold) is one *replicate*, whose test part is the held-out fold, whose
+validation part is carved from the other folds (stratified and group-aware, by the same
+algorithm) and whose training part is the rest. Replicates are numbered repeat-major
+(``r = repeat * n_folds + fold``), the order of Dietterich's (1998) and Alpaydin's (1999)
+5 × 2 cv tables (:func:`bench.stats.five_by_two_cv_f`).
+
 Defaults: 70/15/15 train/val/test as in Panigrahi et al. 2024 (section "Experimental
-setup"); 5 folds as in Mikolajczyk & Grochowski 2018.
+setup"); 5 folds as in Mikolajczyk & Grochowski 2018; 5 repeats of 2 folds for repeated
+k-fold, Dietterich's (1998) 5 × 2 cv design, also used by Tupper & Gagné 2024 (augmentation
+on BUSI).
 """
 
 from __future__ import annotations
@@ -33,6 +43,11 @@ DEFAULT_RATIOS = (0.70, 0.15, 0.15)
 
 # Mikolajczyk & Grochowski 2018: 5-fold cross-validation.
 DEFAULT_FOLDS = 5
+
+# Dietterich 1998 (5 × 2 cv paired t-test) and Alpaydin 1999 (combined 5 × 2 cv F-test):
+# 5 repeats of 2-fold cross-validation.
+DEFAULT_KFOLD_FOLDS = 2
+DEFAULT_KFOLD_REPEATS = 5
 
 _RATIO_TOL = 1e-6
 
@@ -212,6 +227,59 @@ def stratified_group_kfold(
     return assigned[item_group].astype(np.int64)
 
 
+def replicate_seed(seed: int, *path: int) -> int:
+    """A seed for one repeat (``path = (repeat,)``) or one replicate's validation carve
+    (``path = (repeat, fold)``), derived from the split seed ``seed``: stable across
+    processes and platforms (``np.random.SeedSequence``), distinct for every path."""
+    return int(np.random.SeedSequence([int(seed), *map(int, path)]).generate_state(1)[0])
+
+
+def replicate_index(replicate: int, n_folds: int) -> tuple[int, int]:
+    """``(repeat, fold)`` of replicate ``replicate`` (numbered repeat-major)."""
+    return divmod(int(replicate), int(n_folds))
+
+
+def repeated_stratified_group_kfold(
+    labels: Sequence[str],
+    groups: Sequence[str],
+    n_folds: int = DEFAULT_KFOLD_FOLDS,
+    n_repeats: int = DEFAULT_KFOLD_REPEATS,
+    val_share: float = DEFAULT_RATIOS[1] / (DEFAULT_RATIOS[0] + DEFAULT_RATIOS[1]),
+    seed: int = 0,
+) -> np.ndarray:
+    """Every replicate's split of every item: shape ``(n_repeats * n_folds, n_items)``, values
+    "train"/"val"/"test"; row ``r = repeat * n_folds + fold``.
+
+    Repeat ``i`` assigns folds with :func:`stratified_group_kfold` seeded by
+    ``replicate_seed(seed, i)``; in replicate ``(i, k)`` fold ``k`` is the test part, and the
+    other folds are split into training and validation by :func:`stratified_group_split`
+    with ratios ``(1 - val_share, val_share, 0)``, seeded by ``replicate_seed(seed, i, k)``.
+    A group is never in two folds of a repeat, nor in two parts of a replicate. The default
+    ``val_share`` keeps the 70:15 train:val proportion of the fixed split.
+
+    Raises :class:`ConfigError` for ``n_folds`` < 2 (``split.n_folds``), ``n_repeats`` < 1
+    (``split.repeats``), ``val_share`` outside (0, 1) (``split.ratios``), or a class too
+    small to reach every fold (key ``split``, naming the class).
+    """
+    if isinstance(n_repeats, bool) or not isinstance(n_repeats, int | np.integer) or n_repeats < 1:
+        raise ConfigError("split.repeats", f"must be an integer >= 1, got {n_repeats!r}")
+    if not 0.0 < float(val_share) < 1.0:
+        raise ConfigError("split.ratios", f"the validation share of the training folds must lie in (0, 1), "
+                          f"got {val_share!r}", "give the validation and training ratios positive values")
+    labels, groups = [str(x) for x in labels], [str(x) for x in groups]
+    out = np.empty((int(n_repeats) * int(n_folds), len(labels)), dtype="<U5")
+    for i in range(int(n_repeats)):
+        folds = stratified_group_kfold(labels, groups, n_folds, replicate_seed(seed, i))
+        for k in range(int(n_folds)):
+            row = out[i * int(n_folds) + k]
+            row[folds == k] = "test"
+            rest = np.flatnonzero(folds != k)
+            row[rest] = stratified_group_split([labels[j] for j in rest], [groups[j] for j in rest],
+                                               (1.0 - float(val_share), float(val_share), 0.0),
+                                               replicate_seed(seed, i, k))
+    return out
+
+
 def split_summary(labels: Sequence[str], assignment: Sequence) -> dict[str, dict[str, int]]:
     """Counts per split (or fold) and class: ``{split: {class: n}}``, for reports."""
     out: dict[str, dict[str, int]] = {}
@@ -223,8 +291,13 @@ def split_summary(labels: Sequence[str], assignment: Sequence) -> dict[str, dict
 
 __all__ = [
     "DEFAULT_FOLDS",
+    "DEFAULT_KFOLD_FOLDS",
+    "DEFAULT_KFOLD_REPEATS",
     "DEFAULT_RATIOS",
     "SPLIT_NAMES",
+    "repeated_stratified_group_kfold",
+    "replicate_index",
+    "replicate_seed",
     "split_summary",
     "stratified_group_kfold",
     "stratified_group_split",

@@ -12,18 +12,38 @@ the normalised gradient magnitude and the normalised Laplacian:
     c(q) = 1 / (1 + (q^2 - q0^2) / (q0^2 (1 + q0^2)))                        (Eq. 33)
 
 q0(t), the speckle scale function, is the coefficient of variation of fully
-developed speckle at time t. The paper estimates it as std/mean over a
-homogeneous region of the current image (or approximates q0(t) = q0 exp(-rho t)).
+developed speckle at time t. Yu & Acton (where they introduce c(q) above) estimate
+it as q0(t) = sqrt(var[z(t)]) / mean[z(t)] over a *homogeneous area* of the
+image at time t, chosen by the user (or approximate it as q0(t) = q0 exp(-rho t)).
 
-Choice made here: q0(t) is re-estimated at every iteration as std/mean of the
-current image over ``roi`` (an index into the image: a pair of slices or a
-boolean mask), the *whole image* when ``roi`` is None; a float ``q0`` overrides
-it with a constant. Re-estimating from the evolving image lets q0 shrink as the
-speckle is smoothed, as q0(t) does in the paper, without a tuning constant rho.
-Caveat: on an image with strong structure the whole-image ratio overestimates
-the speckle level (it includes the contrast between tissues), so c ~ 1 almost
-everywhere and SRAD behaves close to linear diffusion; pass a homogeneous
-``roi`` (or ``q0``) when edges must be kept.
+Choice made here (``roi=None``, the default): the homogeneous area is found
+automatically, as the *minimum-coefficient-of-variation window*
+(:func:`homogeneous_window`): among the 16 x 16 px windows on a half-overlapping grid
+(stride 8 px, the last row and column of windows flush with the border), the one with
+the smallest std/mean in the input image, leaving out windows in which more than 5 % of
+the pixels sit at the image's minimum or maximum (clipped or padded background: black
+borders, saturation, whose CoV ~ 0 is not speckle). The window is chosen once, on the
+input, and q0(t) is re-estimated over that same window of the evolving image at every
+iteration, as the paper's definition does; q0(t) therefore shrinks as the speckle is
+smoothed without a tuning constant rho. ``roi`` may instead be an index into the image
+(a pair of slices or a boolean mask), or ``"image"`` for the whole image (on an image
+with strong structure the whole-image ratio includes the contrast between tissues, so
+it overestimates the speckle, c ~ 1 almost everywhere and SRAD acts close to a Gaussian
+blur); a float ``q0`` overrides all of it with a constant.
+
+Bias of the automatic choice: the minimum over many windows is an optimistic (low)
+estimate of the speckle CoV, so SRAD smooths somewhat less than with a hand-picked
+region; it keeps edges sharper for the same smoothing (tests/test_srad.py measures it).
+
+Multi-scale series (Panigrahi et al. 2024, "Bus image filtering" and §Experimental
+setup: "an iteration interval of n_t = 10 and a number of scales L = 8"): our reading is
+that scale l (l = 1..L) is the image after l * n_t iterations of *one* SRAD run (scale 0
+is the input), so the diffusion time of scale l is l * n_t * dt and the noise decreases
+with l, as the paper says it does (:func:`srad_scales`). The paper does not say which
+scale (or what combination of scales) goes on to the classifier, nor dt, nor how q0 is
+estimated; we keep one image, scale L, the end of the series (:func:`srad_scale_image`;
+``preprocess.srad_scale`` in params.yaml), dt = 0.05 (``preprocess.srad_dt``) and the
+homogeneous window above.
 
 The vectorised :func:`srad` evaluates algebraically rearranged but identical
 expressions with preallocated buffers; :func:`srad_reference` spells the
@@ -47,6 +67,8 @@ from __future__ import annotations
 import numpy as np
 
 _EPS = 1e-6  # added to the intensities so that I > 0 in the divisions by I
+HOMOGENEOUS_WINDOW = 16  # px, side of the candidate windows for q0 (ours; the paper picks a region by hand)
+CLIPPED_SHARE = 0.05  # a candidate window may hold at most this share of pixels at the image's min or max
 
 
 def _check(image, n_iter: int, dt: float, q0: float | None) -> np.ndarray:
@@ -64,11 +86,79 @@ def _check(image, n_iter: int, dt: float, q0: float | None) -> np.ndarray:
     return img + _EPS
 
 
+def _window_starts(length: int, size: int) -> np.ndarray:
+    """Start offsets of windows of ``size`` along an axis of ``length``: stride size // 2,
+    plus one flush with the far border, so that the windows cover the axis."""
+    last = length - size
+    starts = np.arange(0, last + 1, max(size // 2, 1))
+    return starts if starts[-1] == last else np.append(starts, last)
+
+
+def _window_sums(table: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
+    """Sums over every window (rows[i], cols[j], size x size) from a summed-area ``table``
+    (one leading row and column of zeros)."""
+    r, c = rows[:, None], cols[None, :]
+    return table[r + size, c + size] - table[r, c + size] - table[r + size, c] + table[r, c]
+
+
+def _summed_area(values: np.ndarray) -> np.ndarray:
+    table = np.zeros((values.shape[0] + 1, values.shape[1] + 1))
+    np.cumsum(np.cumsum(values, axis=0), axis=1, out=table[1:, 1:])
+    return table
+
+
+def homogeneous_window(image, size: int = HOMOGENEOUS_WINDOW) -> tuple[slice, slice]:
+    """The minimum-coefficient-of-variation window of ``image``: (row slice, column slice).
+
+    Candidates: ``size`` x ``size`` windows (``size`` clipped to the image) on a grid of
+    stride size // 2 whose last windows are flush with the border; a window with more than
+    ``CLIPPED_SHARE`` of its pixels at the image's minimum or maximum is left out (clipped
+    or padded background, not speckle). The one with the smallest std/mean wins (the first
+    in row-major order on a tie). When every window is left out, the whole image is
+    returned. Yu & Acton 2002 estimate q0 over a homogeneous area picked by hand; this is
+    our automatic stand-in (summed-area tables, one pass over the image)."""
+    img = np.asarray(image, dtype=np.float64)
+    if isinstance(size, bool) or int(size) != size or size < 2:
+        raise ValueError(f"homogeneous window size must be an integer >= 2 px, got {size!r}")
+    if img.ndim != 2 or min(img.shape) < 1:
+        raise ValueError(f"image must be a non-empty 2-D array, got shape {img.shape}")
+    rows_n, cols_n = img.shape
+    side = min(int(size), rows_n, cols_n)
+    rows, cols = _window_starts(rows_n, side), _window_starts(cols_n, side)
+    area = float(side * side)
+    mean = _window_sums(_summed_area(img), rows, cols, side) / area
+    var = np.maximum(_window_sums(_summed_area(img * img), rows, cols, side) / area - mean * mean, 0.0)
+    clipped = (img <= img.min()) | (img >= img.max())
+    share = _window_sums(_summed_area(clipped.astype(np.float64)), rows, cols, side) / area
+    cov = np.where((share <= CLIPPED_SHARE) & (mean > 0), np.sqrt(var) / np.where(mean > 0, mean, 1.0), np.inf)
+    if not np.isfinite(cov).any():
+        return slice(0, rows_n), slice(0, cols_n)
+    i, j = np.unravel_index(int(np.argmin(cov)), cov.shape)
+    return slice(int(rows[i]), int(rows[i]) + side), slice(int(cols[j]), int(cols[j]) + side)
+
+
+def _resolve_roi(img: np.ndarray, q0: float | None, roi):
+    """The region q0(t) is measured over: None -> the minimum-CoV window of the input,
+    "image" -> the whole image, else ``roi`` as given (slices or a boolean mask)."""
+    if q0 is not None:
+        return None
+    if roi is None:
+        return homogeneous_window(img)
+    if isinstance(roi, str):
+        if roi != "image":
+            raise ValueError(f"roi must be None (automatic homogeneous window), 'image', a pair of slices or "
+                             f"a boolean mask, got {roi!r}")
+        return (slice(None), slice(None))
+    if np.asarray(img[roi]).size < 2:
+        raise ValueError("roi must select at least 2 pixels to estimate q0 = std/mean over it")
+    return roi
+
+
 def _speckle_scale(img: np.ndarray, q0: float | None, roi) -> float:
-    """q0(t): the given constant, or std/mean over the homogeneous ROI (whole image)."""
+    """q0(t): the given constant, or std/mean of the current image over the region ``roi``."""
     if q0 is not None:
         return float(q0)
-    region = img if roi is None else img[roi]
+    region = img[roi]
     return float(region.std() / region.mean())
 
 
@@ -160,27 +250,44 @@ def _run(img: np.ndarray, n_iter: int, dt: float, q0: float | None, roi) -> np.n
 def srad(image, n_iter: int = 10, dt: float = 0.05, q0: float | None = None, roi=None) -> np.ndarray:
     """SRAD-filtered copy of ``image`` (2-D, non-negative), as float32.
 
-    ``q0``: constant speckle scale; None re-estimates q0(t) = std/mean over
-    ``roi`` (a homogeneous region; the whole image when None) at every iteration.
+    ``q0``: constant speckle scale; None re-estimates q0(t) = std/mean of the current image
+    over ``roi`` at every iteration: None (default) = the minimum-CoV window of the input
+    (:func:`homogeneous_window`), ``"image"`` = the whole image, or slices / a boolean mask.
     """
     img = _check(image, n_iter, dt, q0)
-    return (_run(img, n_iter, dt, q0, roi) - _EPS).astype(np.float32)
+    return (_run(img, n_iter, dt, q0, _resolve_roi(img, q0, roi)) - _EPS).astype(np.float32)
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
 
 
 def srad_scales(image, n_t: int = 10, n_scales: int = 8, dt: float = 0.05,
                 q0: float | None = None, roi=None) -> list[np.ndarray]:
-    """Multi-scale SRAD series: scale k (k = 1..n_scales) is ``image`` after k * n_t
-    iterations (Panigrahi et al. 2024, Experimental setup: n_t = 10, L = 8 scales)."""
-    if isinstance(n_t, bool) or int(n_t) != n_t or n_t < 1:
-        raise ValueError(f"n_t must be an integer >= 1, got {n_t!r}")
-    if isinstance(n_scales, bool) or int(n_scales) != n_scales or n_scales < 1:
-        raise ValueError(f"n_scales must be an integer >= 1, got {n_scales!r}")
+    """Panigrahi et al. 2024's multi-scale SRAD series (§Experimental setup: iteration
+    interval n_t = 10, L = 8 scales), our reading: scale l (l = 1..n_scales) is ``image``
+    after l * n_t iterations of one SRAD run, i.e. snapshots every n_t iterations. The
+    homogeneous window is chosen once, on the input, so scale l equals
+    ``srad(image, l * n_t, dt, q0, roi)``."""
+    n_t, n_scales = _positive_int(n_t, "n_t"), _positive_int(n_scales, "n_scales")
     img = _check(image, n_t, dt, q0)
+    roi = _resolve_roi(img, q0, roi)
     scales = []
-    for _ in range(int(n_scales)):
+    for _ in range(n_scales):
         img = _run(img, n_t, dt, q0, roi)
         scales.append((img - _EPS).astype(np.float32))
     return scales
+
+
+def srad_scale_image(image, n_t: int = 10, scale: int = 8, dt: float = 0.05) -> np.ndarray:
+    """The one image the pipeline keeps from the series: scale ``scale`` (Panigrahi's L = 8,
+    the end of their series), i.e. ``image`` after scale * n_t iterations with q0(t) over
+    the automatic homogeneous window. Panigrahi et al. 2024 do not say which scale (or which
+    combination of scales) they classify; see the module docstring."""
+    n_t, scale = _positive_int(n_t, "n_t"), _positive_int(scale, "scale")
+    return srad(image, n_iter=n_t * scale, dt=dt)
 
 
 def equivalent_number_of_looks(region: np.ndarray) -> float:
@@ -195,11 +302,30 @@ def equivalent_number_of_looks(region: np.ndarray) -> float:
 # --------------------------------------------------------------------------- reference
 
 
+def _ref_homogeneous_window(img: np.ndarray, size: int = HOMOGENEOUS_WINDOW) -> tuple[slice, slice]:
+    """:func:`homogeneous_window` with plain Python sums over every candidate window."""
+    rows_n, cols_n = img.shape
+    side = min(size, rows_n, cols_n)
+    lo, hi = float(img.min()), float(img.max())
+    best, best_cov = (slice(0, rows_n), slice(0, cols_n)), float("inf")
+    for r in _window_starts(rows_n, side).tolist():
+        for c in _window_starts(cols_n, side).tolist():
+            values = [float(v) for v in img[r:r + side, c:c + side].ravel()]
+            mean = sum(values) / len(values)
+            clipped = sum(1 for v in values if v <= lo or v >= hi) / len(values)
+            if clipped > CLIPPED_SHARE or mean <= 0:
+                continue
+            cov = max(sum(v * v for v in values) / len(values) - mean * mean, 0.0) ** 0.5 / mean
+            if cov < best_cov:
+                best, best_cov = (slice(r, r + side), slice(c, c + side)), cov
+    return best
+
+
 def _ref_speckle_scale(img: np.ndarray, q0: float | None, roi) -> float:
     """q0(t) as in :func:`_speckle_scale`, with plain Python sums."""
     if q0 is not None:
         return float(q0)
-    values = [float(v) for v in (img if roi is None else img[roi]).ravel()]
+    values = [float(v) for v in img[roi].ravel()]
     mean = sum(values) / len(values)
     var = sum((v - mean) ** 2 for v in values) / len(values)
     return var**0.5 / mean
@@ -244,6 +370,10 @@ def srad_reference(image, n_iter: int = 10, dt: float = 0.05, q0: float | None =
     """Straightforward per-pixel loop version of :func:`srad` (same maths); used only
     as a correctness and speed reference."""
     img = _check(image, n_iter, dt, q0)
+    if q0 is None and roi is None:
+        roi = _ref_homogeneous_window(img)
+    elif q0 is None:
+        roi = _resolve_roi(img, q0, roi)
     for _ in range(int(n_iter)):
         scale = _ref_speckle_scale(img, q0, roi)
         img = np.array(_ref_step(img.tolist(), dt, scale))

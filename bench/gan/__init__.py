@@ -3,7 +3,8 @@
 - :mod:`bench.gan.layers`: equalised-learning-rate dense and convolution layers, the
   modulated/demodulated convolution with noise input, minibatch standard deviation.
 - :mod:`bench.gan.networks`: mapping network, skip generator, residual projection discriminator.
-- :mod:`bench.gan.ada`: the differentiable augmentation pipeline and the p controller.
+- :mod:`bench.gan.ada`: the differentiable augmentation pipeline (Karras et al. 2020b's 'bgc' for
+  grey images) and the p controller.
 - :mod:`bench.gan.training`: losses, lazy R1, EMA, one training step, checkpoints and the CSV log.
 
 Papers: Karras et al. 2020a, "Analyzing and improving the image quality of StyleGAN"

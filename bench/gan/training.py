@@ -41,6 +41,7 @@ from bench.errors import NumericalError
 from bench.gan import ada
 from bench.gan.networks import Architecture, Discriminator, Generator
 from bench.io import load_npz, save_npz, write_text
+from bench.quiet import progress
 
 log = logging.getLogger("augbench.gan")
 
@@ -250,13 +251,17 @@ class Trainer:
         if log_file is not None:
             _truncate_log(log_file, self.step)
         rows, done = [], 0
-        while self.step < steps and (stop_after is None or done < stop_after):
-            rows.append(self.train_step())
-            done += 1
-            if log_file is not None:
-                _append_log(log_file, rows[-1])
-            if ckpt is not None and (self.step == steps or (checkpoint_every and self.step % checkpoint_every == 0)):
-                self.save(ckpt)
+        with progress(total=steps, initial=min(self.step, steps), desc="StyleGAN2-ADA", unit="step") as bar:
+            while self.step < steps and (stop_after is None or done < stop_after):
+                rows.append(self.train_step())
+                done += 1
+                bar.update(1)
+                bar.set_postfix_str(f"p {rows[-1]['p']:.3f}, loss_d {rows[-1]['loss_d']:.3f}, "
+                                    f"loss_g {rows[-1]['loss_g']:.3f}", refresh=False)
+                if log_file is not None:
+                    _append_log(log_file, rows[-1])
+                if ckpt is not None and (self.step == steps or (checkpoint_every and self.step % checkpoint_every == 0)):
+                    self.save(ckpt)
         return rows
 
     def generate(self, labels: np.ndarray, seed: int, batch: int = 64) -> np.ndarray:

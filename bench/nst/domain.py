@@ -91,6 +91,7 @@ def train_domain_encoder(arch: str, train: ImageSet, params: EncoderParams) -> t
     import tensorflow as tf
 
     from bench.nst.encoders import clone_with_input_grad_convs, get_encoder_spec, to_encoder_input
+    from bench.quiet import keras_progress
     from bench.training import PreciseBatchNorm, seed_everything
 
     started = time.perf_counter()
@@ -106,7 +107,10 @@ def train_domain_encoder(arch: str, train: ImageSet, params: EncoderParams) -> t
                   metrics=["accuracy"])
     x = to_encoder_input(tf.constant(train.images[..., None], tf.float32)).numpy()
     y = tf.keras.utils.to_categorical(train.labels, n_classes)
-    history = model.fit(x, y, epochs=params.epochs, batch_size=params.batch_size, shuffle=True, verbose=0)
+    steps = -(-len(x) // params.batch_size)  # batches per epoch
+    with keras_progress(f"encoder {arch}", params.epochs, steps) as callbacks:
+        history = model.fit(x, y, epochs=params.epochs, batch_size=params.batch_size, shuffle=True, verbose=0,
+                            callbacks=callbacks)
     if arch == "resnet50" and params.bn_recalibration_images:
         PreciseBatchNorm(x, params.bn_recalibration_images, params.batch_size, params.seed).recalibrate(trainable)
     loss, accuracy = model.evaluate(x, y, batch_size=params.batch_size, verbose=0)

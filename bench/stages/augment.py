@@ -2,7 +2,10 @@
 
 Only the training split reaches the augmenter; every provenance record's
 ``source_id`` (and ``style_ids``, when present) is checked against the training
-ids, so no validation or test image can leak into a training set.
+ids, so no validation or test image can leak into a training set. Under
+``split.mode: repeated-kfold`` the matrix holds only methods that store no images (``none``,
+online methods; bench.config), and the train stage takes each replicate's own training part
+itself; this stage sees replicate 0's split (``splits``).
 
 Writes ``synthetic.npz`` (images, labels), ``provenance.jsonl`` (one JSON object
 per image), ``meta.json``, ``grid.png`` (source | result, or content | style |

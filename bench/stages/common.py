@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -118,10 +119,24 @@ class Prepared:
     masks: np.ndarray | None
     meta: dict
     digest: str = ""  # sha256 of dataset.npz: downstream stages record what they were made from
+    # split.mode repeated-kfold: every replicate's split, shape (R, N) (bench.data.splits); `splits` is
+    # replicate 0's. None for a fixed split.
+    replicates: np.ndarray | None = None
+    replicate: int | None = None  # which replicate `splits` holds (a view from for_replicate)
 
     def subset(self, split: str) -> ImageSet:
         keep = self.splits == split
         return ImageSet(self.images[keep], self.labels[keep], [i for i, k in zip(self.ids, keep, strict=True) if k])
+
+    def for_replicate(self, replicate: int) -> Prepared:
+        """The same images with replicate ``replicate``'s train/val/test split (repeated k-fold)."""
+        if self.replicates is None:
+            raise ConfigError("split.mode", "is repeated-kfold, but the prepared data has one fixed split",
+                              "re-run the prepare stage with these parameters (dvc repro, or augbench prepare)")
+        if not 0 <= replicate < len(self.replicates):
+            raise ConfigError("matrix.seeds", f"replicate {replicate} asked for, the prepared data has "
+                              f"{len(self.replicates)}", "re-run the prepare stage with these parameters")
+        return dataclasses.replace(self, splits=self.replicates[replicate], replicate=int(replicate))
 
 
 def load_prepared(folder: str | os.PathLike) -> Prepared:
@@ -130,7 +145,8 @@ def load_prepared(folder: str | os.PathLike) -> Prepared:
     return Prepared(images=arrays["images"], labels=arrays["labels"].astype(np.int64),
                     ids=[str(i) for i in arrays["ids"]], splits=arrays["splits"].astype(str),
                     masks=arrays.get("masks"), meta=read_json(folder / "meta.json"),
-                    digest=file_digest(folder / "dataset.npz"))
+                    digest=file_digest(folder / "dataset.npz"),
+                    replicates=arrays["replicate_splits"].astype(str) if "replicate_splits" in arrays else None)
 
 
 def clear_keras() -> None:

@@ -31,6 +31,14 @@ which should give "no evidence"; without those runs the A/A row is left out with
 ``verdict.json`` states the level, the interval, the test, the seeds, the training budget and
 the weights the rows rest on.
 
+Repeated stratified group k-fold (``split.mode: repeated-kfold``; docs/statistics.md, "Repeated
+stratified group k-fold"): run ``i`` (seed ``matrix.seeds[i]``) is replicate ``i``, scored on its
+own test fold. ``runs.csv`` has one row per replicate (with its repeat, fold and n_test);
+``results.csv`` and ``comparisons.csv`` use each repeat's pooled out-of-fold predictions (every image
+once per repeat) in place of the seeds; the verdicts use the per-replicate AUC differences, with a
+bootstrap over replicates and their test cases and Nadeau & Bengio's corrected resampled t
+(``bench.stats.fold_verdict_rows``; for 5 × 2 folds also Alpaydin's F-test, ``p_5x2cv_f``).
+
 Writes ``metrics.json`` (DVC metrics), ``results.csv`` (one row per method ×
 classifier), ``runs.csv`` (one row per seed), ``comparisons.csv``, ``verdict.csv``,
 ``verdict.json``, and per-run
@@ -82,25 +90,49 @@ def val_threshold_metrics(test: pd.DataFrame, val: pd.DataFrame) -> dict[str, fl
     return {"threshold_val": t, **{f"{m}_at_val": found[m] for m in VAL_THRESHOLD_METRICS}}
 
 
+def pooled_out_of_fold(tests: tuple[pd.DataFrame, ...], folds: int, what: str) -> list[pd.DataFrame]:
+    """Repeated k-fold: per repeat, its folds' test predictions together (each image once, sorted by
+    id), so that every repeat scores the same cases, as the seeds of a fixed split do."""
+    pooled = []
+    for start in range(0, len(tests), folds):
+        frame = pd.concat(tests[start:start + folds]).sort_values("id", kind="stable").reset_index(drop=True)
+        twice = frame["id"][frame["id"].duplicated()]
+        if len(twice):
+            raise AugbenchError(f"{what}: image {twice.iloc[0]!r} is in two test folds of repeat {start // folds}; "
+                                "the runs were not trained on one prepared k-fold split: re-run them (dvc repro)")
+        if pooled and not np.array_equal(frame["id"], pooled[0]["id"]):
+            raise AugbenchError(f"{what}: the test folds of repeat {start // folds} cover other images than those "
+                                "of repeat 0; re-run the runs on one prepared k-fold split (dvc repro)")
+        pooled.append(frame)
+    return pooled
+
+
 def evaluate_pair(params: Params, runs: Path, method: str, classifier: str) -> tuple[dict, list[dict], dict]:
+    """One results.csv row, its runs.csv rows (one per seed, or per replicate under repeated k-fold),
+    and the arrays the comparisons and verdicts need. Repeated k-fold: the row's metrics and interval
+    are those of the pooled out-of-fold predictions of each repeat (:func:`pooled_out_of_fold`, the
+    repeats taking the place of seeds); ``_sd`` and runs.csv are per replicate, on its own test fold."""
     ev = params.evaluate
     tests, vals, metas = zip(*(load_run(run_dir(runs, method, classifier, s)) for s in params.matrix.seeds),
                              strict=True)
+    replicates = tests  # what each run was scored on
+    if params.split.n_replicates:
+        tests = pooled_out_of_fold(tests, params.split.folds, f"{method}/{classifier}")
     y = tests[0]["label"].to_numpy()
     for t in tests[1:]:
         if not np.array_equal(t["id"], tests[0]["id"]):
             raise AugbenchError(f"{method}/{classifier}: seeds were scored on different test sets")
     scores = [t["score"].to_numpy() for t in tests]
     ci = metrics.bootstrap_ci_seeds(y, scores, ev.bootstrap_resamples, ev.confidence, ev.seed, ev.threshold)
-    per_seed = [metrics.binary_metrics(y, s, ev.threshold) for s in scores]
-    at_val = [val_threshold_metrics(t, v) for t, v in zip(tests, vals, strict=True)]
+    per_seed = [metrics.binary_metrics(t["label"].to_numpy(), t["score"].to_numpy(), ev.threshold) for t in replicates]
+    at_val = [val_threshold_metrics(t, v) for t, v in zip(replicates, vals, strict=True)]
     spread = metrics.summarize_runs(per_seed)
     # sd of the same statistic the row reports (the seed mean), over the same resamples as its CI
     boot_sd = stats.bootstrap_sd_seeds(y, scores, ev.bootstrap_resamples, ev.seed, ev.threshold)
     row = {"method": method, "classifier": classifier, "plugin": params.classifier_plugin(classifier),
            "mode": metas[0].get("mode") or metas[0].get("params", {}).get("transfer", ""),
            "augmentation_mode": augmentation_mode(metas[0]),
-           "n_seeds": len(scores), "n_test": len(y),
+           "n_seeds": len(replicates), "n_test": len(y),
            "weights": metas[0]["weights"], "epochs_run": "/".join(str(m["epochs_run"]) for m in metas),
            "n_train": metas[0]["training_set"]["n_total"], "trainable_params": metas[0]["trainable_params"]}
     for name in metrics.METRIC_NAMES:
@@ -109,10 +141,20 @@ def evaluate_pair(params: Params, runs: Path, method: str, classifier: str) -> t
     for key in at_val[0]:
         row[key] = float(np.mean([a[key] for a in at_val]))
     seed_rows = [{"method": method, "classifier": classifier, "seed": m["seed"],
-                  "augmentation_mode": augmentation_mode(m), **r, **a,
-                  "confusion": metrics.confusion(y, s >= ev.threshold).tolist()}
-                 for m, r, a, s in zip(metas, per_seed, at_val, scores, strict=True)]
-    return row, seed_rows, {"y": y, "ids": tests[0]["id"].to_numpy(), "scores": scores, "metas": list(metas)}
+                  **replicate_columns(m, len(t)), "augmentation_mode": augmentation_mode(m), **r, **a,
+                  "confusion": metrics.confusion(t["label"].to_numpy(), t["score"].to_numpy() >= ev.threshold).tolist()}
+                 for m, r, a, t in zip(metas, per_seed, at_val, replicates, strict=True)]
+    per_run = [(t["id"].to_numpy(), t["label"].to_numpy(), t["score"].to_numpy()) for t in replicates]
+    return row, seed_rows, {"y": y, "ids": tests[0]["id"].to_numpy(), "scores": scores, "metas": list(metas),
+                            "runs": per_run}
+
+
+def replicate_columns(meta: dict, n_test: int) -> dict:
+    """runs.csv's replicate, repeat, fold and n_test of a repeated k-fold run (nothing for a fixed split)."""
+    found = meta.get("replicate")
+    if not found:
+        return {}
+    return {"replicate": found["index"], "repeat": found["repeat"], "fold": found["fold"], "n_test": n_test}
 
 
 def augmentation_mode(meta: dict) -> str:
@@ -204,6 +246,12 @@ def _same_test_set(ids: np.ndarray, base_ids: np.ndarray, what: str) -> None:
         raise AugbenchError(f"{what} was scored on a different test set from {BASELINE}; re-run it (dvc repro)")
 
 
+def _same_runs(arm_runs: list, base_runs: list, what: str) -> None:
+    """Run i of an arm scored the test cases of the baseline's run i (the same split, or replicate)."""
+    for i, (arm, base) in enumerate(zip(arm_runs, base_runs, strict=True)):
+        _same_test_set(arm[0], base[0], f"{what} (run {i})")
+
+
 def load_aa(params: Params, runs: Path, classifier: str, base: dict) -> dict | None:
     """The A/A arm's test scores and metas (its seed index i paired with none's seed index i), or
     None, with a warning, when any of its runs is absent."""
@@ -214,9 +262,9 @@ def load_aa(params: Params, runs: Path, classifier: str, base: dict) -> dict | N
                     len(folders), absent[0], classifier)
         return None
     tests, _, metas = zip(*(load_run(f) for f in folders), strict=True)
-    for test, folder in zip(tests, folders, strict=True):
-        _same_test_set(test["id"].to_numpy(), base["ids"], str(folder))
-    return {"scores": [t["score"].to_numpy() for t in tests], "metas": list(metas)}
+    runs_of = [(t["id"].to_numpy(), t["label"].to_numpy(), t["score"].to_numpy()) for t in tests]
+    _same_runs(runs_of, base["runs"], str(folders[0].parent))
+    return {"runs": runs_of, "metas": list(metas)}
 
 
 def _arms(params: Params, runs: Path, raw: dict, classifier: str) -> tuple[dict, dict, list]:
@@ -226,11 +274,12 @@ def _arms(params: Params, runs: Path, raw: dict, classifier: str) -> tuple[dict,
     for method in params.matrix.methods:
         if method != BASELINE:
             _same_test_set(raw[(method, classifier)]["ids"], base["ids"], f"{method}/{classifier}")
-            scores[method], roles[method] = raw[(method, classifier)]["scores"], method_role(method, params.method_plugin(method))
+            _same_runs(raw[(method, classifier)]["runs"], base["runs"], f"{method}/{classifier}")
+            scores[method], roles[method] = raw[(method, classifier)]["runs"], method_role(method, params.method_plugin(method))
             metas += raw[(method, classifier)]["metas"]
     aa = load_aa(params, runs, classifier, base)
     if aa is not None:
-        scores[AA_METHOD], roles[AA_METHOD] = aa["scores"], "A/A"
+        scores[AA_METHOD], roles[AA_METHOD] = aa["runs"], "A/A"
         metas += aa["metas"]
     return scores, roles, metas
 
@@ -240,20 +289,39 @@ def _verdict_rows(params: Params, raw: dict, classifier: str, scores: dict, role
     # Two Holm families: the methods under study, and the controls (positive, negative, A/A), which
     # check that this run can see an effect and are no hypotheses of the study (docs/statistics.md)
     families = {name: "method" if role == "method" else "control" for name, role in roles.items()}
-    rows = stats.verdict_rows(base["y"], np.stack(base["scores"]), {k: np.stack(v) for k, v in scores.items()},
-                              ev.bootstrap_resamples, ev.seed, ev.confidence, ALPHA, VERDICT_POWER, families)
+    if params.split.n_replicates:  # repeated k-fold: each replicate scored its own test fold
+        n_train, n_test = replicate_sizes(base)
+        rows = stats.fold_verdict_rows([y for _, y, _ in base["runs"]], [s for *_, s in base["runs"]],
+                                       {k: [s for *_, s in v] for k, v in scores.items()}, n_train, n_test,
+                                       ev.bootstrap_resamples, ev.seed, ev.confidence, ALPHA, VERDICT_POWER,
+                                       families, params.split.folds)
+    else:
+        rows = stats.verdict_rows(base["y"], np.stack(base["scores"]),
+                                  {k: np.stack([s for *_, s in v]) for k, v in scores.items()},
+                                  ev.bootstrap_resamples, ev.seed, ev.confidence, ALPHA, VERDICT_POWER, families)
     out = []
     for row in rows:
         role = roles[row["method"]]
         expected = EXPECTED[role]
         out.append({"classifier": classifier, "method": row["method"], "role": role, "expected": expected,
-                    **{k: row[k] for k in stats.VERDICT_ROW_KEYS[1:]},
+                    **{k: v for k, v in row.items() if k != "method"},
                     "as_expected": (row["verdict"] == expected) if expected else ""})
         log.info("verdict %s/%s (%s): %s, ΔAUC %+.4f [%+.4f, %+.4f], p_holm %.3g", row["method"], classifier,
                  role, row["verdict"], row["delta"], row["low"], row["high"], row["p_holm"])
         if expected and row["verdict"] != expected:
             log.warning("%s/%s: the %s gave %r, expected %r", row["method"], classifier, role, row["verdict"], expected)
     return out
+
+
+def replicate_sizes(base: dict) -> tuple[float, float]:
+    """``(n_train, n_test)`` of one replicate, for the corrected resampled t (means over the
+    baseline's replicates: folds differ by a case or so): real training images, test-fold cases."""
+    missing = [m.get("seed") for m in base["metas"] if "n_split" not in m.get("training_set", {})]
+    if missing:
+        raise AugbenchError(f"{BASELINE}: the runs of seeds {missing} record no training_set.n_split (the real "
+                            "training images the corrected resampled t needs); re-run them (dvc repro)")
+    return (float(np.mean([m["training_set"]["n_split"] for m in base["metas"]])),
+            float(np.mean([len(ids) for ids, *_ in base["runs"]])))
 
 
 def _recorded(metas: list[dict], key: str, what: str, conflict: str) -> str:
@@ -281,7 +349,7 @@ def verdict_table(params: Params, runs: Path, raw: dict) -> tuple[pd.DataFrame, 
     if BASELINE not in params.matrix.methods:
         log.warning("no %r in matrix.methods: no verdicts (every arm is compared with %r)", BASELINE, BASELINE)
         classifiers = []
-    rows, metas, weights, n_test, with_aa = [], [], {}, set(), []
+    rows, metas, weights, n_test, with_aa, sizes = [], [], {}, set(), [], {}
     for classifier in classifiers:
         scores, roles, found = _arms(params, runs, raw, classifier)
         rows += _verdict_rows(params, raw, classifier, scores, roles) if scores else []
@@ -289,10 +357,15 @@ def verdict_table(params: Params, runs: Path, raw: dict) -> tuple[pd.DataFrame, 
         weights[classifier] = _recorded(found, "weights", classifier, "warn")
         n_test.add(len(raw[(BASELINE, classifier)]["y"]))
         with_aa += [classifier] if AA_METHOD in scores else []
+        if params.split.n_replicates:
+            sizes[classifier] = dict(zip(("n_train", "n_test"), replicate_sizes(raw[(BASELINE, classifier)]), strict=True))
     about = {**verdict_method(params), "classifiers": classifiers, "aa_classifiers": with_aa,
              "n_test": n_test.pop() if len(n_test) == 1 else sorted(n_test),
              "budget": _recorded(metas, "budget", "verdict", "error"), "weights": weights}
-    return pd.DataFrame(rows, columns=list(VERDICT_CSV_COLUMNS)), about
+    if params.split.n_replicates:
+        about["split"]["replicate_sizes"] = sizes
+    columns = list(VERDICT_CSV_COLUMNS) + (["p_5x2cv_f"] if params.split.n_replicates else [])
+    return pd.DataFrame(rows, columns=columns), about
 
 
 def verdict_method(params: Params) -> dict:
@@ -310,6 +383,27 @@ def verdict_method(params: Params) -> dict:
                  f"and the controls (positive, negative, A/A); 'helps' or 'hurts' needs p_holm < {ALPHA}, the "
                  "interval clear of 0 on "
                  "the same side, and at least two seeds."),
+    } | (kfold_method(params) if params.split.n_replicates else {"split": {"mode": params.split.mode}})
+
+
+def kfold_method(params: Params) -> dict:
+    """verdict.json's interval, test and split under repeated k-fold (docs/statistics.md)."""
+    ev, sp = params.evaluate, params.split
+    five_by_two = " Alpaydin's (1999) combined 5x2cv F-test is given beside it (p_5x2cv_f; not Holm-adjusted)." \
+        if (sp.folds, sp.repeats) == (2, 5) else ""
+    return {
+        "split": {"mode": sp.mode, "folds": sp.folds, "repeats": sp.repeats, "replicates": sp.n_replicates,
+                  "seed": sp.seed, "pairing": "replicate r = (repeat r // folds, fold r % folds) trains with "
+                                             "matrix.seeds[r] (A/A: aa_seeds[r])"},
+        "interval": (f"{ev.confidence:.0%} percentile interval of the mean per-replicate AUC difference (arm minus "
+                     f"{BASELINE}, each on its replicate's test fold) from a two-level bootstrap with "
+                     f"{ev.bootstrap_resamples} replicates: each resamples every fold's test cases (not stratified "
+                     "by class) and the paired replicates."),
+        "test": (f"Nadeau & Bengio's (2003) corrected resampled t-test over the {sp.n_replicates} replicates of "
+                 f"{sp.repeats} x {sp.folds}-fold cross-validation (variance x (1/J + n_test/n_train), df = J - 1; "
+                 "two-sided), Holm-adjusted within two families of the classifier's arms: the methods, and the "
+                 f"controls; 'helps' or 'hurts' needs p_holm < {ALPHA} and the interval clear of 0 on the same "
+                 f"side.{five_by_two}"),
     }
 
 def evaluate(params: Params, runs: Path, out: Path) -> pd.DataFrame:

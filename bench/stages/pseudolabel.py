@@ -48,6 +48,7 @@ from bench.io import read_json, write_json, write_text
 from bench.lock import LOCK_NAME
 from bench.metrics import METRIC_NAMES, binary_metrics
 from bench.pseudolabel import MIKOLAJCZYK, Fold, check_fold, fold_plan, fold_table
+from bench.quiet import progress
 from bench.stages import augment, encoder, train
 from bench.stages.common import (
     OPTIONAL_REPORTS,
@@ -208,7 +209,8 @@ def pseudolabel(params: Params, prepared: Prepared, groups: list[str], out: Path
     write_json(out / "folds.json", {"method": s.method, "seed": s.seed, "upstream": prepared.digest,
                                     "max_per_class": s.max_per_class, "n_images": sum(covered.values()),
                                     "per_class": covered, "folds": [dataclasses.asdict(f) for f in folds]})
-    rows = [run_fold(params, prepared, fold, out / f"fold{fold.index}") for fold in folds]
+    with progress(folds, desc="pseudolabel folds", unit="fold") as bar:
+        rows = [run_fold(params, prepared, fold, out / f"fold{fold.index}") for fold in bar]
     table = fold_results(rows)
     write_reports(params, table, reports)
     write_json(out / "meta.json", {"params": to_dict(s), "upstream": prepared.digest,

@@ -458,11 +458,12 @@ def optional_sections(out: Path, gans: list[str]) -> list[str]:
                      "its held-out fold. The Table-4 row above is the mean ± sd of these folds, on different "
                      "test images than the other rows.\n\n" + (out / "pseudolabel.md").read_text().strip())
     if (out / "quality.md").is_file():
-        parts.append("## Image quality of the synthetic images\n\nFull-reference metrics (RMSE, PSNR, SSIM, "
-                     "SRE, SAM) against each image's source (NST: its content image; GAN: the nearest training "
-                     "image of its class), FID and KID against the real training images (pseudo-label: against "
-                     "its fold's training part). The floor row compares real training with real validation "
-                     "images. FID with a domain encoder is not comparable to the InceptionV3 FID of papers.\n\n"
+        parts.append("## Image quality of the synthetic images\n\nKID (primary) and FID against real images no "
+                     "generator used (the validation split; pseudo-label: its fold's held-out images), beside the "
+                     "floor row of real training vs those images; memorisation (nearest training image, in "
+                     "pixels); distance from each image's source (source_*: NST its content image, GAN the "
+                     "nearest training image of its class). FID with a domain encoder or Keras InceptionV3 is not "
+                     "comparable to the FID of papers (docs/image-quality.md).\n\n"
                      + (out / "quality.md").read_text().strip())
     return parts
 

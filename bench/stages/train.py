@@ -4,7 +4,9 @@
 ``replace`` methods train on the synthetic images only; ``online`` methods (bench.online)
 train on the real training split, each minibatch randomly transformed as it is drawn
 (``online.json`` of the augment stage says how). Validation and test are
-always the real val/test splits. ``--classifier`` names a classifier *variant*
+always the real val/test splits: under ``split.mode: repeated-kfold``, those of the run's
+replicate (seed ``matrix.seeds[r]`` trains on replicate ``r``: :func:`split_for`), whose
+training part also replaces the fixed one. ``--classifier`` names a classifier *variant*
 (a key of ``train.classifiers``), which may be a plugin or a variant of one.
 
 When the classifier's parameters define a grid (``grid_learning_rate``,
@@ -47,8 +49,9 @@ import pandas as pd
 
 from bench import online, registry, training
 from bench.config import Params
+from bench.data.splits import replicate_index
 from bench.distributed import default_shard_dir, init_workers, phase_summary, phases, rank_guard
-from bench.errors import AugbenchError
+from bench.errors import AugbenchError, ConfigError
 from bench.io import file_digest, load_npz, read_json, write_json, write_text
 from bench.metrics import binary_metrics
 from bench.stages.augment import check_sources
@@ -82,6 +85,10 @@ def training_set(prepared: Prepared, augmented: Path) -> tuple[np.ndarray, np.nd
     if synth["images"].shape[1:] != train.images.shape[1:]:
         raise AugbenchError(f"{augmented}: synthetic images are {synth['images'].shape[1:]}, prepared images "
                             f"{train.images.shape[1:]}; re-run the augment stage (dvc repro)")
+    if prepared.replicate is not None and len(synth["labels"]):  # config refuses it first (bench.config)
+        raise AugbenchError(f"{augmented}: {len(synth['labels'])} stored synthetic images under split.mode "
+                            "repeated-kfold; they were made from one replicate's training part and may hold "
+                            "this replicate's test images (docs/statistics.md, \"Repeated stratified group k-fold\")")
     provenance = [json.loads(line) for line in (augmented / "provenance.jsonl").read_text().splitlines()]
     check_sources(provenance, set(train.ids), meta["method"])  # made from an older split? refuse
     if meta["mode"] == "replace":
@@ -256,6 +263,8 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
             "budget": params.train.budget, "epoch_images": epoch_size or len(y),
             "optimizer_steps": best.epochs * _steps_per_epoch(epoch_size or len(y), configured, workers),
             "best_epoch": result.best_epoch, "fit_seconds": round(result.seconds, 1)}
+    if prepared.replicate is not None:  # repeated k-fold: which (repeat, fold) this run's split is
+        meta["replicate"] = replicate_record(params, prepared.replicate)
     meta.update(write_analysis(chosen, model, best.state["initial"], x_test, out))
     if explain:
         rows = explained_rows(test.labels, params.train.explain_images)  # all, or a class-stratified pick
@@ -294,6 +303,44 @@ def write_analysis(clf, model, initial: list | None, x_test: np.ndarray, out: Pa
     for filename, table in analysis["tables"].items():
         write_text(out / filename, table.to_csv(index=False))
     return {**analysis["meta"], "analysis_split": "test"}
+
+
+def replicate_of(params: Params, seed: int, aa: bool = False) -> int | None:
+    """Under ``split.mode: repeated-kfold``, the replicate that training seed ``seed`` runs on: its
+    position in ``matrix.seeds`` (with ``aa``: in the A/A seeds, so that A/A run i pairs with the
+    baseline's run i on the same split); None for a fixed split."""
+    if not params.split.n_replicates:
+        return None
+    seeds = params.controls.aa_seeds(params.matrix.seeds) if aa else list(params.matrix.seeds)
+    if seed not in seeds:
+        raise ConfigError("matrix.seeds", f"under split.mode repeated-kfold every seed names a replicate, and seed "
+                          f"{seed} is not one of the {'A/A ' if aa else ''}seeds {seeds}",
+                          "leave out --seed (every replicate), or give seeds from that list")
+    return seeds.index(seed)
+
+
+def split_for(params: Params, prepared: Prepared, seed: int, aa: bool = False) -> Prepared:
+    """The prepared data with the split seed ``seed`` trains on: the fixed split, or under repeated
+    k-fold its replicate's (:func:`replicate_of`). Refuses prepared data split the other way."""
+    replicate = replicate_of(params, seed, aa)
+    if replicate is not None:
+        view = prepared.for_replicate(replicate)
+        made = (prepared.meta.get("inputs") or {}).get("split")
+        if made is not None and made != to_dict(params.split):
+            raise ConfigError("split", f"the prepared data was split with {made}, the parameters say "
+                              f"{to_dict(params.split)}", "re-run the prepare stage with these parameters")
+        return view
+    if prepared.replicates is not None:
+        raise ConfigError("split.mode", "is fixed, but the prepared data is split into repeated k-fold replicates",
+                          "re-run the prepare stage with these parameters (dvc repro, or augbench prepare)")
+    return prepared
+
+
+def replicate_record(params: Params, replicate: int) -> dict:
+    """meta.json's ``replicate``: index, repeat and held-out fold."""
+    repeat, fold = replicate_index(replicate, params.split.folds)
+    return {"index": replicate, "repeat": repeat, "fold": fold, "folds": params.split.folds,
+            "repeats": params.split.repeats}
 
 
 def seeds_arg(text: str) -> list[int]:
@@ -342,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
                 with workers.timer("io"):
                     loaded.setdefault("params", params_from_args(args))
                     loaded["prepared"] = load_prepared(args.prepared)
-            run(loaded["params"], loaded["prepared"], Path(args.augmented), args.classifier, seed, out,
+            data = split_for(loaded["params"], loaded["prepared"], seed, args.aa)  # repeated k-fold: seed r ↔ replicate r
+            run(loaded["params"], data, Path(args.augmented), args.classifier, seed, out,
                 workers if workers.horovod else None, reuse=reuse, explain=seed == args.seed[0])
         if status is not None and workers.is_root:
             shutil.rmtree(status, ignore_errors=True)

@@ -6,7 +6,8 @@ they compare generated and real images with RMSE, SRE, SAM, PSNR and FID. Our ne
 is written from the two Karras papers (:mod:`bench.gan`): mapping network with a label
 embedding, modulated/demodulated convolutions with noise, skip generator, residual
 projection discriminator, non-saturating loss, lazy R1, generator EMA and ADA with the
-r_t = 0.6 heuristic. Left out, to fit a CPU budget: path-length regularisation and
+r_t = 0.6 heuristic and the 'bgc' pipeline for grey images (every geometric op and brightness,
+contrast, luma flip; hue and saturation are the identity on one channel). Left out, to fit a CPU budget: path-length regularisation and
 style mixing (Karras et al. 2020a §3.2, 2019 §3.1) and truncation (ψ = 1, as for FID).
 
 Training reads the training split only (resized to ``resolution``, pixels to [−1, 1]).
@@ -37,7 +38,8 @@ import numpy as np
 
 from bench.finite import require_finite
 from bench.gan import KARRAS_A, KARRAS_B
-from bench.gan.ada import OPS
+from bench.gan.ada import LABEL as ADA_LABEL
+from bench.gan.ada import NOT_ON_GREY, OPS
 from bench.plugins import Augmenter, Generated, ImageSet
 from bench.typed import require
 
@@ -86,8 +88,7 @@ class StyleGAN2Params:
     ada_p_init: float = field(default=0.0, metadata={"source": KARRAS_B + " §3: p starts at 0"})
     ada_fixed: bool = field(default=False, metadata={"source": "ours: True keeps p at ada_p_init (ablation)"})
     augment_ops: list[str] = field(default_factory=lambda: list(OPS), metadata={
-        "source": KARRAS_B + " Appendix B 'bgc', grey subset: xflip, rotate90, translate, scale, brightness, "
-                  "contrast"})
+        "source": KARRAS_B + " Appendix B " + ADA_LABEL + " (bench.gan.ada)"})
     classes: Literal["each", "minority"] = field(default="each", metadata={
         "source": "which classes to generate; paper: minority (" + FEDORUK + ": 2000 COVID images)"})
     n_per_class: int = field(default=2, metadata={"source": TINY + "paper 2000 (" + FEDORUK + ")"})
@@ -108,6 +109,9 @@ class StyleGAN2Params:
         require(0 <= self.ada_p_init <= 1 and 0 < self.ada_target < 1, f"{path}.ada_p_init",
                 "p must lie in [0, 1] and the target in (0, 1)")
         require(self.ada_kimg > 0, f"{path}.ada_kimg", "must be > 0")
+        colour_only = sorted(set(self.augment_ops) & set(NOT_ON_GREY))
+        require(not colour_only, f"{path}.augment_ops", f"{colour_only} act only on colour (chroma) and are the "
+                "identity on grey images: leave them out (bench.gan.ada)")
         unknown = sorted(set(self.augment_ops) - set(OPS))
         require(not unknown, f"{path}.augment_ops", f"unknown {unknown}; known: {list(OPS)}")
 

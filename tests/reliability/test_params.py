@@ -95,7 +95,7 @@ CONFIG_ERRORS = {
         {"dataset.source": "folder"}, None, "dataset.path", ["source is 'folder' but no path is given"]),
     "literal typo": (
         {"dataset.source": "flder"}, None, "dataset.source",
-        ["'flder' is not one of ['phantom', 'folder']", "did you mean 'folder'?"]),
+        ["'flder' is not one of ['phantom', 'folder', 'medmnist', 'csv']", "did you mean 'folder'?"]),
     "literal in a plugin": (
         {"augment.methods.geometric-rotation.fill": "wrap"}, None,
         "augment.methods.geometric-rotation.fill", ["'wrap' is not one of ['reflect', 'nearest', 'constant']"]),

@@ -26,12 +26,12 @@ bench: venv
 	dvc repro
 	@sed -n '/^## Test-set metrics/,/^!\[ROC/p' reports/results.md
 
-# The same pipeline on BUSI (benign vs malignant), into busi-run/ (not tracked by DVC). The positive
+# The same pipeline on BUSI (benign vs malignant) in busi-run/, a project of its own (augbench init +
+# dvc init --no-scm on first use; its params.yaml records the options). The positive
 # control (fresh phantom images) exists for the phantom only, so BUSI runs the other methods and controls.
 BUSI_METHODS ?= none,geometric-flipping,control-shuffled-labels
 bench-busi: venv
-	augbench run --workdir busi-run --set dataset.source=folder --set dataset.path=$(BUSI) --set dataset.name=busi \
-	    --methods $(BUSI_METHODS)
+	augbench run --workdir busi-run --data $(BUSI) --set dataset.name=busi --methods $(BUSI_METHODS)
 
 # Horovod is built first (once, ~5-10 min): the `horovod`-marked tests start horovodrun.
 test: venv horovod chromium

@@ -15,11 +15,14 @@ from bench.typed import describe_fields, suggest
 
 STAGES = {"prepare": "bench.stages.prepare", "encoder": "bench.stages.encoder",
           "augment": "bench.stages.augment", "train": "bench.stages.train",
-          "evaluate": "bench.stages.evaluate", "report": "bench.stages.report", "run": "bench.stages.run_all",
-          "quality": "bench.stages.quality", "pseudolabel": "bench.stages.pseudolabel"}
+          "evaluate": "bench.stages.evaluate", "report": "bench.stages.report",
+          "quality": "bench.stages.quality", "pseudolabel": "bench.stages.pseudolabel",
+          "external": "bench.stages.external"}
 # Commands with their own argument parsers, outside the pipeline.
 TOOLS = {"bench-check": "bench.benchcheck:main_check", "bench-history": "bench.benchcheck:main_history",
-         "launch": "bench.distributed:main_launch", "scale": "bench.stages.scaling:main"}
+         "launch": "bench.distributed:main_launch", "scale": "bench.stages.scaling:main",
+         "init": "bench.project:main_init", "run": "bench.project:main_run",
+         "predict": "bench.stages.external:main_predict"}
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -210,11 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=".", help="folder to create augbench-NAME/ in (default: the current folder)")
     p.set_defaults(func=cmd_new_plugin)
     for name in STAGES:
-        what = ("the whole pipeline: dvc repro / dvc exp run -S in this DVC repository, or every stage "
-                "in-process into --workdir (a second dataset, machines without DVC)"
-                if name == "run" else f"pipeline stage '{name}' (see dvc.yaml)")
-        p = sub.add_parser(name, help=what, add_help=False)
+        p = sub.add_parser(name, help=f"pipeline stage '{name}' (see dvc.yaml)", add_help=False)
         p.set_defaults(stage=name)
+    sub.add_parser("init", help="write a ready project (params.yaml, dvc.yaml, .gitignore, README.txt) into DIR",
+                   add_help=False)
+    sub.add_parser("run", help="the whole pipeline: write the options into the project's params.yaml, then "
+                   "dvc repro (here, or in --workdir DIR, initialised when new)", add_help=False)
     sub.add_parser("bench-check", help="check benchmark ratios against tests/benchmarks/baseline.json",
                    add_help=False)
     sub.add_parser("bench-history", help="plot benchmark ratios over the runs saved in .benchmarks/",
@@ -223,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "that fails", add_help=False)
     sub.add_parser("scale", help="time NST augmentation under Horovod with np = 1, 2, 4, 8: speedup table "
                    "and plot (stage 'scaling')", add_help=False)
+    sub.add_parser("predict", help="score a kept model (a train run's folder) on your own images: per-image "
+                   "probabilities, and the metrics when the set has the model's classes (docs/external.md)",
+                   add_help=False)
     return parser
 
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
-from bench.errors import ConfigError, RegistryError
+from bench.errors import AugbenchError, ConfigError, RegistryError
 from bench.nst.domain import EncoderParams
 from bench.typed import describe_value, from_dict, require, suggest
 
@@ -132,16 +132,24 @@ class DatasetParams:
     source: Literal["phantom", "folder", "medmnist", "csv"] = "phantom"
     path: str | None = None  # folder root, .npz file or .csv file (every source but phantom)
     name: str = "phantom"
-    classes: list[str] = field(default_factory=lambda: ["benign", "malignant"])
-    positive: str = "malignant"
+    # Two class names and the positive one. null: benign and malignant (positive: malignant), except for
+    # a MedMNIST file, whose labels are numbers: its dataset card's params.classes/positive (classes[k]
+    # names label k; the prepare stage stops when no card gives them or given ones disagree with the card's).
+    classes: list[str] | None = None
+    positive: str | None = None
     drop_label_conflicts: bool = True
     near_duplicate_threshold: int = 4  # Hamming distance between 64-bit pHashes
     card: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.source != "medmnist":  # a MedMNIST file's class names come from its card (bench.data.cards)
+            object.__setattr__(self, "classes", ["benign", "malignant"] if self.classes is None else self.classes)
+            object.__setattr__(self, "positive", "malignant" if self.positive is None else self.positive)
+
     def check(self, path: str) -> None:
-        require(len(self.classes) == 2, f"{path}.classes", "exactly two classes are supported",
-                "the metrics are binary (negative vs positive)")
-        require(self.positive in self.classes, f"{path}.positive",
+        require(self.classes is None or len(self.classes) == 2, f"{path}.classes",
+                "exactly two classes are supported", "the metrics are binary (negative vs positive)")
+        require(self.classes is None or self.positive is None or self.positive in self.classes, f"{path}.positive",
                 f"{self.positive!r} is not one of {self.classes}")
         require(self.source != "phantom" or set(self.classes) == {"benign", "malignant"}, f"{path}.classes",
                 f"the phantom has the classes benign and malignant, not {self.classes}")
@@ -186,8 +194,12 @@ class SplitParams:
 
     @property
     def val_share(self) -> float:
-        """The share of a replicate's training folds that becomes its validation part."""
-        return self.ratios[1] / (self.ratios[0] + self.ratios[1])
+        """The share of a replicate's training folds that becomes its validation part (``check``
+        makes both shares positive under repeated-kfold)."""
+        fit = self.ratios[0] + self.ratios[1]
+        require(fit > 0, "split.ratios", "the training and validation shares are both 0",
+                "give split.ratios[0] and split.ratios[1] positive values")
+        return self.ratios[1] / fit
 
     def check(self, path: str) -> None:
         require(self.seed >= 0, f"{path}.seed", "must be >= 0")
@@ -196,6 +208,10 @@ class SplitParams:
         require(all(r >= 0 for r in self.ratios), f"{path}.ratios", "must be non-negative")
         require(math.isclose(sum(self.ratios), 1.0, abs_tol=1e-6), f"{path}.ratios",
                 f"must sum to 1, sum is {sum(self.ratios):.6g}")
+        if self.mode == REPEATED_KFOLD:  # each replicate's non-test folds are cut ratios[0] : ratios[1]
+            require(self.ratios[0] > 0 and self.ratios[1] > 0, f"{path}.ratios",
+                    f"under mode repeated-kfold the training and validation shares must be positive, got "
+                    f"{list(self.ratios)}", "give split.ratios[0] and split.ratios[1] positive values")
         require(self.ratios[1] > 0 and self.ratios[2] > 0, f"{path}.ratios",
                 "validation and test shares must be positive")
 
@@ -294,6 +310,10 @@ class TrainParams:
     # training split otherwise gives epochs of a few optimizer steps, and the classifier's epoch
     # counts (epochs, patiences) then mean few steps; the epoch is also how often validation runs.
     min_epoch_images: int | None = None
+    # Keep every run's chosen model (runs/<method>/<classifier>/seed<k>/model.keras + model.json, for
+    # `augbench predict` and the external stage; docs/external.md). Disk: one file per run, ~94 MB for a
+    # ResNet50 (its weights; the optimizer state is not kept), so ~2.4 GB for the quick matrix's ~25 runs.
+    keep_models: bool = True
 
     def check(self, path: str) -> None:
         require(self.min_epoch_images is None or self.min_epoch_images >= 1, f"{path}.min_epoch_images",
@@ -333,7 +353,7 @@ class ScalingParams:
     """``augbench scale`` (stage ``scaling``): one NST augmentation method, and separately one
     classifier's training, timed under Horovod with each number of processes."""
 
-    # False: switched off: `augbench run --workdir` skips it, `augbench scale --skip-if-off` (dvc.yaml) writes
+    # False: switched off: `augbench scale --skip-if-off` (dvc.yaml) writes
     # only switched_off.json, `augbench scale` without that flag refuses to run.
     enabled: bool = True
     np: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # Panigrahi 2024 Table 3 ran 1, 2, 4, 6, 8
@@ -413,6 +433,28 @@ class QualityParams:
 
 
 @dataclass(frozen=True)
+class ExternalParams:
+    """Stage ``external`` (bench/stages/external.py, docs/external.md): every kept model
+    (``train.keep_models``) scored on an outside dataset, and its near-duplicates with the prepared data."""
+
+    # A folder-per-class root with the class names of dataset.classes, a MedMNIST .npz or a CSV list;
+    # null switches the stage off (under DVC: switched_off.json only).
+    path: str | None = None
+    # pHash Hamming distance of a near-duplicate pair (bench.data.validate); null: dataset.near_duplicate_threshold
+    near_duplicate_threshold: int | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
+
+    def check(self, path: str) -> None:
+        require(self.path is None or bool(str(self.path).strip()), f"{path}.path",
+                "is empty", "give an outside dataset's path, or null to switch the stage off")
+        require(self.near_duplicate_threshold is None or 0 <= self.near_duplicate_threshold <= 64,
+                f"{path}.near_duplicate_threshold", "must lie in [0, 64] or be null")
+
+
+@dataclass(frozen=True)
 class Params:
     profile: str
     matrix: MatrixParams
@@ -427,6 +469,7 @@ class Params:
     scaling: ScalingParams = field(default_factory=ScalingParams)
     pseudolabel: PseudoLabelParams = field(default_factory=PseudoLabelParams)
     quality: QualityParams = field(default_factory=QualityParams)
+    external: ExternalParams = field(default_factory=ExternalParams)
     controls: ControlsParams = field(default_factory=ControlsParams)
 
     def check(self, path: str) -> None:
@@ -652,7 +695,11 @@ def _check_replicate_methods(params: Params) -> None:
         if params.method_mode(name) == "online":
             continue
         plugin = registry.get("augmenter", params.method_plugin(name))(params.method_params(name))
-        require(plugin.n_synthetic(100) == 0, f"matrix.methods.{i}",
+        try:
+            stores = plugin.n_synthetic(100) != 0
+        except AugbenchError:  # a count that needs fit() first (NST factor null: every pair) is not 0
+            stores = True
+        require(not stores, f"matrix.methods.{i}",
                 f"{name!r} stores synthetic images made from the training split, and under split.mode "
                 "repeated-kfold that split is replicate 0's: its images would reach replicates whose test fold "
                 "they were made from (leakage)",

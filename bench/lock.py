@@ -1,7 +1,6 @@
 """One writer per workspace: an advisory lock file held for as long as a run writes there.
 
-``augbench run --workdir DIR`` locks ``DIR/.augbench.lock``; each stage command locks
-its output folder (``--out``) the same way. The lock is ``flock(2)`` on the file, so the
+Each stage command locks its output folder (``--out``) with ``.augbench.lock`` there. The lock is ``flock(2)`` on the file, so the
 kernel drops it the moment its process ends, however it ends (SIGKILL included): a lock
 file left behind by a dead process is not held, and the next run takes it over and says
 so. The file records the holder's PID, host, start time and command line, which a second

@@ -23,7 +23,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 QUIET_ENV = "AUGBENCH_QUIET"
@@ -134,7 +134,8 @@ HARMLESS_TF_LINES: tuple[tuple[str, str], ...] = (
                     "when one has already been registered"),
     ("cuda_blas.cc", "Unable to register cuBLAS factory: Attempting to register factory for plugin cuBLAS "
                      "when one has already been registered"),
-    # No GPU or no TensorRT: TensorFlow runs on the CPU, as the benchmark expects.
+    # No GPU or no TensorRT: TensorFlow runs on the CPU, as the benchmark expects (the cuda-drivers line
+    # is kept when a GPU is expected, see GPU_FALLBACK_LINE).
     ("cudart_stub.cc", "Could not find cuda drivers on your machine, GPU will not be used."),
     ("py_utils.cc", "TF-TRT Warning: Could not find TensorRT"),
     # CPU notices: the wheel could use more instructions (its second line follows, see below);
@@ -150,11 +151,30 @@ _TF_LINE = re.compile(r"^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: )?[IWEF] (?:\S*
                       r"(?P<message>.*)$")
 
 
+# Harmless only on a machine without a GPU: where one is expected (gpu_expected), this line is the only
+# sign that TensorFlow did not find the driver and fell back to the CPU, so it is kept.
+GPU_FALLBACK_LINE = ("cudart_stub.cc", "Could not find cuda drivers on your machine, GPU will not be used.")
+
+
+def gpu_expected(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment asks for a GPU: ``CUDA_VISIBLE_DEVICES`` set to something other
+    than empty or ``-1``, or ``NVIDIA_VISIBLE_DEVICES`` (the NVIDIA container runtime's) set to
+    something other than empty, ``void`` or ``none``, its values for "no GPU"."""
+    env = os.environ if environ is None else environ
+    cuda = env.get("CUDA_VISIBLE_DEVICES")
+    nvidia = env.get("NVIDIA_VISIBLE_DEVICES")
+    return ((cuda is not None and cuda.strip() not in ("", "-1"))
+            or (nvidia is not None and nvidia.strip().lower() not in ("", "void", "none")))
+
+
 def harmless_tf_line(line: str) -> bool:
-    """Whether ``line`` (without its newline) is one of :data:`HARMLESS_TF_LINES`."""
+    """Whether ``line`` (without its newline) is one of :data:`HARMLESS_TF_LINES`
+    (:data:`GPU_FALLBACK_LINE` only when no GPU is expected: :func:`gpu_expected`)."""
     found = _TF_LINE.match(line)
-    return bool(found) and any(found["file"] == file and found["message"].startswith(message)
-                               for file, message in HARMLESS_TF_LINES)
+    if not found:
+        return False
+    known = [k for k in HARMLESS_TF_LINES if k != GPU_FALLBACK_LINE or not gpu_expected()]
+    return any(found["file"] == file and found["message"].startswith(message) for file, message in known)
 
 
 class _HarmlessLines:

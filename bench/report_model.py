@@ -174,6 +174,7 @@ class Verdict:
     arms: list[Arm]
     figure: str | None = None  # the forest plot, relative to the report folder, once drawn
     title: str = VERDICT_TITLE
+    unit: str = "seed"  # what R counts: training seeds, or (repeated k-fold) replicates
 
     @property
     def confidence_text(self) -> str:
@@ -199,11 +200,11 @@ class Verdict:
     def reading(self) -> str:
         """How to read the table (one paragraph, plain text: both formats print it as it is)."""
         return (f"How to read it: each row is one arm against the baseline '{self.baseline}' with the same "
-                f"classifier; ΔAUC is the mean over seeds of the per-seed AUC difference (arm − baseline), "
+                f"classifier; ΔAUC is the mean over {self.unit}s of the per-{self.unit} AUC difference (arm − baseline), "
                 f"with its {self.confidence_text} interval. An arm helps or hurts only when the interval "
-                f"excludes 0 AND the paired t-test over seeds, Holm-adjusted within its family (the methods; the "
+                f"excludes 0 AND the paired t-test over {self.unit}s, Holm-adjusted within its family (the methods; the "
                 f"controls), is below α = {self.alpha:g}; never "
-                f"from one seed. mde is the smallest ΔAUC these seeds detect with {self.power} power: 'no "
+                f"from one {self.unit}. mde is the smallest ΔAUC these {self.unit}s detect with {self.power} power: 'no "
                 "evidence' for an arm whose ΔAUC is below it means the run was too small to tell, not that "
                 "the method does nothing. Controls are arms whose answer is known in advance; the last "
                 "column says whether they got it.")
@@ -272,7 +273,8 @@ def verdict_from(info: dict, arms: list[Arm], json_path: Path, folder: Path) -> 
         n_resamples=info.get("n_resamples"), n_test=info.get("n_test"),
         test=str(info.get("test") or ""), interval=str(info.get("interval") or ""),
         classifiers=list(info.get("classifiers") or dict.fromkeys(a.classifier for a in arms)), arms=arms,
-        figure=FOREST_PLOT if (folder / FOREST_PLOT).is_file() else None)
+        figure=FOREST_PLOT if (folder / FOREST_PLOT).is_file() else None,
+        unit="replicate" if (info.get("split") or {}).get("mode") == "repeated-kfold" else "seed")
 
 
 def weights_text(weights: Any) -> str:
@@ -651,6 +653,6 @@ def draw_forest(verdict: Verdict, folder: Path) -> Verdict:
     from bench import plots
 
     plots.forest_plot(Path(folder) / FOREST_PLOT, forest_panels(verdict),
-                      f"ΔAUC against {verdict.baseline}: R = {verdict.n_seeds} seeds, budget: {verdict.budget}",
-                      f"ΔAUC (arm − {verdict.baseline}), mean over seeds, {verdict.confidence_text} interval")
+                      f"ΔAUC against {verdict.baseline}: R = {verdict.n_seeds} {verdict.unit}s, budget: {verdict.budget}",
+                      f"ΔAUC (arm − {verdict.baseline}), mean over {verdict.unit}s, {verdict.confidence_text} interval")
     return replace(verdict, figure=FOREST_PLOT)

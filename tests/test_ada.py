@@ -270,9 +270,3 @@ def test_seeded_and_traceable_with_p_as_a_tensor(images):
     traced = tf.function(lambda x, p, s: ada.augment(x, p, s), autograph=False)
     np.testing.assert_allclose(traced(images, tf.constant(0.6), SEED).numpy(), eager, atol=1e-5)
 
-
-def test_label_names_the_pipeline_truthfully():
-    assert ada.PIPELINE == "bgc" and "bgc" in ada.LABEL
-    for op in ada.OPS + ada.NOT_ON_GREY:
-        assert op in ada.LABEL
-    assert set(ada.OPS) == set(ada.BLIT + ada.GEOMETRIC + ada.COLOUR) and len(ada.OPS) == 10

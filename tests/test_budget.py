@@ -134,6 +134,7 @@ def _seeds_trained(monkeypatch, argv):
 
     seen = []
     monkeypatch.setattr(train, "load_prepared", lambda path: None)
+    monkeypatch.setattr(train, "split_for", lambda params, prepared, seed, aa=False: prepared)
     monkeypatch.setattr(train, "run", lambda params, prepared, augmented, clf, seed, out, *a, **k: seen.append((seed, str(out))))
     assert train.main(["--params", str(PARAMS_FILE), "--profile", "smoke", "--augmented", "x", "--classifier",
                        "resnet50", *argv]) == 0

@@ -6,7 +6,6 @@ import importlib.metadata as md
 import io
 import json
 import logging
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,166 +301,136 @@ def test_validate_missing_folder(capsys, tmp_path):
     assert f"augbench: error: {tmp_path / 'nowhere'}: dataset folder not found" in err
 
 
-# ------------------------------------------------------------------- run shortcuts
-
-
-def _run_args(*argv: str):
-    from bench.stages import run_all
-
-    args = run_all.build_parser().parse_args(["--workdir", "w", "--params", str(PARAMS), *argv])
-    args.overrides = run_all.shortcut_overrides(args) + list(args.overrides)
-    return args
-
-
-def test_run_shortcuts_become_overrides(tmp_path):
-    from bench.config import load_params
-
-    data = tmp_path / "my data"
-    args = _run_args("--data", str(data), "--methods", "none, geometric-flipping", "--classifiers", "resnet50",
-                     "--zoo", "", "--seeds", "0,1", "--profile", "smoke")
-    assert args.overrides == ["dataset.source=folder", f"dataset.path={data}", "dataset.name=my data",
-                              "matrix.methods=[none,geometric-flipping]", "matrix.classifiers=[resnet50]",
-                              "matrix.zoo=[]", "matrix.seeds=[0,1]"]
-    params = load_params(args.params, args.profile, args.overrides)
-    assert list(params.matrix.methods) == ["none", "geometric-flipping"]
-    assert list(params.matrix.seeds) == [0, 1] and not params.matrix.zoo
-    assert params.dataset.source == "folder" and params.dataset.name == "my data"
-
-
-def test_run_explicit_set_wins_over_a_shortcut():
-    args = _run_args("--methods", "none", "--set", "matrix.methods=[none,classical]")
-    assert args.overrides[-1] == "matrix.methods=[none,classical]"  # applied last
-
-
-def test_run_shortcut_typo_is_refused_with_a_suggestion(capsys, tmp_path):
-    code, _, err = run(capsys, "run", "--workdir", str(tmp_path / "w"), "--params", str(PARAMS),
-                       "--methods", "none,geometric-fliping")
-    assert code == 2
-    assert "unknown augmenter" in err and "geometric-flipping" in err
-    assert not (tmp_path / "w").exists()  # refused at load: nothing written
-
-
-# ------------------------------------------------------------------- run through DVC
+# ------------------------------------------------------------------- run (writes params.yaml, then dvc repro)
 
 
 @pytest.fixture
 def dvc_repo(tmp_path, monkeypatch) -> Path:
-    """A folder with the project's dvc.yaml and params.yaml, as the current folder."""
+    """A folder with the project's dvc.yaml and params.yaml and a .dvc folder, as the current folder."""
     root = PARAMS.parent
     for name in ("dvc.yaml", "params.yaml"):
         (tmp_path / name).write_text((root / name).read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / ".dvc").mkdir()
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("bench.stages.run_all.shutil.which", lambda name: f"/usr/bin/{name}")
     return tmp_path
 
 
-def test_run_dvc_dry_run_without_overrides_is_dvc_repro(capsys, dvc_repo):
-    assert run(capsys, "run", "--dry-run") == (0, "dvc repro\n", "")
-    assert run(capsys, "run", "--dry-run", "--quiet") == (0, "dvc repro --quiet\n", "")
+def _plan(*argv: str, raw: dict | None = None) -> list:
+    from bench import project
+
+    args = project.build_run_parser().parse_args(list(argv))
+    return project.planned_edits(args, raw if raw is not None else yaml.safe_load(PARAMS.read_text()))
 
 
-def test_run_dvc_dry_run_maps_shortcuts_to_set_params(capsys, dvc_repo):
+def test_run_shortcuts_become_params_edits(tmp_path):
+    data = tmp_path / "my data"
+    edits = _plan("--data", str(data), "--methods", "none, geometric-flipping", "--classifiers", "resnet50",
+                  "--zoo", "", "--seeds", "0,1")
+    assert edits[:7] == [("dataset.source", "folder"), ("dataset.path", str(data.resolve())),
+                         ("dataset.name", "my data"), ("matrix.methods", ["none", "geometric-flipping"]),
+                         ("matrix.classifiers", ["resnet50"]), ("matrix.zoo", []), ("matrix.seeds", [0, 1])]
+
+
+def test_run_explicit_set_wins_over_a_shortcut():
+    edits = _plan("--methods", "none", "--set", "matrix.methods=[none,classical]")
+    assert [v for k, v in edits if k == "matrix.methods"][-1] == ["none", "classical"]  # applied last
+
+
+def test_run_shortcut_typo_is_refused_with_a_suggestion(capsys, tmp_path):
+    code, _, err = run(capsys, "run", "--workdir", str(tmp_path / "w"), "--methods", "none,geometric-fliping")
+    assert code == 2
+    assert "unknown augmenter" in err and "geometric-flipping" in err
+    assert not (tmp_path / "w").exists()  # refused at validation: nothing written
+
+
+def test_run_dry_run_without_options_changes_nothing(capsys, dvc_repo):
+    code, out, err = run(capsys, "run", "--dry-run")
+    assert code == 0 and err == ""
+    assert out.startswith(f"would run in {dvc_repo}: dvc repro  (profile quick")
+    code, out, _ = run(capsys, "run", "--dry-run", "--quiet")
+    assert f"would run in {dvc_repo}: dvc repro --quiet  (" in out
+
+
+def test_run_dry_run_lists_the_params_yaml_changes(capsys, dvc_repo):
     code, out, err = run(capsys, "run", "--dry-run", "--profile", "smoke", "--methods", "none,classical",
                          "--seeds", "0,1", "--set", "train.classifiers.resnet50.epochs=2")
     assert code == 0, err
     # The profile sets resnet50's epochs, and a profile value wins over the base one: both are written.
     # The smoke profile's own seeds and zoo go to the base lists too (dvc.yaml's ${matrix...} reads the base).
-    assert out == ("dvc exp run -S profile=smoke "
-                   "-S 'matrix.seeds=[0,1]' -S 'profiles.smoke.matrix.seeds=[0,1]' "
-                   "-S 'matrix.zoo=[drs-resnet101,efficientnetb0-feature-extraction]' "
-                   "-S 'profiles.smoke.matrix.zoo=[drs-resnet101,efficientnetb0-feature-extraction]' "
-                   "-S 'matrix.methods=[none,classical]' -S 'matrix.seeds=[0,1]' -S 'profiles.smoke.matrix.seeds=[0,1]' "
-                   "-S train.classifiers.resnet50.epochs=2 -S profiles.smoke.train.classifiers.resnet50.epochs=2\n")
+    where = f"would set {dvc_repo / 'params.yaml'}: "
+    assert [line.removeprefix(where) for line in out.splitlines() if line.startswith(where)] == [
+        "profile: smoke", "matrix.seeds: [0, 1]", "matrix.zoo: [drs-resnet101, efficientnetb0-feature-extraction]",
+        "matrix.methods: [none, classical]", "matrix.seeds: [0, 1]", "train.classifiers.resnet50.epochs: 2",
+        "profiles.smoke.train.classifiers.resnet50.epochs: 2"]
+    assert (dvc_repo / "params.yaml").read_text() == PARAMS.read_text()  # a dry run writes nothing
 
 
-def test_run_dvc_profile_brings_its_own_matrix_lists(capsys, dvc_repo):
+def test_run_profile_brings_its_own_matrix_lists():
     """`dvc repro` reads the base `matrix` only; --profile paper must still train the paper zoo,
     and an explicit --zoo still wins over the profile's list."""
-    paper = yaml.safe_load((dvc_repo / "params.yaml").read_text())["profiles"]["paper"]["matrix"]["zoo"]
-    code, out, err = run(capsys, "run", "--dry-run", "--profile", "paper")
-    assert code == 0, err
-    assert f"-S 'matrix.zoo=[{','.join(paper)}]'" in out and len(paper) > 3
-    code, out, err = run(capsys, "run", "--dry-run", "--profile", "paper", "--zoo", "inceptionv3")
-    assert out.rindex("matrix.zoo=[inceptionv3]") > out.index(f"matrix.zoo=[{','.join(paper)}]")
+    paper = yaml.safe_load(PARAMS.read_text())["profiles"]["paper"]["matrix"]["zoo"]
+    assert ("matrix.zoo", paper) in _plan("--profile", "paper") and len(paper) > 3
+    edits = _plan("--profile", "paper", "--zoo", "inceptionv3")
+    assert edits.index(("matrix.zoo", ["inceptionv3"])) > edits.index(("matrix.zoo", paper))
 
 
-def _apply_sets(raw: dict, sets: list[str]) -> dict:
-    """What ``dvc exp run -S`` does to params.yaml (``+`` adds a key, the value is YAML)."""
-    import copy
-
-    raw = copy.deepcopy(raw)
-    for kv in sets:
-        key, value = kv.lstrip("+").split("=", 1)
-        node, *path = [raw, *key.split(".")]
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = yaml.safe_load(value)
-    return raw
-
-
-@pytest.mark.parametrize("argv,added", [
-    (["--profile", "smoke", "--zoo", "", "--set", "train.classifiers.drs-resnet101.repeats=2"],
-     ["+train.classifiers.drs-resnet101.repeats=2"]),  # not in params.yaml: dvc needs the +
-    (["--set", "train.classifiers.resnet50.epochs=3", "--data", "/tmp/my data", "--classifiers", "resnet50"], []),
+@pytest.mark.parametrize("argv", [
+    ["--profile", "smoke", "--zoo", "", "--set", "train.classifiers.drs-resnet101.repeats=2"],  # a key params.yaml lacks
+    ["--set", "train.classifiers.resnet50.epochs=3", "--data", "/tmp/my data", "--classifiers", "resnet50"],
 ])
-def test_run_dvc_set_params_give_the_stages_the_validated_parameters(argv, added):
-    """params.yaml after dvc's -S values, loaded as a stage loads it == what augbench validated."""
-    from bench import config
-    from bench.stages import run_all
+def test_run_params_edits_give_the_stages_the_validated_parameters(argv, tmp_path):
+    """params.yaml after run's edits, loaded as a stage loads it == the parameters the options ask for."""
+    from bench import config, project
 
-    args = _run_args(*argv)
-    args.quiet = False
-    raw = yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
-    sets = run_all.dvc_command(args, raw)[4::2]
-    assert [kv for kv in sets if kv.startswith("+")] == added
-    stage_view = config.build(config.resolve(_apply_sets(raw, sets)), True)
-    wanted = config.load_params(args.params, args.profile, args.overrides)
+    path = tmp_path / "params.yaml"
+    path.write_text(PARAMS.read_text())
+    edits = _plan(*argv)
+    project.write_params_edits(path, edits)
+    stage_view = config.load_params(path)
+    args = project.build_run_parser().parse_args(argv)
+    wanted = config.build(config.resolve(project.apply_edits(yaml.safe_load(PARAMS.read_text()), edits)))
     assert config.params_record(stage_view) == config.params_record(wanted)
+    if "--data" in argv:
+        assert stage_view.dataset.path == str(Path(args.data).resolve())
+    else:
+        assert stage_view.train.classifiers["drs-resnet101"]["repeats"] == 2 and stage_view.profile == "smoke"
 
 
-def test_run_workdir_dry_run_writes_nothing(capsys, tmp_path):
-    code, out, err = run(capsys, "run", "--dry-run", "--workdir", str(tmp_path / "w"), "--params", str(PARAMS),
-                         "--methods", "none,classical", "--seeds", "0,1")
-    assert code == 0, err
-    assert out.startswith(f"would run in-process into {tmp_path / 'w'}: profile quick, methods none, classical")
-    assert not (tmp_path / "w").exists()
-
-
-def test_run_dvc_refuses_an_unknown_method_before_anything_runs(capsys, dvc_repo, monkeypatch):
-    monkeypatch.setattr("bench.stages.run_all.subprocess.run", pytest.fail)
-    code, out, err = run(capsys, "run", "--dry-run", "--methods", "none,geometric-fliping")
+def test_run_refuses_an_unknown_method_before_anything_runs(capsys, dvc_repo, monkeypatch):
+    monkeypatch.setattr("bench.project.run_dvc", pytest.fail)
+    code, out, err = run(capsys, "run", "--methods", "none,geometric-fliping")
     assert code == 2 and out == ""
     assert "matrix.methods.1: unknown augmenter 'geometric-fliping'" in err and "'geometric-flipping'" in err
+    assert (dvc_repo / "params.yaml").read_text() == PARAMS.read_text()
 
 
-def test_run_dvc_runs_the_printed_command_and_passes_quiet_on(capsys, dvc_repo, monkeypatch):
+def test_run_runs_dvc_repro_and_passes_quiet_on(capsys, dvc_repo, monkeypatch):
     import os
 
     seen = {}
 
-    def fake_run(command, cwd, check):
-        seen.update(command=command, cwd=cwd, quiet=os.environ.get("AUGBENCH_QUIET"))
-        return subprocess.CompletedProcess(command, 0)
+    def fake_run(command, cwd):
+        seen.update(command=command[1:], cwd=cwd, quiet=os.environ.get("AUGBENCH_QUIET"))
+        return 0
 
-    monkeypatch.setattr("bench.stages.run_all.subprocess.run", fake_run)
+    monkeypatch.setattr("bench.project.run_dvc", fake_run)
     monkeypatch.delenv("AUGBENCH_QUIET", raising=False)
     code, out, err = run(capsys, "run", "--quiet", "--seeds", "0,1")
     assert code == 0 and err == ""
-    assert seen == {"command": ["dvc", "exp", "run", "--quiet", "-S", "matrix.seeds=[0,1]"], "cwd": dvc_repo,
-                    "quiet": "1"}
-    first, summary = out.splitlines()
-    assert first == "dvc exp run --quiet -S 'matrix.seeds=[0,1]'"
-    assert summary.startswith("augbench run: dvc exp run finished in ")
+    assert seen == {"command": ["repro", "--quiet"], "cwd": dvc_repo, "quiet": "1"}
+    changed, command, summary = out.splitlines()
+    assert changed == f"augbench run: {dvc_repo / 'params.yaml'}: matrix.seeds: [0, 1]"
+    assert command == "dvc repro --quiet" and summary.startswith("augbench run: dvc repro finished in ")
+    assert yaml.safe_load((dvc_repo / "params.yaml").read_text())["matrix"]["seeds"] == [0, 1]
     assert "AUGBENCH_QUIET" not in os.environ  # put back afterwards
 
 
 @pytest.mark.parametrize("stage", ["pseudolabel", "quality", "scaling"])
-def test_run_dvc_runs_with_a_stage_switched_off(capsys, dvc_repo, stage):
+def test_run_runs_with_a_stage_switched_off(capsys, dvc_repo, stage):
     """dvc.yaml runs every stage with --skip-if-off: a stage switched off is passed on to DVC, not refused."""
     code, out, err = run(capsys, "run", "--dry-run", "--set", f"{stage}.enabled=false")
     assert code == 0, err
-    # (where the active profile sets the key too, the --set is passed to the profile's copy as well)
-    assert out.startswith(f"dvc exp run -S {stage}.enabled=false") and out.count("\n") == 1
+    assert out.startswith(f"would set {dvc_repo / 'params.yaml'}: {stage}.enabled: false\n")
 
 
 def test_dvc_yaml_runs_the_optional_stages_with_skip_if_off_into_their_own_folders():
@@ -469,18 +438,18 @@ def test_dvc_yaml_runs_the_optional_stages_with_skip_if_off_into_their_own_folde
     runs, switched off or not); the report stage copies their tables from there."""
     stages = yaml.safe_load((PARAMS.parent / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     for stage, folder in (("pseudolabel", "data/pseudolabel"), ("quality", "data/quality"),
-                          ("scaling", "data/scaling")):
+                          ("scaling", "data/scaling"), ("external", "data/external")):
         assert "--skip-if-off" in stages[stage]["cmd"].split(), stage
         assert stages[stage]["outs"] == [folder] and "metrics" not in stages[stage], stage
         assert folder in stages["report"]["deps"]
     assert "data/pseudolabel" in stages["quality"]["deps"]
     report = stages["report"]["cmd"].split()
     extras = report[report.index("--extras") + 1:report.index("--out")]
-    assert extras == ["data/pseudolabel/report", "data/quality", "data/scaling/report"]
+    assert extras == ["data/pseudolabel/report", "data/quality", "data/scaling/report", "data/external"]
     assert "--reports data/pseudolabel/report" in stages["pseudolabel"]["cmd"]
     assert "--out data/quality" in stages["quality"]["cmd"] and "--out data/scaling/report" in stages["scaling"]["cmd"]
     declared = [next(iter(o)) if isinstance(o, dict) else o for s in stages.values() for o in s.get("outs", [])]
-    assert not any(Path(o).name.startswith(("pseudolabel.", "quality.", "speedup", "scaling.")) for o in declared)
+    assert not any(Path(o).name.startswith(("pseudolabel.", "quality.", "speedup", "scaling.", "external.", "external_")) for o in declared)
 
 
 @pytest.mark.parametrize(("command", "stage"), [("pseudolabel", "pseudolabel"), ("quality", "quality"),
@@ -542,39 +511,28 @@ def test_quality_skip_if_off_leaves_other_files_of_its_folder(capsys, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.md", "switched_off.json"]
 
 
-def test_run_dvc_failure_returns_dvc_exit_code(capsys, dvc_repo, monkeypatch):
-    monkeypatch.setattr("bench.stages.run_all.subprocess.run",
-                        lambda command, cwd, check: subprocess.CompletedProcess(command, 1))
-    code, out, err = run(capsys, "run")
-    assert code == 1 and out == "dvc repro\n"
-    assert "augbench: error: dvc repro failed (exit code 1)" in err
-
-
 @pytest.mark.parametrize("setup,text", [
     ("no-dvc-yaml", "dvc.yaml: not found"),
-    ("no-dvc", "the dvc program is not installed"),
-    ("other-params", "the DVC stages read"),
+    ("no-dvc-project", "no DVC project here"),
 ])
-def test_run_dvc_mode_errors_suggest_workdir(capsys, tmp_path, monkeypatch, setup, text):
+def test_run_outside_a_project_says_what_to_do(capsys, tmp_path, monkeypatch, setup, text):
     monkeypatch.chdir(tmp_path)
-    argv = ["run", "--dry-run"]
     if setup != "no-dvc-yaml":
         for name in ("dvc.yaml", "params.yaml"):
             (tmp_path / name).write_text((PARAMS.parent / name).read_text(encoding="utf-8"), encoding="utf-8")
-    monkeypatch.setattr("bench.stages.run_all.shutil.which", lambda name: None if setup == "no-dvc" else name)
-    if setup == "other-params":
-        argv += ["--params", str(PARAMS)]
-    code, out, err = run(capsys, *argv)
+        monkeypatch.setattr("bench.project.dvc_root", lambda folder: None)
+    monkeypatch.setattr("bench.project.run_dvc", pytest.fail)
+    code, out, err = run(capsys, "run")
     assert code == 2 and out == ""
     assert text in err and "Traceback" not in err
-    assert ("--workdir" in err) if setup != "other-params" else ("--set KEY=VALUE" in err)
+    assert ("--workdir" in err) if setup == "no-dvc-yaml" else ("dvc init" in err)
 
 
 # ------------------------------------------------------------------- quiet
 
 
-def _noisy_pipeline(params, workdir):
-    """Stands in for run_pipeline: a progress bar and an INFO record, as the stages make."""
+def _noisy_dvc(command, cwd):
+    """Stands in for dvc repro: a progress bar and an INFO record, as the stages make."""
     import logging
 
     from tqdm import tqdm
@@ -583,21 +541,19 @@ def _noisy_pipeline(params, workdir):
         pass
     logging.getLogger("augbench").info("training resnet50")
     logging.getLogger("augbench").warning("something to look at")
+    return 0
 
 
 @pytest.mark.parametrize("command", [["run", "--quiet"], ["--quiet", "run"], ["run"]])
-def test_quiet_leaves_warnings_and_the_summary(capsys, tmp_path, monkeypatch, caplog, command):
-    from bench.stages import run_all
-
-    monkeypatch.setattr(run_all, "run_pipeline", _noisy_pipeline)
+def test_quiet_leaves_warnings_and_the_summary(capsys, dvc_repo, monkeypatch, caplog, command):
+    monkeypatch.setattr("bench.project.run_dvc", _noisy_dvc)
     monkeypatch.delenv("AUGBENCH_QUIET", raising=False)
-    argv = [*command, "--workdir", str(tmp_path / "w"), "--params", str(PARAMS)]
-    quiet = "--quiet" in argv
+    quiet = "--quiet" in command
     with caplog.at_level(logging.NOTSET):
         caplog.clear()
-        code, out, err = run(capsys, *argv)
+        code, out, err = run(capsys, *command)
     assert code == 0
-    assert out.startswith("augbench run: finished in ") and out.count("\n") == 1
+    assert out.splitlines()[-1].startswith("augbench run: dvc repro finished in ") and out.count("\n") == 2
     assert ("3/3" in err) != quiet  # the progress bar
     levels = [r.levelname for r in caplog.records if r.name == "augbench"]
     assert levels == (["WARNING"] if quiet else ["INFO", "WARNING"])
@@ -629,7 +585,12 @@ def test_run_with_data_leaves_out_the_phantom_only_positive_control(capsys, dvc_
     assert code == 0, err
     methods = yaml.safe_load((dvc_repo / "params.yaml").read_text())["matrix"]["methods"]
     kept = ",".join(m for m in methods if m != "control-more-data")
-    assert f"'matrix.methods=[{kept}]'" in out and "control-shuffled-labels" in kept
-    assert "leaving out control-more-data" in err
+    where = f"would set {dvc_repo / 'params.yaml'}: "
+    assert f"{where}matrix.methods: [{kept.replace(',', ', ')}]" in out and "control-shuffled-labels" in kept
+    assert "matrix.methods: leaving out control-more-data" in err
+    # every profile's list too: the stages check each profile, so the paper one would stop them
+    assert f"{where}profiles.paper.matrix.methods: [" in out
     code, out, err = run(capsys, "run", "--dry-run", "--data", str(tmp_path), "--methods", "none,classical")
-    assert "'matrix.methods=[none,classical]'" in out and "leaving out" not in err
+    assert code == 0, err
+    assert f"{where}matrix.methods: [none, classical]" in out and "profiles.quick.matrix.methods" not in out
+    assert "\nmatrix.methods: leaving out" not in "\n" + err

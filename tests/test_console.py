@@ -14,7 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.quiet import QUIET_ENV, TF_LOG_ENV, drop_harmless_tf_lines, keras_progress, progress
+from bench.quiet import (
+    QUIET_ENV,
+    TF_LOG_ENV,
+    drop_harmless_tf_lines,
+    gpu_expected,
+    keras_progress,
+    progress,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +49,7 @@ augbench: error: params: scaling.np: must be a list
 def _python(code: str, tmp_path: Path, *, env: dict | None = None, path: str = "") -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter with every TensorFlow log level on and the filter not
     turned off (unless ``env`` says so); ``path`` goes first on PYTHONPATH."""
-    environ = {k: v for k, v in os.environ.items() if k != TF_LOG_ENV}
+    environ = {k: v for k, v in os.environ.items() if k not in (TF_LOG_ENV, *GPU_ENV)}  # no GPU expected
     environ.update({"PYTHONPATH": os.pathsep.join(p for p in (path, str(ROOT)) if p), "TF_CPP_MIN_LOG_LEVEL": "0",
                     **(env or {})})
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, env=environ,
@@ -52,7 +59,30 @@ def _python(code: str, tmp_path: Path, *, env: dict | None = None, path: str = "
 # --------------------------------------------------------------------------- the filter itself
 
 
-def test_only_the_known_harmless_lines_are_dropped():
+GPU_ENV = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
+CUDA_DRIVERS = STARTUP.splitlines(keepends=True)[0]
+
+
+@pytest.fixture
+def no_gpu_expected(monkeypatch):
+    for name in GPU_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, False), ({"CUDA_VISIBLE_DEVICES": ""}, False), ({"CUDA_VISIBLE_DEVICES": "-1"}, False),
+    ({"NVIDIA_VISIBLE_DEVICES": "void"}, False), ({"CUDA_VISIBLE_DEVICES": "0"}, True),
+    ({"CUDA_VISIBLE_DEVICES": "0,1"}, True), ({"NVIDIA_VISIBLE_DEVICES": "all"}, True),
+])
+def test_the_cuda_drivers_line_is_kept_when_a_gpu_is_expected(monkeypatch, no_gpu_expected, env, expected):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert gpu_expected() is expected
+    # with a GPU expected, "no cuda drivers" means TensorFlow fell back to the CPU: shown
+    assert drop_harmless_tf_lines(STARTUP) == (CUDA_DRIVERS if expected else "")
+
+
+def test_only_the_known_harmless_lines_are_dropped(no_gpu_expected):
     assert drop_harmless_tf_lines(STARTUP) == ""
     assert drop_harmless_tf_lines(REAL) == REAL
     mixed = STARTUP.splitlines(keepends=True)

@@ -271,6 +271,6 @@ def test_generating_nothing_is_not_applicable_for_the_seed_check():
 
 
 def test_pipeline_stages_do_not_import_the_contract():
-    code = ("import sys, bench.cli, bench.stages.run_all, bench.stages.train, bench.stages.augment; "
+    code = ("import sys, bench.cli, bench.project, bench.stages.train, bench.stages.augment; "
             "sys.exit('bench.contract' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=300).returncode == 0

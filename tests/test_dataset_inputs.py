@@ -94,6 +94,51 @@ def test_prepare_medmnist_keeps_the_official_splits(tmp_path):
     assert "MedMNIST v2" in cards.card_line(card)
 
 
+def test_prepare_medmnist_defaults_take_breastmnist_classes_from_its_card(tmp_path):
+    """BreastMNIST's label 0 is malignant: with dataset.classes and .positive left at their defaults
+    the positive class must be label 0's images, as the card says."""
+    npz = breastmnist_npz(tmp_path / "breastmnist.npz")
+    params = _params(**{"dataset.source": "medmnist", "dataset.path": str(npz), "dataset.name": "breastmnist"})
+    assert params.dataset.classes is None and params.dataset.positive is None
+    meta = prepare.prepare(params, tmp_path / "out")
+    assert meta["classes"] == ["malignant", "benign"] and meta["positive"] == "malignant"
+    prepared = load_prepared(tmp_path / "out")
+    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
+    assert (manifest["id"] == prepared.ids).all()
+    where = manifest["path"].str.extract(r":(\w+)_images\[(\d+)\]")
+    raw = np.load(npz)
+    label = np.array([raw[f"{split}_labels"][int(k), 0] for split, k in zip(where[0], where[1], strict=True)])
+    assert ((prepared.labels == 1) == (label == 0)).all()  # positive (malignant) = label 0's images
+    assert 0 < (prepared.labels == 1).sum() < len(label)
+
+
+def test_prepare_medmnist_classes_that_disagree_with_the_card_stop_early(tmp_path):
+    npz = breastmnist_npz(tmp_path / "breastmnist_128.npz")  # found by its file name among the card's copies
+    params = _params(**{"dataset.source": "medmnist", "dataset.path": str(npz),
+                        "dataset.classes": ["benign", "malignant"], "dataset.positive": "malignant"})
+    with pytest.raises(ConfigError, match=r"dataset.classes.*disagrees with the dataset card .*breastmnist.yaml"):
+        prepare.prepare(params, tmp_path / "out")
+    assert not (tmp_path / "out" / "validation.json").exists()  # stopped before any work
+    params = _params(**{"dataset.source": "medmnist", "dataset.path": str(npz), "dataset.positive": "benign"})
+    with pytest.raises(ConfigError, match=r"dataset.positive.*disagrees with the dataset card"):
+        prepare.prepare(params, tmp_path / "out")
+
+
+def test_prepare_medmnist_without_a_card_needs_the_classes(tmp_path):
+    npz = breastmnist_npz(tmp_path / "mine.npz")
+    params = _params(**{"dataset.source": "medmnist", "dataset.path": str(npz), "dataset.name": "mine"})
+    with pytest.raises(ConfigError, match=r"dataset.classes.*label k of .*mine.npz is named classes\[k\]"):
+        prepare.prepare(params, tmp_path / "out")
+
+
+def test_a_broken_card_stops_prepare_before_any_work(tmp_path):
+    (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
+    params = _params(**{"dataset.card": str(tmp_path / "bad.yaml")})
+    with pytest.raises(DataError, match="not valid YAML"):
+        prepare.prepare(params, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_prepare_medmnist_reports_a_duplicate_across_official_splits(tmp_path):
     rng = np.random.default_rng(1)
     train, test = _noise(rng, SIZES["train"]), _noise(rng, SIZES["test"])
@@ -290,24 +335,62 @@ def test_unreadable_cards_and_unknown_names(tmp_path):
     assert cards.find_card("nothing-like-this") is None
 
 
-def test_verify_copy_by_manifest_digest_and_md5(tmp_path):
-    root = tmp_path / "folder"
+def _independent_digest(root: Path) -> str:
+    """The manifest digest as the card format defines it, computed here with hashlib alone."""
+    lines = sorted(f"{p.relative_to(root).as_posix()}\t{hashlib.sha256(p.read_bytes()).hexdigest()}\n"
+                   for p in root.rglob("*.png"))
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def _two_class_folder(root: Path) -> Path:
     for label in ("benign", "malignant"):
         (root / label).mkdir(parents=True)
         Image.fromarray(np.full((16, 16), 50 if label == "benign" else 200, np.uint8)).save(root / label / "1.png")
+    return root
+
+
+def test_verify_copy_by_manifest_digest_and_md5(tmp_path):
+    root = _two_class_folder(tmp_path / "folder")
     source = folder_source(root, None)
-    counts, digest = cards.manifest_digest(source.scan, root)
+    digest = _independent_digest(root)
+    assert cards.manifest_digest(source.scan, root) == ({"benign": 1, "malignant": 1}, digest)
     npz = breastmnist_npz(tmp_path / "b.npz")
     md5 = hashlib.md5(npz.read_bytes()).hexdigest()
     data = _card_dict(checksums={"verify": "x", "copies": [
-        {"description": "mine", "manifest_sha256": digest, "counts": counts},
+        {"description": "mine", "manifest_sha256": digest, "counts": {"benign": 1, "malignant": 1}},
         {"description": "the npz", "file": "b.npz", "md5": md5}]})
     (tmp_path / "busi.yaml").write_text(yaml.safe_dump(data))
     card = cards.load_card(tmp_path / "busi.yaml")
-    assert cards.verify_copy(card, root, source.scan, root)["copy"] == "mine"
-    assert cards.verify_copy(card, npz)["status"] == "match"
+    assert cards.verify_copy(card, source)["copy"] == "mine"
+    assert cards.verify_copy(card, medmnist_source(npz, None, tmp_path / "w"))["status"] == "match"
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(root / "benign" / "1.png")  # altered
-    assert cards.verify_copy(card, root, folder_source(root, None).scan, root)["status"] == "no match"
+    assert cards.verify_copy(card, folder_source(root, None))["status"] == "no match"
+
+
+def test_a_csv_input_is_checked_by_the_manifest_of_its_images(tmp_path):
+    root = _two_class_folder(tmp_path / "images")
+    listing = tmp_path / "images" / "list.csv"
+    listing.write_text("path,label\nbenign/1.png,benign\nmalignant/1.png,malignant\n")
+    source = csv_source(listing, None)
+    data = _card_dict(checksums={"verify": "x", "copies": [
+        {"description": "the csv text", "file": "list.csv", "md5": hashlib.md5(listing.read_bytes()).hexdigest()},
+        {"description": "the images", "manifest_sha256": _independent_digest(root)}]})
+    (tmp_path / "busi.yaml").write_text(yaml.safe_dump(data))
+    found = cards.verify_copy(cards.load_card(tmp_path / "busi.yaml"), source)
+    assert found["status"] == "match" and found["copy"] == "the images"  # not the CSV file's md5
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(root / "malignant" / "1.png")  # an image altered
+    assert cards.verify_copy(cards.load_card(tmp_path / "busi.yaml"), csv_source(listing, None))["status"] == "no match"
+
+
+def test_counts_alone_are_reported_as_counts_match_for_the_same_classes(tmp_path):
+    source = folder_source(_two_class_folder(tmp_path / "folder"), None)
+    copies = [{"description": "three classes", "counts": {"benign": 1, "malignant": 1, "normal": 4}},
+              {"description": "two classes", "counts": {"benign": 1, "malignant": 1}}]
+    (tmp_path / "busi.yaml").write_text(yaml.safe_dump(_card_dict(checksums={"verify": "x", "copies": copies})))
+    found = cards.verify_copy(cards.load_card(tmp_path / "busi.yaml"), source)
+    assert found["status"] == "counts match" and found["copy"] == "two classes"
+    (tmp_path / "busi.yaml").write_text(yaml.safe_dump(_card_dict(checksums={"verify": "x", "copies": copies[:1]})))
+    assert cards.verify_copy(cards.load_card(tmp_path / "busi.yaml"), source)["status"] == "no match"
 
 
 def test_validate_command_shows_the_card_and_checks_the_copy(capsys, tmp_path):

@@ -88,7 +88,11 @@ def test_replicates_are_reproducible_from_the_seed_and_differ_between_repeats_an
     np.testing.assert_array_equal(a, repeated_stratified_group_kfold(labels, groups, 2, 3, 0.2, seed=5))
     assert not np.array_equal(a, repeated_stratified_group_kfold(labels, groups, 2, 3, 0.2, seed=6))
     assert not np.array_equal(a[0] == "test", a[2] == "test")  # repeat 1 re-draws the folds
-    assert replicate_seed(5, 1) == replicate_seed(5, 1) != replicate_seed(5, 2) != replicate_seed(5, 1, 0)
+    assert replicate_seed(5, 1) == replicate_seed(5, 1)
+    assert replicate_seed(5, 1) != replicate_seed(5, 2)
+    # SeedSequence pads short entropy with zeros: the path's length must still tell these apart
+    assert replicate_seed(5, 1) != replicate_seed(5, 1, 0)
+    assert replicate_seed(5, 0) != replicate_seed(5, 0, 0) != replicate_seed(5)
 
 
 def test_no_test_item_is_in_its_replicates_train_or_val_and_val_has_both_classes():
@@ -108,8 +112,10 @@ def test_bad_arguments_name_their_parameter():
     labels, groups = _labels_groups()
     with pytest.raises(ConfigError, match="split.repeats"):
         repeated_stratified_group_kfold(labels, groups, 2, 0)
-    with pytest.raises(ConfigError, match="split.n_folds"):
+    with pytest.raises(ConfigError, match=r"split.folds\b"):
         repeated_stratified_group_kfold(labels, groups, 1, 2)
+    with pytest.raises(ConfigError, match=r"split.folds.*got -2"):  # refused before any array is made
+        repeated_stratified_group_kfold(labels, groups, -2, 2)
     with pytest.raises(ConfigError, match="validation share"):
         repeated_stratified_group_kfold(labels, groups, 2, 2, val_share=1.0)
     with pytest.raises(ConfigError, match="class 'x'"):  # 3 items cannot reach 5 folds
@@ -141,7 +147,23 @@ def test_stored_methods_are_refused_and_online_ones_run():
     params = _kfold(**{"matrix.methods": ["none", "flip-online"], **ONLINE})
     assert params.method_mode("flip-online") == "online"
     # a stored method at factor 1 stores nothing: it trains on each replicate's own training part
-    assert _kfold(**{"matrix.methods": ["none", "classical"], "augment.methods.classical.factor": 1})
+    params = _kfold(**{"matrix.methods": ["none", "classical"], "augment.methods.classical.factor": 1})
+    assert params.matrix.methods == ["none", "classical"] and params.method_params("classical").factor == 1
+
+
+def test_nst_with_every_pair_is_refused_with_the_usual_message():
+    """factor null ("every pair") can only count its images after fit(): the check treats it as storing
+    images instead of crashing on the unfitted plugin."""
+    with pytest.raises(ConfigError, match=r"matrix.methods.1.*'nst-gatys' stores synthetic images.*leakage"):
+        _kfold(**{"matrix.methods": ["none", "nst-gatys"], "augment.methods.nst-gatys.factor": None})
+
+
+def test_split_ratios_are_checked_at_load_under_repeated_kfold():
+    with pytest.raises(ConfigError, match=r"split.ratios.*training and validation shares"):
+        _kfold(**{"split.ratios": [0.0, 0.5, 0.5]})
+    with pytest.raises(ConfigError, match=r"split.ratios.*training and validation shares"):
+        _kfold(**{"split.ratios": [0.85, 0.0, 0.15]})
+    assert _kfold(**{"split.ratios": [0.6, 0.2, 0.2]}).split.val_share == pytest.approx(0.25)
 
 
 # ---------------------------------------------------------------------------

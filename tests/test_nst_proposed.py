@@ -136,7 +136,8 @@ def test_engine_with_unit_content_weights_equals_the_unweighted_engine(phantom):
 
 def test_proposed_defaults_are_the_papers():
     p = ProposedParams()
-    assert (p.encoder, p.content_weight, p.style_weight, p.poly_c) == ("resnet50", 1.0, 1.0, 0.0)  # Step 1, Eq. 6
+    assert (p.encoder, p.content_weight, p.style_weight, p.poly_c) == ("resnet50", 1.0, None, 0.0)  # Step 1, Eq. 6
+    assert ProposedNST(p).style_weight() == p.gamma * p.beta_prime  # Step 1: β = γβ′ (docs/nst.md)
     aug = ProposedNST(p)
     aug._weights = resolve_encoder_weights("random", "resnet50")
     config = aug.transfer_config(8, 8)

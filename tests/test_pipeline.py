@@ -3,10 +3,10 @@
 Runs real stages (phantom → encoders → augment (NST and a GAN among them) → ResNet50 training →
 metrics → pseudo-label folds → image quality → Horovod scaling → report) with `dvc repro` in a
 temporary copy of the project, once per session; then the same parameters once more with
-`augbench run --workdir` (every stage in one process instead of one process per stage): the two
-process layouts must give byte-identical arrays, predictions and metrics. The second run switches
-off what it does not compare (`pseudolabel.enabled`, `scaling` is never run by `--workdir`), so
-that the switch itself is exercised too. Last, the DVC project switches pseudolabel and scaling off and
+`augbench run --workdir` in a second, freshly initialised project (`augbench init`'s files, run by
+DVC too): the two projects must give byte-identical arrays, predictions and metrics. The second run
+switches off what it does not compare (`pseudolabel.enabled`, `scaling.enabled`), so that the
+switch itself is exercised too. Last, the DVC project switches pseudolabel and scaling off and
 runs `dvc repro` again: those stages record themselves as switched off and their tables leave the
 report. Slow (several minutes) and marked so.
 """
@@ -252,22 +252,25 @@ def test_dvc_metrics_and_plots(project: Path):
 
 @pytest.fixture(scope="module")
 def workdir_run(project: Path, tmp_path_factory) -> Path:
-    """The same parameters through `augbench run --workdir`: every stage in one process. The
-    pseudo-label folds are switched off (they run in one process under DVC too, so the other
-    layout would not test them again)."""
-    out = tmp_path_factory.mktemp("workdir")
-    _sh([str(BIN / "augbench"), "run", "--params", str(project / "params.yaml"), "--workdir", str(out),
-         "--set", "pseudolabel.enabled=false"], project, timeout=2400)
+    """The same parameters through `augbench run --workdir` in a project made by `augbench init`
+    (its dvc.yaml points at the installed code). The pseudo-label folds and the Horovod scaling are
+    switched off: they would only repeat the first project's work."""
+    out = tmp_path_factory.mktemp("workdir") / "second"
+    _sh([str(BIN / "augbench"), "init", str(out)], project)
+    shutil.copy(project / "params.yaml", out / "params.yaml")
+    _sh([str(BIN / "augbench"), "run", "--workdir", str(out), "--set", "pseudolabel.enabled=false",
+         "--set", "scaling.enabled=false"], project, timeout=2400)
     return out
 
 
-# DVC's layout (one process per stage, data/ and runs/ folders) → the workdir's (one process).
+# The first project's files → the second's (the same layout: both are dvc.yaml's).
 SAME_BYTES = {
-    "data/prepared/dataset.npz": "prepared/dataset.npz",
-    "data/prepared/manifest.csv": "prepared/manifest.csv",
-    "data/encoder/vgg19_domain_head.npz": "encoder/vgg19_domain_head.npz",
-    "data/encoder/resnet50_domain_head.npz": "encoder/resnet50_domain_head.npz",
-    **{f"data/augmented/{m}/{f}": f"augmented/{m}/{f}" for m in METHODS for f in ("synthetic.npz", "provenance.jsonl")},
+    "data/prepared/dataset.npz": "data/prepared/dataset.npz",
+    "data/prepared/manifest.csv": "data/prepared/manifest.csv",
+    "data/encoder/vgg19_domain_head.npz": "data/encoder/vgg19_domain_head.npz",
+    "data/encoder/resnet50_domain_head.npz": "data/encoder/resnet50_domain_head.npz",
+    **{f"data/augmented/{m}/{f}": f"data/augmented/{m}/{f}" for m in METHODS
+       for f in ("synthetic.npz", "provenance.jsonl")},
     **{f"runs/{m}/resnet50/seed0/{f}": f"runs/{m}/resnet50/seed0/{f}" for m in METHODS
        for f in ("predictions.csv", "history.csv", "grid.csv", "relevance.npz")},
     **{f"runs/{m}/resnet50/seed1/predictions.csv": f"runs/{m}/resnet50/seed1/predictions.csv" for m in METHODS},
@@ -282,9 +285,9 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_two_process_layouts_are_byte_identical(project: Path, workdir_run: Path):
-    """Same seed, same machine, DVC (a process per stage) against `augbench run --workdir` (one
-    process): identical arrays, synthetic images (NST and GAN included), predictions, training
+def test_two_projects_are_byte_identical(project: Path, workdir_run: Path):
+    """Same seed, same machine, the repository's pipeline against `augbench init`'s copy driven by
+    `augbench run --workdir`: identical arrays, synthetic images (NST and GAN included), predictions, training
     histories, relevance maps and metrics, byte for byte."""
     differ = [dvc for dvc, own in SAME_BYTES.items() if _sha256(project / dvc) != _sha256(workdir_run / own)]
     assert not differ
@@ -298,7 +301,8 @@ def test_two_process_layouts_are_byte_identical(project: Path, workdir_run: Path
 
 def test_a_stage_switched_off_runs_nothing(workdir_run: Path):
     """pseudolabel.enabled = false: no folds trained, no k-fold files or report rows."""
-    assert not (workdir_run / "pseudolabel").exists()
+    for folder in ("data/pseudolabel", "data/scaling"):
+        assert sorted(p.name for p in (workdir_run / folder).iterdir()) == ["switched_off.json"], folder
     assert not any((workdir_run / "reports" / n).exists() for n in ("pseudolabel.csv", "pseudolabel.json"))
     quality = pd.read_csv(workdir_run / "reports" / "quality.csv")
     assert quality["method"].tolist() == ["real train vs real val (floor)", *GENERATIVE]

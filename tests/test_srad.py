@@ -228,11 +228,36 @@ def test_prepare_keeps_scale_l_of_the_series(profile_params):
     from bench.stages.prepare import despeckle
 
     pp = profile_params.preprocess
-    image = _step_with_correlated_speckle(3)[:64, :64]
+    image = _step_with_correlated_speckle(3)[:32, 16:48]  # both sides of the edge
     kept = despeckle(image[None], profile_params)[0]
-    np.testing.assert_array_equal(kept, srad_scale_image(image, pp.srad_iterations, pp.srad_scale, pp.srad_dt))
+    # independently: the per-pixel reference loop run n_t * L iterations from the input
+    expected = srad_reference(image, pp.srad_iterations * pp.srad_scale, pp.srad_dt)
+    np.testing.assert_allclose(kept, expected, rtol=0, atol=1e-5)
+    assert np.abs(kept - image).max() > 1e-2  # it did filter
     series = srad_scales(image, pp.srad_iterations, pp.srad_scale, pp.srad_dt)
     np.testing.assert_allclose(kept, series[-1], rtol=0, atol=1e-6)
+
+
+def test_a_black_band_and_a_flat_box_do_not_switch_srad_off(speckled_step, caplog):
+    """Near-black areas (not exactly at the minimum, as after resizing) and a flat grey box have a
+    CoV ~ 0; picked as the homogeneous window they give q0 ~ 0 and no diffusion. They are left out,
+    so SRAD still removes speckle elsewhere."""
+    image = speckled_step.copy()
+    image[:, :16] = 0.004 + 0.0005 * _rayleigh(np.random.default_rng(1), (HEIGHT, 16))  # near-black, not min
+    image[:, :2] = 0.0  # the image's minimum: a true black border
+    image[96:112, 40:56] = 0.35  # a uniform grey box
+    image[0, -1] = image.max() * 1.5
+    rows, cols = homogeneous_window(image)
+    window = image[rows, cols]
+    assert window.mean() > 0.05 * image.max() and window.std() / window.mean() > 0.02
+    assert (rows, cols) == _ref_homogeneous_window(image + 1e-6)
+    out = srad(image, 80)  # n_t * L of the pipeline
+    region = (slice(8, 88), slice(40, 60))  # bright speckle, away from the box and the edge
+    # picking the box or the band (the former rule) gives q0 ~ 0 and a gain of exactly 1.0
+    assert equivalent_number_of_looks(out[region]) > 2 * equivalent_number_of_looks(image[region])
+    with caplog.at_level("DEBUG", logger="augbench"):
+        srad(image, 2, roi=(slice(98, 110), slice(42, 54)))  # a hand-picked region inside the flat box: q0 ~ 0
+    assert "q0 = " in caplog.text and "nearly unfiltered" in caplog.text
 
 
 @pytest.mark.parametrize("seed", EDGE_SEEDS)

@@ -232,40 +232,49 @@ def manifest_digest(scan: Scan, root: Path) -> tuple[dict[str, int], str]:
     return dict(Counter(r.label for r in scan.records)), digest
 
 
-def verify_copy(card: DatasetCard, origin: Path, scan: Scan | None = None, root: Path | None = None,
-                split_counts: dict[str, int] | None = None) -> dict:
-    """Check the data at ``origin`` against the card's known copies: a file (``.npz``) by its
-    md5/sha256 (and, when that differs, says whether its ``split_counts`` equal a copy's), a
-    folder by its manifest digest and per-class counts (from ``scan``, rooted at ``root``).
-    Returns ``{"status": "match" | "no match" | "not checked", "copy", "detail"}``."""
-    copies = card.checksums.copies
-    if origin.is_file():
-        by_file = [c for c in copies if c.md5 or c.sha256]
-        md5, sha = file_digest(origin, "md5"), file_digest(origin, "sha256")
-        if not by_file:
-            return {"status": "not checked", "copy": None,
-                    "detail": f"the card lists no file checksum; this file: md5 {md5}, sha256 {sha}"}
-        for c in by_file:
-            if c.md5 == md5 or c.sha256 == sha:
-                return {"status": "match", "copy": c.description, "detail": f"md5 {md5}"}
-        detail = f"md5 {md5} is none of the card's ({', '.join(c.file or '?' for c in by_file)})"
-        same = [c.description for c in by_file if split_counts and c.split_counts == split_counts]
-        if same:
-            detail += f"; its split sizes {split_counts} equal those of {same[0]} (another version or a re-saved file?)"
-        return {"status": "no match", "copy": None, "detail": detail}
-    if scan is None:
-        return {"status": "not checked", "copy": None, "detail": "no scan of the folder to check"}
-    by_folder = [c for c in copies if c.manifest_sha256 or c.counts]
-    counts, digest = manifest_digest(scan, root or origin)
-    if not by_folder:
-        return {"status": "not checked", "copy": None, "detail": f"the card lists no folder manifest or "
+def verify_copy(card: DatasetCard, source: Source) -> dict:
+    """Check ``source``'s copy against the card's known copies, by what the input is: a MedMNIST
+    ``.npz`` by the file's md5/sha256 (and, when that differs, says whether its official split
+    sizes equal a copy's ``split_counts``); a folder, a CSV list or the phantom by the manifest
+    digest and per-class counts of the images it lists (:func:`manifest_digest`, rooted at
+    ``source.root``: the folder, the CSV's folder, the written phantom). Returns
+    ``{"status": "match" | "counts match" | "no match" | "not checked", "copy", "detail"}``;
+    ``counts match`` means the same classes with the same image counts, but no digest to compare."""
+    if source.kind == "medmnist":
+        return _verify_file(card, source.origin, official_counts(source))
+    return _verify_images(card, source.scan, source.root)
+
+
+def _verify_file(card: DatasetCard, origin: Path, split_counts: dict[str, int] | None) -> dict:
+    by_file = [c for c in card.checksums.copies if c.md5 or c.sha256]
+    md5, sha = file_digest(origin, "md5"), file_digest(origin, "sha256")
+    if not by_file:
+        return {"status": "not checked", "copy": None,
+                "detail": f"the card lists no file checksum; this file: md5 {md5}, sha256 {sha}"}
+    for c in by_file:
+        if c.md5 == md5 or c.sha256 == sha:
+            return {"status": "match", "copy": c.description, "detail": f"md5 {md5}"}
+    detail = f"md5 {md5} is none of the card's ({', '.join(c.file or '?' for c in by_file)})"
+    same = [c.description for c in by_file if split_counts and c.split_counts == split_counts]
+    if same:
+        detail += f"; its split sizes {split_counts} equal those of {same[0]} (another version or a re-saved file?)"
+    return {"status": "no match", "copy": None, "detail": detail}
+
+
+def _verify_images(card: DatasetCard, scan: Scan, root: Path) -> dict:
+    by_images = [c for c in card.checksums.copies if c.manifest_sha256 or c.counts]
+    counts, digest = manifest_digest(scan, root)
+    if not by_images:
+        return {"status": "not checked", "copy": None, "detail": f"the card lists no manifest digest or "
                 f"counts; this copy: counts {counts}, manifest sha256 {digest}"}
-    for c in by_folder:
+    for c in by_images:
         if c.manifest_sha256 == digest:
             return {"status": "match", "copy": c.description, "detail": f"manifest sha256 {digest}"}
-    for c in by_folder:
-        if not c.manifest_sha256 and all(c.counts.get(k) == n for k, n in counts.items()):
-            return {"status": "match", "copy": c.description, "detail": f"per-class counts {counts} (no manifest digest)"}
+    for c in by_images:  # the same classes with the same counts: no digest, so not proof of the same files
+        if not c.manifest_sha256 and c.counts == counts:
+            return {"status": "counts match", "copy": c.description,
+                    "detail": f"per-class counts {counts}; the card lists no manifest digest for this copy "
+                              f"(this copy's: {digest})"}
     return {"status": "no match", "copy": None,
             "detail": f"counts {counts}, manifest sha256 {digest}: none of the card's copies"}
 
@@ -306,34 +315,97 @@ def official_counts(source: Source) -> dict[str, int] | None:
     return dict(Counter(source.splits.values())) if source.splits else None
 
 
-def card_for_dataset(dataset, source: Source) -> dict | None:
-    """The card record of the prepared dataset (``dataset`` is ``params.dataset``): the card
-    ``dataset.card`` names (an error when it cannot be read), else ``datasets/<dataset.name>.yaml``
-    when there is one and it reads this kind of input; None when there is no card. The copy is
-    checked against the card's known copies (:func:`verify_copy`)."""
+def _cards_listing_file(name: str, kind: str) -> tuple[DatasetCard, Path] | None:
+    """The card (read by ``kind``) one of whose known copies is the file ``name``, or None."""
+    for path in list_cards():
+        try:
+            card = load_card(path)
+        except DataError as exc:  # a broken card of another dataset must not stop this one
+            log.warning("skipping the dataset card %s: %s", printable(path), exc)
+            continue
+        if kind in card.source.inputs and any(c.file == name for c in card.checksums.copies):
+            return card, path
+    return None
+
+
+def dataset_card(dataset) -> tuple[DatasetCard, Path] | None:
+    """The card of ``params.dataset``, found before anything is read: the card ``dataset.card``
+    names (an error when it cannot be read); else ``datasets/<dataset.name>.yaml`` when it reads
+    ``dataset.source``; else, for a file input (MedMNIST), the card one of whose known copies has
+    the file's name (``breastmnist_128.npz``). None when no card applies."""
     if dataset.card:
         card, path = resolve_card(dataset.card)
-    else:
-        path = find_card(dataset.name)
-        if path is None:
-            log.info("no dataset card for %r (datasets/%s.yaml; docs/datasets.md)", dataset.name, dataset.name)
-            return None
+        if dataset.source not in card.source.inputs:
+            log.warning("dataset card %s lists dataset.source %s, and this dataset is read as %r",
+                        printable(path), "/".join(card.source.inputs), dataset.source)
+        return card, path
+    path = find_card(dataset.name)
+    if path is not None:
         card = load_card(path)
-        if source.kind not in card.source.inputs:
-            log.info("the dataset card %s is read by dataset.source %s, not %r: not recorded (set dataset.name, "
-                        "or dataset.card to use it anyway)", printable(path), "/".join(card.source.inputs), source.kind)
-            return None
-    if source.kind not in card.source.inputs:
-        log.warning("dataset card %s lists dataset.source %s, and this dataset is read as %r",
-                    printable(path), "/".join(card.source.inputs), source.kind)
-    verification = verify_copy(card, source.origin, source.scan, source.root, official_counts(source))
+        if dataset.source in card.source.inputs:
+            return card, path
+        log.info("the dataset card %s is read by dataset.source %s, not %r: not used (set dataset.name, "
+                 "or dataset.card to use it anyway)", printable(path), "/".join(card.source.inputs), dataset.source)
+    if dataset.source == "medmnist" and dataset.path:
+        found = _cards_listing_file(Path(dataset.path).name, dataset.source)
+        if found:
+            log.info("dataset card %s: found by the file name %s", printable(found[1]), Path(dataset.path).name)
+            return found
+    log.info("no dataset card for %r (datasets/%s.yaml; docs/datasets.md)", dataset.name, dataset.name)
+    return None
+
+
+def dataset_classes(dataset, found: tuple[DatasetCard, Path] | None) -> tuple[list[str], str]:
+    """``(classes, positive)`` the prepare stage uses. A MedMNIST file's labels are numbers, so
+    ``classes[k]`` names label ``k``: without ``dataset.classes`` they come from the card's
+    ``params`` (an error when no card gives them); given ones must equal the card's, or a
+    swapped order would silently swap the positive class. Other inputs name their classes
+    themselves (folders, CSV labels): ``dataset.classes`` is used as given."""
+    if dataset.source != "medmnist":
+        return list(dataset.classes), dataset.positive
+    card, path = found if found else (None, None)
+    given = card_classes(card, "medmnist") if card else None
+    given_positive = card.params.get("positive") if given else None
+    where = f"the dataset card {printable(path)}"
+    if dataset.classes is None:
+        if given is None:
+            why = f"{where} gives no params.classes for it" if card else "no dataset card applies"
+            raise ConfigError("dataset.classes", f"dataset.source medmnist needs the class names ({why}): label k "
+                              f"of {printable(dataset.path)} is named classes[k]",
+                              "set dataset.classes: [name of label 0, name of label 1], e.g. [malignant, benign] "
+                              "for BreastMNIST (label 0 = malignant), or dataset.name/dataset.card to a card")
+        classes = given
+        log.info("dataset.classes from %s: %s (label k = classes[k])", where, classes)
+    else:
+        classes = list(dataset.classes)
+        if given is not None and classes != given:
+            raise ConfigError("dataset.classes", f"{classes} disagrees with {where}, which names label k of the "
+                              f"file classes[k] = {given}",
+                              f"remove dataset.classes to use the card's, or set it to {given}")
+    positive = dataset.positive if dataset.positive is not None else given_positive
+    if positive is None:
+        raise ConfigError("dataset.positive", f"no positive class given, and {where if card else 'no card'} "
+                          "names none", f"set dataset.positive to one of {classes}")
+    if positive not in classes:
+        raise ConfigError("dataset.positive", f"{positive!r} is not one of {classes}", f"one of {classes}")
+    if given_positive is not None and positive != given_positive:
+        raise ConfigError("dataset.positive", f"{positive!r} disagrees with {where} (positive: {given_positive!r})",
+                          f"remove dataset.positive to use the card's, or set it to {given_positive!r}")
+    return classes, positive
+
+
+def check_copy(found: tuple[DatasetCard, Path], source: Source) -> dict:
+    """The card record of the prepared dataset, with ``source``'s copy checked against the card's
+    known copies (:func:`verify_copy`)."""
+    card, path = found
+    verification = verify_copy(card, source)
     log.info("dataset card %s: copy %s (%s)", card.name, verification["status"], verification["detail"])
     return card_record(card, path, verification)
 
 
 def card_report(card: DatasetCard, path: Path, source: Source) -> str:
     """:func:`card_text` and the check of ``source``'s copy against the card (``augbench validate``)."""
-    found = verify_copy(card, source.origin, source.scan, source.root, official_counts(source))
+    found = verify_copy(card, source)
     copy = f" {found['copy']}" if found["copy"] else ""
     lines = [card_text(card, path).rstrip("\n"), f"- This copy: {found['status']}{copy} ({found['detail']})"]
     if source.kind not in card.source.inputs:

@@ -11,7 +11,9 @@ The splits are used as published, not drawn again, so results compare with the
 benchmark's. augbench compares two classes: labels must be 0 and 1, and
 ``dataset.classes[k]`` names label ``k``. For BreastMNIST that is ``[malignant, benign]``
 (label 0 = malignant, 1 = normal and benign merged; Yang et al. 2023, BreastMNIST
-description), with ``positive: malignant``; datasets/breastmnist.yaml holds these values.
+description), with ``positive: malignant``; datasets/breastmnist.yaml holds these values, and the
+prepare stage takes them from the card when ``dataset.classes`` is null (and stops when given ones
+disagree with it; bench.data.cards.dataset_classes).
 
 The arrays are written as PNG files (lossless, so decoding gives back ``pixel / 255``)
 under a work folder, one class folder each, named ``<split>-<index>.png``, and then go

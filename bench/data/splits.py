@@ -216,7 +216,7 @@ def stratified_group_kfold(
     else :class:`ConfigError` (key ``split``).
     """
     if isinstance(n_folds, bool) or not isinstance(n_folds, int | np.integer) or n_folds < 2:
-        raise ConfigError("split.n_folds", f"must be an integer >= 2, got {n_folds!r}")
+        raise ConfigError("split.folds", f"must be an integer >= 2, got {n_folds!r}")
     n_folds = int(n_folds)
     classes, item_group, counts = _encode(labels, groups)
     if len(item_group) == 0:
@@ -230,8 +230,10 @@ def stratified_group_kfold(
 def replicate_seed(seed: int, *path: int) -> int:
     """A seed for one repeat (``path = (repeat,)``) or one replicate's validation carve
     (``path = (repeat, fold)``), derived from the split seed ``seed``: stable across
-    processes and platforms (``np.random.SeedSequence``), distinct for every path."""
-    return int(np.random.SeedSequence([int(seed), *map(int, path)]).generate_state(1)[0])
+    processes and platforms (``np.random.SeedSequence``), distinct for every path. The path's
+    length is part of the entropy: SeedSequence pads short entropy with zeros, so without it
+    ``(seed, i)`` and ``(seed, i, 0)`` would give the same seed."""
+    return int(np.random.SeedSequence([int(seed), len(path), *map(int, path)]).generate_state(1)[0])
 
 
 def replicate_index(replicate: int, n_folds: int) -> tuple[int, int]:
@@ -257,10 +259,12 @@ def repeated_stratified_group_kfold(
     A group is never in two folds of a repeat, nor in two parts of a replicate. The default
     ``val_share`` keeps the 70:15 train:val proportion of the fixed split.
 
-    Raises :class:`ConfigError` for ``n_folds`` < 2 (``split.n_folds``), ``n_repeats`` < 1
+    Raises :class:`ConfigError` for ``n_folds`` < 2 (``split.folds``), ``n_repeats`` < 1
     (``split.repeats``), ``val_share`` outside (0, 1) (``split.ratios``), or a class too
     small to reach every fold (key ``split``, naming the class).
     """
+    if isinstance(n_folds, bool) or not isinstance(n_folds, int | np.integer) or n_folds < 2:
+        raise ConfigError("split.folds", f"must be an integer >= 2, got {n_folds!r}")
     if isinstance(n_repeats, bool) or not isinstance(n_repeats, int | np.integer) or n_repeats < 1:
         raise ConfigError("split.repeats", f"must be an integer >= 1, got {n_repeats!r}")
     if not 0.0 < float(val_share) < 1.0:

@@ -77,6 +77,9 @@ class LossConfig:
     # nst-proposed-lrp: the content loss is ½ Σ ω (F − P)² with per-source weights ω
     # (bench.nst.losses.content_loss); the engine's run() then needs ``content_weights``.
     weighted_content: bool = False
+    # True: the content term is divided by its number of feature elements (bench.nst.losses.content_loss,
+    # ``normalise``), so that α and β weigh terms of comparable size (nst-proposed); False: Eq. 2 as printed.
+    normalise_content: bool = False
 
     def __post_init__(self):
         if len(self.style_layer_weights) != len(self.style_layers):
@@ -213,7 +216,7 @@ class _Level:
 
         feats = self._run_model(x)
         weights = self.content_weights or [None] * len(self.content_targets)
-        content = tf.add_n([content_loss(feats[n], t, w) for n, t, w in
+        content = tf.add_n([content_loss(feats[n], t, w, self.losses.normalise_content) for n, t, w in
                             zip(self.losses.content_layers, self.content_targets, weights, strict=True)])
         style = []
         for i, (n, w, t) in enumerate(zip(self.losses.style_layers, self.losses.style_layer_weights,
@@ -240,6 +243,23 @@ class _Level:
             self.bad.assign(tf.logical_or(self.bad, tf.logical_not(finite)))
             self.first_loss.assign(tf.where(self.step_count == 1, total, self.first_loss))
             self.optimizer.step(self.x, grad, self.lr)
+
+    def term_gradients(self) -> dict:
+        """‖∇_x α·L_c‖ and ‖∇_x β·L_s‖ (L2 over each image's pixels) at the current images, eagerly:
+        how strongly each term pulls at this point (docs/nst.md "Balancing the terms")."""
+        import tensorflow as tf
+
+        with tf.GradientTape(persistent=True, watch_accessed_variables=False) as tape:
+            tape.watch(self.x)
+            _, content, style, _ = self._loss_terms(self.x)
+            weighted_content = tf.reduce_sum(self.losses.content_weight * content)
+            weighted_style = tf.reduce_sum(self.losses.style_weight * style)
+        norms = {}
+        for key, term in (("content", weighted_content), ("style", weighted_style)):
+            grad = tape.gradient(term, self.x)
+            norms[key] = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=[1, 2, 3])).numpy()
+        del tape
+        return norms
 
     def _evaluate(self):
         import tensorflow as tf
@@ -399,6 +419,25 @@ class NSTEngine:
             for k, r in zip(keep, why, strict=False):
                 reasons[k] = r
         return Shard(real, images, losses, ok, reasons)
+
+    def gradient_balance(self, jobs: Sequence[Job], sources: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+        """Gradient norms of the weighted content and style terms at the first iteration (the init of
+        the coarsest level) of each job of one batch: ``{"content": (n,), "style": (n,)}``. With
+        ``init: content`` the content gradient is 0 there; use ``init: noise`` to compare both."""
+        jobs = list(jobs)
+        b = self.schedule.batch_size
+        if not 1 <= len(jobs) <= b:
+            raise AugbenchError(f"gradient_balance takes one batch: 1 to {b} jobs, got {len(jobs)}")
+        if self.losses.weighted_content:
+            raise AugbenchError("gradient_balance does not take relevance-weighted content losses")
+        batch = jobs + [jobs[-1]] * (b - len(jobs))
+        level = self.levels[0]
+        needed = sorted({j.content for j in batch} | {s for j in batch for s in j.styles})
+        cache = self._targets(level, sources, needed)
+        content, style, _ = self._batch_targets(cache, batch)
+        lr = np.full(b, self.schedule.learning_rate, np.float32)
+        level.start_batch(self._init(batch, sources, level.size), content, style, lr, seed)
+        return {k: v[:len(jobs)] for k, v in level.term_gradients().items()}
 
     def trace(self) -> None:
         """Trace every level's functions now (otherwise the first batch does it), so that a

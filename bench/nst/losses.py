@@ -64,19 +64,27 @@ def channel_means(f):
     return tf.reduce_mean(f, axis=1)
 
 
-def content_loss(f, p, weights=None):
+def content_loss(f, p, weights=None, normalise: bool = False):
     """Panigrahi Eq. 2 (Gatys et al. 2016 Eq. 1): ½ Σ_ij (F − P)²_ij, one value per image.
 
     ``weights`` (same shape as ``f``, or None = all ones): the relevance-weighted content loss
     of ``nst-proposed-lrp``, ½ Σ_ij ω_ij (F − P)²_ij with ω from :func:`relevance_weights`
     (Panigrahi 2024 Step 2 weights the content loss by LRP relevance but gives no formula;
-    this is our reading, README "NST losses"). ω ≡ 1 is exactly Eq. 2."""
+    this is our reading, README "NST losses"). ω ≡ 1 is exactly Eq. 2.
+
+    ``normalise``: divide by the number of feature elements H_l·W_l·N_l, ½ mean_ij (F − P)²_ij
+    (ours, docs/nst.md "Balancing the terms"): Eq. 2 grows with the layer size while the style
+    term of Eq. 4 is already divided by N_l²M_l², so at α = 1 the unnormalised content term
+    swamps the style term; nst-proposed uses this."""
     import tensorflow as tf
 
     sq = tf.square(f - p)
     if weights is not None:
         sq = weights * sq
-    return 0.5 * tf.reduce_sum(sq, axis=tf.range(1, tf.rank(f)))
+    axes = tf.range(1, tf.rank(f))
+    if normalise:
+        return 0.5 * tf.reduce_mean(sq, axis=axes)
+    return 0.5 * tf.reduce_sum(sq, axis=axes)
 
 
 def relevance_weights(relevance: np.ndarray) -> np.ndarray:

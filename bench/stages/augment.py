@@ -203,6 +203,8 @@ def augment(params: Params, prepared: Prepared, method: str, out: Path, encoder_
             "n_train": len(train), "n_synthetic": len(gen.labels),
             "synthetic_per_class": {str(c): int((gen.labels == c).sum()) for c in (0, 1)},
             "paper": getattr(plugin, "paper", ""), "seconds": round(time.perf_counter() - started, 2)}
+    if hasattr(plugin, "loss_name"):  # NST: the loss as a formula and its resolved configuration (bench.nst.identity)
+        meta["loss"] = {"formula": plugin.loss_name(), "config": plugin.loss_config()}
     run_info = getattr(plugin, "run_info", None)
     if run_info:  # e.g. NST: which encoder weights were used, images/s, failed attempts
         meta["run_info"] = run_info

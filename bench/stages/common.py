@@ -41,6 +41,7 @@ OPTIONAL_REPORTS: dict[str, tuple[str, ...]] = {
     "pseudolabel": ("pseudolabel.csv", "pseudolabel.md", "pseudolabel.json"),
     "quality": ("quality.csv", "quality.md", "quality.json"),
     "scaling": ("speedup.csv", "speedup.md", "speedup.png", "speedup_train.csv", "speedup_train.md", "scaling.json"),
+    "external": ("external.csv", "external_duplicates.csv", "external.md", "external.json"),
 }
 SWITCHED_OFF = "switched_off.json"  # what an optional stage's data folder holds when it was switched off
 
@@ -55,14 +56,13 @@ def add_skip_if_off_arg(parser: argparse.ArgumentParser, stage: str, folder: str
 def enabled_params(args: argparse.Namespace, stage: str, prog: str) -> Params | None:
     """The parameters of an optional stage's CLI. When ``<stage>.enabled`` is false: None with
     ``--skip-if-off`` (the caller then writes :func:`switched_off`), otherwise refused (there is
-    nothing to do; ``augbench run --workdir`` skips such a stage itself)."""
+    nothing to do)."""
     params = params_from_args(args)
     if not getattr(params, stage).enabled:
         if getattr(args, "skip_if_off", False):
             return None
         raise ConfigError(f"{stage}.enabled", f"is false, so `{prog}` has nothing to do",
-                          "set it to true, add --skip-if-off (as dvc.yaml does) to record the stage as switched "
-                          "off, or run the pipeline with `augbench run --workdir DIR`, which skips a stage "
+                          "set it to true, or add --skip-if-off (as dvc.yaml does) to record the stage as "
                           "switched off")
     return params
 
@@ -77,14 +77,16 @@ def _remove(path: Path) -> bool:
     return False
 
 
-def switched_off(stage: str, folder: Path, stale: list[Path]) -> Path:
+def switched_off(stage: str, folder: Path, stale: list[Path], reason: str | None = None) -> Path:
     """An optional stage's output when ``<stage>.enabled`` is false (``--skip-if-off``): the paths of
     ``stale`` (an earlier run's output: files or folders) are removed, then ``folder/switched_off.json``
-    is written. ``folder`` is the stage's data folder (its one DVC output)."""
+    is written. ``folder`` is the stage's data folder (its one DVC output). ``reason``: the setting
+    that switches it off, when not ``<stage>.enabled: false``."""
     removed = [path for path in stale if _remove(path)]
     marker = folder / SWITCHED_OFF
-    write_json(marker, {"stage": stage, "reason": f"{stage}.enabled: false"})
-    log.info("stage %s: switched off (%s.enabled: false); wrote %s%s", stage, stage, marker,
+    reason = reason or f"{stage}.enabled: false"
+    write_json(marker, {"stage": stage, "reason": reason})
+    log.info("stage %s: switched off (%s); wrote %s%s", stage, reason, marker,
              f"; removed an earlier run's {', '.join(str(p) for p in removed)}" if removed else "")
     return marker
 

@@ -315,7 +315,10 @@ def _verdict_rows(params: Params, raw: dict, classifier: str, scores: dict, role
 
 def replicate_sizes(base: dict) -> tuple[float, float]:
     """``(n_train, n_test)`` of one replicate, for the corrected resampled t (means over the
-    baseline's replicates: folds differ by a case or so): real training images, test-fold cases."""
+    baseline's replicates: folds differ by a case or so): real training images, test-fold cases.
+    Nadeau & Bengio 2003 (the corrected resampled t) take n₁ = the training set size; the validation
+    part is left out of it (it picks the checkpoint, it fits no weight), which makes n_test/n_train
+    larger and the test more conservative (docs/statistics.md)."""
     missing = [m.get("seed") for m in base["metas"] if "n_split" not in m.get("training_set", {})]
     if missing:
         raise AugbenchError(f"{BASELINE}: the runs of seeds {missing} record no training_set.n_split (the real "

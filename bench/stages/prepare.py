@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bench.config import Params
-from bench.data.cards import card_for_dataset
+from bench.data.cards import check_copy, dataset_card, dataset_classes
 from bench.data.loader import Record, resize
 from bench.data.phantom import file_index, generate_phantom, set_of, write_phantom
 from bench.data.sources import (
@@ -49,7 +49,7 @@ from bench.stages.common import add_params_args, log, params_from_args, writing
 from bench.typed import to_dict
 
 
-def dataset_root(params: Params, out: Path) -> Path:
+def dataset_root(params: Params, out: Path, classes: list[str]) -> Path:
     """Where the images come from: a user folder, or the phantom written under ``out``."""
     if params.dataset.source == "folder":
         return Path(params.dataset.path).expanduser()
@@ -59,17 +59,18 @@ def dataset_root(params: Params, out: Path) -> Path:
     ph = params.phantom
     log.info("generating the phantom: %s, %d px, difficulty %.2f, seed %d",
              ph.describe(), ph.size, ph.difficulty, ph.seed)
-    write_phantom(root, generate_phantom({c: ph.total_per_class() for c in params.dataset.classes},
+    write_phantom(root, generate_phantom({c: ph.total_per_class() for c in classes},
                                          ph.size, ph.seed, ph.difficulty))
     return root
 
 
-def dataset_input(params: Params, out: Path) -> Source:
-    """The dataset input: the phantom written under ``out``, or the user's folder, MedMNIST
-    .npz (its images written under ``out/medmnist``) or CSV (bench.data.sources)."""
+def dataset_input(params: Params, out: Path, classes: list[str]) -> Source:
+    """The dataset input with the class list ``classes`` (bench.data.cards.dataset_classes): the
+    phantom written under ``out``, or the user's folder, MedMNIST .npz (its images written under
+    ``out/medmnist``; label k named ``classes[k]``) or CSV (bench.data.sources)."""
     if params.dataset.source in ("phantom", "folder"):
-        return folder_source(dataset_root(params, out), params.dataset.classes, kind=params.dataset.source)
-    return open_source(params.dataset.source, params.dataset.path, params.dataset.classes, out / "medmnist")
+        return folder_source(dataset_root(params, out, classes), classes, kind=params.dataset.source)
+    return open_source(params.dataset.source, params.dataset.path, classes, out / "medmnist")
 
 
 def phantom_set_splits(records: list[Record], groups: list[str], per_split: dict[str, int],
@@ -145,7 +146,9 @@ def prepare_inputs(params: Params) -> dict:
 def prepare(params: Params, out: Path) -> dict:
     started = time.perf_counter()
     (out / "meta.json").unlink(missing_ok=True)  # written last: never beside arrays of another run
-    source = dataset_input(params, out)
+    card = dataset_card(params.dataset)  # first: a card error stops the stage before any work
+    classes, positive = dataset_classes(params.dataset, card)
+    source = dataset_input(params, out, classes)
     root, scan = source.origin, source.scan
     if source.splits and params.split.n_replicates:
         raise ConfigError("split.mode", f"dataset.source {source.kind!r} keeps its official train/val/test splits, "
@@ -160,7 +163,7 @@ def prepare(params: Params, out: Path) -> dict:
         raise DataError(root, "no usable images after validation", f"see {out / 'validation.md'}")
     report.check_usable(root)
     ids = [r.id for r in records]
-    labels = np.array([int(r.label == params.dataset.positive) for r in records], np.int64)
+    labels = np.array([int(r.label == positive) for r in records], np.int64)
     groups = [report.groups.get(r.id, r.id) for r in records]
     if source.groups:  # the input's own groups (a CSV's group/patient column), joined with the duplicate groups
         groups = merge_groups(ids, source.groups, report.groups)
@@ -188,7 +191,7 @@ def prepare(params: Params, out: Path) -> dict:
         manifest[f"replicate{r}"] = row
     write_text(out / "manifest.csv", manifest.to_csv(index=False))
     meta = {"dataset": params.dataset.name, "source": params.dataset.source,
-            "root": str(root), "classes": params.dataset.classes, "positive": params.dataset.positive,
+            "root": str(root), "classes": classes, "positive": positive,
             "image_size": size, "srad": params.preprocess.srad, "n_images": len(ids),
             "split_counts": split_summary([r.label for r in records], splits), "split_rule": split_rule,
             "validation": {"n_files": report.n_files, "dropped": len(report.dropped),
@@ -197,7 +200,7 @@ def prepare(params: Params, out: Path) -> dict:
                            "near_duplicate_groups": len(report.near_duplicate_groups),
                            "label_conflicts": len(report.label_conflicts)},
             "has_masks": masks is not None, "inputs": prepare_inputs(params),
-            "straddling_groups": len(straddling), "card": card_for_dataset(params.dataset, source),
+            "straddling_groups": len(straddling), "card": check_copy(card, source) if card else None,
             "replicate_counts": None if replicates is None else [split_summary([r.label for r in records], row)
                                                                  for row in replicates],
             "seconds": round(time.perf_counter() - started, 2)}

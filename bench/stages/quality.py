@@ -103,9 +103,14 @@ def method_row(name: str, folder: Path, train: ImageSet, ref: quality.Reference,
             **source_distances(folder, synthetic, train)}
 
 
+FOLD_HINT = ("the pseudo-label fold's images are too few: set fewer pseudolabel.folds (larger held-out folds) or a "
+             "larger pseudolabel.max_per_class (or null)")
+
+
 def real_reference(name: str, train: ImageSet, held_out: ImageSet, network: quality.FeatureNetwork,
-                   settings: quality.Settings) -> quality.Reference:
-    ref = quality.real_reference(name, train.images, held_out.images, network, settings)
+                   settings: quality.Settings, hint: str | None = None) -> quality.Reference:
+    more = {} if hint is None else {"hint": hint}
+    ref = quality.real_reference(name, train.images, held_out.images, network, settings, **more)
     if ref.novelty.threshold == 0:
         log.warning("quality: %s: %.0f%% or more of the held-out images have an exact copy among the training "
                     "images (their pixel distance is 0), so nothing can count as memorised; check the split for "
@@ -126,7 +131,7 @@ def quality_table(prepared: Prepared, methods: dict[str, Path], network: quality
         log.info("quality: %s", name)
         if name in (own or {}):
             own_train, held_out, floor = own[name]
-            ref = real_reference(f"{name} held-out", own_train, held_out, network, settings)
+            ref = real_reference(f"{name} held-out", own_train, held_out, network, settings, FOLD_HINT)
             rows.append({"method": floor, **quality.floor_figures(ref, settings)})
             references.append(ref.summary())
             rows.append(method_row(name, folder, own_train, ref, network, settings))
@@ -179,16 +184,19 @@ def markdown(rows: list[dict], references: list[dict], settings: quality.Setting
              f"at most {settings.max_dims}, at least {quality.MIN_DIMS}); numbers are comparable only within one "
              "network and one reference. Memorisation: RMS pixel distance to the nearest training image.", ""]
     for ref in references:
-        lines.append(f"- {ref['name']}: {ref['n_held_out']} held-out vs {ref['n_train']} training images, d = "
-                     f"{ref['dims']}; τ = {ref['pixel_threshold']:.4g} (the {ref['percentile']:g}th percentile of "
-                     f"the held-out images' distances to the nearest training image; median {ref['pixel_median']:.4g})")
+        lines.append(f"- {ref['name']}: {ref['n_held_out']} held-out vs {ref['n_train']} training images (projection "
+                     f"fitted on {ref['n_fit']}, the floor row from the other {ref['n_floor']}), d = {ref['dims']}; "
+                     f"τ = {ref['pixel_threshold']:.4g} (about the {ref['percentile']:g}th percentile of the held-out "
+                     "images' distances to the nearest training image: an order statistic; median "
+                     f"{ref['pixel_median']:.4g})")
     table = tabulate([[_cell(r, key) for key, _ in MARKDOWN] for r in rows], headers=[h for _, h in MARKDOWN],
                      tablefmt="github", floatfmt=".4g")
     rules = (f"KID (unbiased, mean ± sd over {settings.kid_subsets} subsets) is the primary figure: near the floor "
              "row of its reference = as close to unseen real images as real training images are; FID is "
              "secondary (biased upwards at small n). memorised: the fraction of synthetic images closer to a "
              f"training image than τ (new images: about {settings.nn_percentile:g} %); copying: yes when that "
-             f"fraction is improbably high for new images (one-sided binomial test, p < {quality.COPYING_ALPHA}); "
+             f"fraction is improbably high for new images (one-sided beta-binomial test, which accounts for the "
+             f"noise in τ, p < {quality.COPYING_ALPHA}); "
              "nn_ratio: median nearest-training distance over the held-out images' (copies 0, new images about 1). "
              "source_*: distance of each image from its own source (NST: content image; GAN: nearest training "
              "image): how far the method moved it, not its quality (a copy scores best).")

@@ -36,6 +36,7 @@ from tabulate import tabulate
 
 from bench import html_report, plots, provenance, report_model
 from bench.config import Params, PhantomParams
+from bench.data.cards import card_line
 from bench.errors import AugbenchError
 from bench.io import atomic_path, load_npz, read_json, write_json, write_text
 from bench.report_model import Header, HeaderItem
@@ -248,17 +249,21 @@ def header(params: Params, prepared_meta: dict, run_metas: list[dict], prov: dic
                    f"images after validation ({val['dropped']} dropped for label conflicts, {val['unreadable']} "
                    f"unreadable, {val['exact_duplicate_groups']} exact and {val['near_duplicate_groups']} "
                    "near-duplicate groups kept within one split)"),
+        *([HeaderItem("Dataset card", card_line(prepared_meta["card"]))] if prepared_meta.get("card") else []),
         HeaderItem("Splits", "; ".join(f"{s}: {', '.join(f'{c} {n}' for c, n in d.items())}" for s, d in split.items())),
         HeaderItem("Image size", f"{prepared_meta['image_size']} px; SRAD: {'on' if prepared_meta['srad'] else 'off'}"),
         HeaderItem("Profile", f"`{params.profile}`; seeds {params.matrix.seeds}; split seed {params.split.seed}, "
                    f"augmentation seed {params.augment.seed}"),
+        *([HeaderItem("Replicates", f"repeated stratified group k-fold, {params.split.repeats} × {params.split.folds} "
+                      "folds: seed r trains and is tested on replicate r (a held-out fold; the Splits line above "
+                      "is replicate 0's)")] if params.split.n_replicates else []),
         HeaderItem("Training", f"{'; '.join(epochs)} (validation split only)"),
         HeaderItem("Weights", "; ".join(weights)),
         *nst_lines(augment_metas or {}),
         *gan_lines(augment_metas or {}),
         *([pseudolabel_line(params)] if pseudolabel else []),
         HeaderItem("Intervals", f"{params.evaluate.confidence:.0%} percentile bootstrap over test cases, "
-                   f"{params.evaluate.bootstrap_resamples} resamples (mean over seeds; threshold "
+                   f"{params.evaluate.bootstrap_resamples} resamples (mean over {'replicates' if params.split.n_replicates else 'seeds'}; threshold "
                    f"{params.evaluate.threshold})"),
         HeaderItem("Machine", f"{mach['cpu']} × {mach['cpu_count']} cores, {mach['memory_gib']} GiB, "
                    f"GPUs: {', '.join(mach['gpus']) or 'none'}; {mach['platform']}"),

@@ -17,6 +17,8 @@ looked at before the choice. Writes to ``--out``:
 
 * ``predictions.csv``: split (val/test), id, label, score of the chosen model;
 * ``history.csv``: per-epoch Keras history of the chosen candidate;
+* ``model.keras`` and ``model.json`` (``train.keep_models``): the chosen model and its record
+  (classes, preprocessing, version, digest; bench.models_io), for ``augbench predict``;
 * ``grid.csv``: one row per candidate (candidate, learning_rate, beta_1,
   repeat, seed, val_loss, val_auc, best_epoch, epochs, status, selected);
 * ``meta.json``: parameters, transfer ``mode``, trainable / non-trainable
@@ -47,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import online, registry, training
+from bench import models_io, online, registry, training
 from bench.config import Params
 from bench.data.splits import replicate_index
 from bench.distributed import default_shard_dir, init_workers, phase_summary, phases, rank_guard
@@ -213,7 +215,8 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
     first only, the one the report draws (4-8 s a seed at 32 px)."""
     started = time.perf_counter()
     root = workers is None or workers.is_root
-    for stale in ("meta.json", "activation.csv", "grid.csv", "relevance.npz"):  # outside DVC the folder is reused
+    for stale in ("meta.json", "activation.csv", "grid.csv", "relevance.npz",  # outside DVC the folder is reused
+                  models_io.MODEL_JSON, models_io.MODEL_FILE):
         if root:
             (out / stale).unlink(missing_ok=True)
     training.seed_everything(seed)
@@ -265,6 +268,9 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
             "best_epoch": result.best_epoch, "fit_seconds": round(result.seconds, 1)}
     if prepared.replicate is not None:  # repeated k-fold: which (repeat, fold) this run's split is
         meta["replicate"] = replicate_record(params, prepared.replicate)
+    if params.train.keep_models:
+        meta["model"] = keep_model(model, prepared, augmented.name, classifier, plugin_name, configured, seed,
+                                   size, out)
     meta.update(write_analysis(chosen, model, best.state["initial"], x_test, out))
     if explain:
         rows = explained_rows(test.labels, params.train.explain_images)  # all, or a class-stratified pick
@@ -281,6 +287,17 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
     log.info("%s/%s seed %d: candidate %d of %d, best epoch %d of %d, %.0fs", augmented.name, classifier, seed,
              best.candidate.index, len(grid), meta["best_epoch"], meta["epochs_run"], meta["seconds"])
     return meta
+
+
+def keep_model(model, prepared: Prepared, method: str, classifier: str, plugin: str, configured, seed: int,
+               size: int, out: Path) -> dict:
+    """Save the chosen model as ``out/model.keras`` with its ``model.json`` (bench.models_io: classes,
+    preprocessing, version, digest); return meta.json's ``model`` entry."""
+    preprocessing = models_io.preprocessing_record(prepared.meta, size, plugin, to_dict(configured))
+    record = models_io.save_kept(model, out, {"method": method, "classifier": classifier, "plugin": plugin,
+                                              "seed": seed}, prepared.meta["classes"], prepared.meta["positive"],
+                                 preprocessing)
+    return {"file": models_io.MODEL_FILE, "sha256": record["sha256"], "bytes": record["bytes"]}
 
 
 def _steps_per_epoch(images: int, configured, workers) -> int:

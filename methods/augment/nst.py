@@ -19,6 +19,13 @@ Eq. 1 says "α and β represent the weights of the style and content losses
 respectively" but writes α·L_c + β·L_s; we follow the formula (and Gatys 2016):
 α weighs content, β style.
 
+``nst-proposed`` sets β = γ·β′ (Panigrahi Step 1; γ and β′ read as Li et al. 2017's balance factor
+and per-loss gradient scale) and divides the content term by its number of feature elements, so
+that neither term swamps the other (docs/nst.md). Every NST plugin names its loss:
+``loss_name()`` gives a short formula with the resolved weights and ``loss_config()`` the resolved
+configuration, which bench.nst.identity compares to flag rows that minimise the same loss (e.g.
+DNST with the polynomial kernel at c = 0 is Gatys' Gram loss, Li et al. 2017 §3, Panigrahi Eq. 6).
+
 Only training images are content or style sources. The labels of the synthetic
 images are their content images' labels. ``weights`` says which encoder weights
 the NST used, and every provenance record and meta.json repeat it.
@@ -129,7 +136,8 @@ class GatysParams(NSTParams):
 @dataclass(frozen=True)
 class DNSTParams(NSTParams):
     kernel: Literal["linear", "poly", "gaussian", "bn"] = field(default="gaussian", metadata={
-        "source": LI + " §4 kernels; Gaussian is its main alternative to the Gram (= poly, c = 0) loss"})
+        "source": LI + " §4 kernels (linear, poly, Gaussian, BN; no single one is 'the' DNST kernel); Gaussian in "
+                  "every profile: poly at c = 0 is exactly Gatys' Gram loss (" + LI + " §3; Panigrahi Eq. 6)"})
     poly_c: float = field(default=0.0, metadata={"source": LI + ": k(x, y) = (xᵀy + c)², c = 0 reproduces Gram"})
     bandwidth_scale: float = field(default=1.0, metadata={
         "source": LI + ": σ² = mean squared distance of the sampled pairs (× this)"})
@@ -169,6 +177,43 @@ class MR2Params(NSTParams):
 DNST_STYLE_WEIGHTS = {"linear": 1e5, "poly": 1e3, "gaussian": 1e6, "bn": 5e4}
 
 
+STYLE_TERMS = {
+    "gram": "E_l^Gram",  # Eq. 4: 1/(4N_l²M_l²)·‖G_l(Î) − G_l(I_s)‖²
+    "mmd-poly": "MMD²_poly(c={c})/(4N_l²)",  # Eq. 6
+    "combined-mmd-poly": "MMD²_poly(c={c})/(4N_l²)",  # Eq. 14/17, our reading
+    "mmd-linear": "MMD²_linear/N_l",
+    "mmd-gaussian": "MMD²_gauss(σ²×{scale})",
+    "bn": "BN-stats_l/N_l",
+}
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def loss_formula(config: dict, beta_note: str = "") -> str:
+    """A short formula for a resolved loss configuration (``_NSTAugmenter.loss_config()``)."""
+    lrp = config["content_weighting"] == "lrp"
+    content = {("sum", False): "½Σ(F−P)²", ("mean", False): "½·mean(F−P)²",
+               ("sum", True): "½Σω⊙(F−P)² (ω: LRP relevance)",
+               ("mean", True): "½·mean(ω⊙(F−P)²) (ω: LRP relevance)"}[(config["content_normalisation"], lrp)]
+    style = config["style"]
+    term = STYLE_TERMS.get(style["style_loss"], style["style_loss"]).format(
+        c=_num(style.get("poly_c", 0.0)), scale=_num(style.get("bandwidth_scale", 1.0)))
+    n = config["n_references"]
+    target = f" vs max over {n} refs" if n > 1 else ""
+    formula = f"α·{content} + β·Σ_l w_l·{term}{target}"
+    if config["tv_weight"] > 0:
+        formula += " + λ·TV"
+    w = sorted(set(config["style_layer_weights"]))
+    w_text = _num(w[0]) if len(w) == 1 else ",".join(_num(v) for v in config["style_layer_weights"])
+    beta = f"{beta_note}={_num(config['style_weight'])}" if beta_note else _num(config["style_weight"])
+    values = f"α={_num(config['content_weight'])}, β={beta}, w_l={w_text}"
+    if config["tv_weight"] > 0:
+        values += f", λ={_num(config['tv_weight'])}"
+    return f"{formula}  [{values}]"
+
+
 class _NSTAugmenter(Augmenter):
     """Shared by the three NST augmenters: encoder, engine, sampling and provenance."""
 
@@ -203,6 +248,43 @@ class _NSTAugmenter(Augmenter):
     def layer_weight(self, n_layers: int) -> float:
         """w_l of every style layer when ``style_layer_weights`` is None."""
         return 1.0 / n_layers  # Gatys et al. 2016: w_l = 1/5 for five layers
+
+    def normalise_content(self) -> bool:
+        """Divide the content term by its number of feature elements (nst-proposed); else Eq. 2."""
+        return False
+
+    def weighs_content(self) -> bool:
+        """Whether the content term is weighted by LRP relevance (nst-proposed-lrp)."""
+        return False
+
+    # ---------------------------------------------------------------- the loss, named
+
+    def loss_config(self) -> dict:
+        """The resolved loss: features, content term, style statistic, references and weights, as
+        bench.nst.identity compares them (written to the augment stage's meta.json)."""
+        from bench.nst.encoders import get_encoder_spec
+
+        p = self.params
+        spec = get_encoder_spec(p.encoder)
+        style_layers = list(p.style_layers or spec.style_layers)
+        weights = [float(w) for w in (p.style_layer_weights or [self.layer_weight(len(style_layers))] * len(style_layers))]
+        weights_id = f"random(seed={p.encoder_seed})" if p.weights == "random" else p.weights
+        return {"encoder": p.encoder, "weights": weights_id, "pooling": p.pooling,
+                "content_layers": list(p.content_layers or spec.content_layers), "style_layers": style_layers,
+                "content_normalisation": "mean" if self.normalise_content() else "sum",
+                "content_weighting": "lrp" if self.weighs_content() else "none",
+                "style": self.style_loss().describe(), "n_references": self.n_references(),
+                "content_weight": float(p.content_weight), "style_weight": float(self.style_weight()),
+                "style_layer_weights": weights, "tv_weight": float(p.tv_weight)}
+
+    def loss_name(self) -> str:
+        """The loss as a short formula with its resolved weights, e.g.
+        ``α·½Σ(F−P)² + β·Σ_l w_l·E_l^Gram  [α=1, β=1000, w_l=1/5]``."""
+        return loss_formula(self.loss_config(), self.beta_note())
+
+    def beta_note(self) -> str:
+        """How β was set, for :meth:`loss_name` (nst-proposed: γ·β′)."""
+        return ""
 
     def content_weights(self, train: ImageSet, content_layers: tuple[str, ...]):
         """A callable giving content-loss weights per source image (nst-proposed-lrp), or None."""
@@ -269,7 +351,8 @@ class _NSTAugmenter(Augmenter):
         losses = LossConfig(content_layers=content_layers,
                             style_layers=style_layers, style_layer_weights=weights,
                             content_weight=p.content_weight, style_weight=self.style_weight(),
-                            tv_weight=p.tv_weight, weighted_content=content_weights is not None)
+                            tv_weight=p.tv_weight, weighted_content=content_weights is not None,
+                            normalise_content=self.normalise_content())
         schedule = Schedule(scales=tuple(p.scales), iterations=tuple(p.iterations), optimizer=p.optimizer,
                             learning_rate=p.learning_rate,
                             adam=AdamConfig(p.adam_beta1, p.adam_beta2, p.adam_epsilon),
@@ -280,7 +363,8 @@ class _NSTAugmenter(Augmenter):
         record = {"encoder": p.encoder, "weights": self._weights.description, "pooling": p.pooling,
                   "content_weight": p.content_weight, "style_weight": losses.style_weight,
                   "tv_weight": p.tv_weight, "optimizer": p.optimizer, "iterations": list(p.iterations),
-                  "scales": list(p.scales), "init": p.init, **style.describe(), **self.describe_loss()}
+                  "scales": list(p.scales), "init": p.init, **style.describe(), **self.describe_loss(),
+                  "loss": self.loss_name()}
         return TransferConfig(method=self.name, arch=p.encoder, weights=self._weights, pooling=p.pooling,
                               style_loss=style, losses=losses, schedule=schedule, sampling=p.sampling,
                               pairs_per_content=k, n_references=self.n_references(),
@@ -341,8 +425,27 @@ class ProposedParams(MR2Params):
     pooling: Literal["avg", "max"] = field(default="max", metadata={
         "source": "ours: ResNet50 as trained (its one max pool, in the stem); the LRP relevance of "
                   "nst-proposed-lrp comes from the same network"})
-    content_weight: float = field(default=1.0, metadata={"source": PANIGRAHI + ", Step 1: α = 1 in Eq. 1"})
-    style_weight: float = field(default=1.0, metadata={"source": PANIGRAHI + ", Step 1: β = 1 in Eq. 1"})
+    content_weight: float = field(default=1.0, metadata={
+        "source": "α of Eq. 1: " + PANIGRAHI + ", Step 1: \"α … is set as 1 (since the content losses from "
+                  "various approaches are same)\""})
+    # Panigrahi 2024, Step 1: "α and β in Eq. 1 is set as 1 … and γβ′ (to maintain the balance between
+    # content and style matching) respectively". The paper defines neither γ nor β′. Our reading: Li et
+    # al. 2017's weighting, whose official code (lyttonhao/Neural-Style-MMD, neural-style.py) scales the
+    # style loss by β′, a fixed per-loss weight "determined by the scale of gradients of each style loss",
+    # times γ, its --style-weight, which its README calls "the balance factor gamma in the paper when we
+    # fix the content-weight as 1.0". docs/nst.md "β = γ·β′".
+    style_weight: float | None = field(default=None, metadata={
+        "source": "β of Eq. 1; None = γ·β′ (" + PANIGRAHI + ", Step 1: β = γβ′); a number overrides both"})
+    gamma: float = field(default=5.0, metadata={
+        "source": "γ, the content/style balance factor of " + LI + " (its code's --style-weight, default 5.0 "
+                  "with content weight 1; " + PANIGRAHI + " Step 1 name γ, no value)"})
+    beta_prime: float = field(default=1e-3, metadata={
+        "source": "β′, the style loss's gradient-scale weight (" + LI + ", code: set per loss from the scale of "
+                  "its gradients); ours: 1e-3 = the content/style gradient-norm ratio at the first step "
+                  "(1.4-1.6e-3, ResNet50 random weights, 32 and 64 px phantom, noise init, docs/nst.md)"})
+    normalise_content: bool = field(default=True, metadata={
+        "source": "ours: the content term of Eq. 2 divided by its H_l·W_l·N_l elements, so that α = 1 and "
+                  "β = γβ′ weigh terms of comparable size at any image size (docs/nst.md)"})
     style_layer_weights: list[float] | None = field(default=None, metadata={
         "source": "None = w_l = 1.0 for every style layer (" + PANIGRAHI + ", Step 1)"})
     poly_c: float = field(default=0.0, metadata={
@@ -357,6 +460,8 @@ class ProposedParams(MR2Params):
     def check(self, path: str) -> None:
         super().check(path)
         require(self.poly_c >= 0, f"{path}.poly_c", "must be >= 0")
+        require(self.gamma > 0, f"{path}.gamma", "must be > 0 (the balance factor γ of β = γ·β′)")
+        require(self.beta_prime > 0, f"{path}.beta_prime", "must be > 0 (the style scale β′ of β = γ·β′)")
 
 
 @dataclass(frozen=True)
@@ -383,7 +488,7 @@ class ProposedNST(MR2NST):
     Params = ProposedParams
     name = "nst-proposed"
     summary = ("Panigrahi 2024 proposed NST: ResNet50, combined DNST + mr²NST style loss (Eq. 14/17), "
-               "α = β = w_l = 1.")
+               "α = 1, β = γ·β′, w_l = 1, content term per feature element.")
     paper = f"{PANIGRAHI}, Eq. 1, 6-9, 14, 17 and Step 1"
 
     def style_loss(self):
@@ -393,6 +498,18 @@ class ProposedNST(MR2NST):
 
     def layer_weight(self, n_layers: int) -> float:
         return 1.0  # Panigrahi 2024, Step 1: "the weight w_l is set as 1.0"
+
+    def style_weight(self) -> float:
+        """β of Eq. 1: ``style_weight`` if set, else γ·β′ (Panigrahi 2024, Step 1; docs/nst.md)."""
+        p = self.params
+        return p.style_weight if p.style_weight is not None else p.gamma * p.beta_prime
+
+    def beta_note(self) -> str:
+        p = self.params
+        return "" if p.style_weight is not None else f"γ·β′={_num(p.gamma)}·{_num(p.beta_prime)}"
+
+    def normalise_content(self) -> bool:
+        return self.params.normalise_content
 
 
 class ProposedLRPNST(ProposedNST):
@@ -416,6 +533,9 @@ class ProposedLRPNST(ProposedNST):
         self._relevance = ContentRelevance(model, train.labels, content_layers, p.relevance_rule,
                                            p.relevance_alpha, p.relevance_beta)
         return self._relevance
+
+    def weighs_content(self) -> bool:
+        return True
 
     def describe_loss(self) -> dict:
         p = self.params

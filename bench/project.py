@@ -1,0 +1,459 @@
+"""``augbench init DIR`` and ``augbench run``: an augbench project in any folder, always run by DVC.
+
+A project is a folder with ``params.yaml`` and ``dvc.yaml``. Both come from the installed package
+(``bench/defaults/``, copies of the repository's top-level files that a test keeps identical), so
+``augbench init`` works without a checkout. The project's ``dvc.yaml`` is the repository's one
+pipeline definition with its code dependencies (``bench/...``, ``methods/...``) pointed at the
+installed package, so a new augbench version re-runs the stages whose code changed.
+
+``augbench run`` writes what its options ask for (``--profile``, ``--data``, ``--methods``, ...,
+``--set KEY=VALUE``) into the project's ``params.yaml``, printing each key it changes, validates
+the result as the stages will read it, and runs ``dvc repro``. There is no second orchestrator:
+what runs, and what is up to date, is DVC's decision from dvc.yaml and dvc.lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench import config
+from bench.errors import AugbenchError, ConfigError, RegistryError
+from bench.io import write_text
+from bench.quiet import is_quiet, quiet_mode
+
+DEFAULTS = Path(__file__).resolve().parent / "defaults"  # package data (pyproject.toml)
+PROJECT_FILES = ("params.yaml", "dvc.yaml")  # the repository's top-level files, copied under DEFAULTS
+CODE_ROOT = Path(__file__).resolve().parents[1]  # holds the installed `bench` and `methods` packages
+CODE_PACKAGES = ("bench", "methods")
+_CODE_DEP = re.compile(r"^(\s*-\s+)((?:bench|methods)(?:/\S*)?)\s*$")
+
+GITIGNORE = """\
+# augbench: what the pipeline writes and DVC caches (dvc.lock and reports/ are worth keeping)
+/data/
+/runs/
+.augbench.lock
+__pycache__/
+"""
+
+README = """\
+augbench project
+================
+
+params.yaml  the parameters: the active `profile` (smoke, quick, paper), the `matrix` of methods,
+             classifiers and seeds, the dataset, every hyperparameter
+dvc.yaml     the pipeline (augbench's own; its code dependencies point at the installed augbench)
+
+Next steps:
+  augbench run --profile smoke                 # a few minutes on the built-in phantom: checks the set-up
+  augbench run --data /path/to/class-folders --methods none,geometric-flipping,classical
+  augbench run --set train.classifiers.resnet50.epochs=5
+  augbench list                                # every augmentation method and classifier
+
+`augbench run` writes its options into params.yaml (it prints each key it changes) and runs
+`dvc repro`; the report is reports/results.md and reports/index.html. `dvc repro` alone re-runs
+what params.yaml asks for. Data and runs are in data/ and runs/ (DVC's cache; `dvc push` to a remote).
+"""
+
+
+# ------------------------------------------------------------------------------------ files
+
+
+def default_text(name: str) -> str:
+    """The packaged default ``params.yaml`` or ``dvc.yaml``."""
+    path = DEFAULTS / name
+    if not path.is_file():
+        raise AugbenchError(f"{path}: not found: this augbench installation lacks its default project files; "
+                            "reinstall it (pip install --force-reinstall augbench, or pip install . in a checkout)")
+    return path.read_text(encoding="utf-8")
+
+
+def project_dvc_yaml(text: str, code_root: Path = CODE_ROOT) -> str:
+    """The repository's dvc.yaml for a project outside the repository: each code dependency
+    (``- bench/...``, ``- methods/...``) becomes the absolute path of the installed file (DVC
+    hashes dependencies outside the project like any other), the rest is unchanged."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        hit = _CODE_DEP.match(line)
+        lines.append(f"{hit.group(1)}{(code_root / hit.group(2)).as_posix()}\n" if hit else line)
+    header = (f"# Written by `augbench init` from augbench's dvc.yaml; code dependencies point at the installed\n"
+              f"# augbench ({code_root.as_posix()}), so upgrading it re-runs the stages whose code changed.\n")
+    return header + "".join(lines)
+
+
+def project_files() -> dict[str, str]:
+    return {"params.yaml": default_text("params.yaml"), "dvc.yaml": project_dvc_yaml(default_text("dvc.yaml")),
+            ".gitignore": GITIGNORE, "README.txt": README}
+
+
+def _above(folder: Path, marker: str) -> Path | None:
+    """The nearest folder at or above ``folder`` that holds ``marker``."""
+    here = folder.resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / marker).exists():
+            return candidate
+    return None
+
+
+def git_root(folder: Path) -> Path | None:
+    return _above(folder, ".git")
+
+
+def dvc_root(folder: Path) -> Path | None:
+    return _above(folder, ".dvc")
+
+
+def dvc_program() -> str:
+    """The ``dvc`` beside this Python (its virtualenv), else the one on PATH."""
+    beside = Path(sys.executable).parent / "dvc"
+    found = str(beside) if beside.is_file() else shutil.which("dvc")
+    if found is None:
+        raise AugbenchError("the dvc program is not installed; pip install augbench installs it (dvc>=3.50): "
+                            "activate the environment augbench is installed in")
+    return found
+
+
+def dvc_init(folder: Path) -> None:
+    """``dvc init --no-scm`` in ``folder``: a DVC project that does not use git."""
+    done = subprocess.run([dvc_program(), "init", "--no-scm", "-q"], cwd=folder, capture_output=True, text=True,
+                          check=False)
+    if done.returncode:
+        raise AugbenchError(f"{folder}: dvc init --no-scm failed (exit code {done.returncode}): "
+                            f"{(done.stderr or done.stdout).strip()}")
+
+
+def write_project(folder: Path, force: bool = False) -> list[Path]:
+    """Write params.yaml, dvc.yaml, .gitignore and README.txt into ``folder`` (created if needed);
+    refuses to replace an existing one unless ``force``."""
+    files = project_files()
+    existing = [folder / name for name in files if (folder / name).exists()]
+    if existing and not force:
+        others = f" (also {', '.join(p.name for p in existing[1:])})" if len(existing) > 1 else ""
+        raise AugbenchError(f"{existing[0]}: already exists{others}; augbench init does not overwrite a project's "
+                            "files: pass --force to replace them with augbench's defaults, or choose another folder")
+    if folder.exists() and not folder.is_dir():
+        raise AugbenchError(f"{folder}: exists and is not a folder; choose a folder name")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        write_text(folder / name, text)
+    return [folder / name for name in files]
+
+
+def init_project(folder: Path, force: bool = False, own_dvc: bool = False) -> str:
+    """Write the project files, then set up DVC: ``dvc init --no-scm`` when ``folder`` is in no
+    git repository (or ``own_dvc``: ``run --workdir``'s work folder, a project of its own). Inside
+    git, whether DVC uses that repository is the user's call; the returned note says so."""
+    write_project(folder, force)
+    if (folder / ".dvc").is_dir():
+        return f"{folder} is a DVC project already"
+    parent_dvc, git = dvc_root(folder), git_root(folder)
+    if own_dvc or (git is None and parent_dvc is None):
+        dvc_init(folder)
+        return f"ran dvc init --no-scm in {folder} (a DVC project without git)"
+    if parent_dvc is not None:
+        return f"{folder} lies inside the DVC project {parent_dvc}; dvc repro there will use it"
+    return (f"did not run dvc init: {folder} lies inside the git repository {git}, and whether DVC records "
+            f"its pipeline there is your call: `cd {folder} && dvc init --subdir` (DVC beside git), or "
+            "`dvc init --no-scm` there (DVC without git)")
+
+
+# ------------------------------------------------------------------------------------ params
+
+
+def _in(raw: dict, dotted: str) -> bool:
+    node: Any = raw
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _set(raw: dict, dotted: str, value: Any) -> None:
+    node = raw
+    parts = dotted.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, dict):
+            raise ConfigError(dotted, f"{'.'.join(parts[:depth + 1])} is not a section, so it cannot hold "
+                              f"{parts[-1]}", "see `augbench params` for the keys")
+    node[parts[-1]] = value
+
+
+def _parse_set(item: str) -> tuple[str, Any]:
+    """``"a.b=[1,2]"`` → ``("a.b", [1, 2])``, with config.parse_overrides' checks and messages."""
+    nested = config.parse_overrides([item])
+    key = item.split("=", 1)[0].strip()
+    value: Any = nested
+    for part in key.split("."):
+        value = value[part]
+    return key, value
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _profile_matrix(raw: dict, profile: str) -> dict:
+    return ((raw.get("profiles") or {}).get(profile) or {}).get("matrix") or {}
+
+
+def positive_controls_dropped(raw: dict, explicit: set[str]) -> list[tuple[str, Any]]:
+    """For a dataset other than the phantom: every ``matrix.methods`` list of params.yaml (the base
+    one and each profile's, except those in ``explicit``) less the positive control, which draws
+    fresh phantom images and has nothing to draw from (the stages check every profile, so an
+    inactive one would stop them too). One note on stderr per list changed."""
+    from bench import registry
+
+    where = [("matrix.methods", raw.get("matrix") or {}, raw.get("profile") or "quick")]
+    where += [(f"profiles.{name}.matrix.methods", (section or {}).get("matrix") or {}, name)
+              for name, section in (raw.get("profiles") or {}).items() if isinstance(section, dict)]
+    edits = []
+    for key, matrix, profile in where:
+        if key in explicit or not isinstance(matrix.get("methods"), list):
+            continue
+        sections = (config.resolve(raw, profile).get("augment") or {}).get("methods") or {}  # variants name a plugin
+        methods = matrix["methods"]
+        dropped = registry.positive_controls(methods, lambda m, s=sections: (s.get(m) or {}).get("method", m))
+        if dropped:
+            print(f"augbench run: {key}: leaving out {', '.join(dropped)} (the positive control adds fresh "
+                  "phantom images, which a folder dataset cannot supply)", file=sys.stderr)
+            edits.append((key, [m for m in methods if m not in dropped]))
+    return edits
+
+
+def planned_edits(args: argparse.Namespace, raw: dict) -> list[tuple[str, Any]]:
+    """The ``(key, value)`` pairs ``run`` writes into params.yaml, in order (a later one wins):
+    ``--profile`` (with the profile's own ``matrix`` lists: dvc.yaml's ``${matrix...}`` reads the
+    base section only), then the shortcuts, then each ``--set``. A key the active profile also
+    sets is written there too, since a profile value wins over the base one."""
+    profile = args.profile or raw.get("profile") or "quick"
+    edits: list[tuple[str, Any]] = []
+    if args.profile:
+        config.resolve(raw, args.profile)  # an unknown profile is named before anything else
+        edits.append(("profile", args.profile))
+        edits += [(f"matrix.{k}", copy.deepcopy(v)) for k, v in _profile_matrix(raw, args.profile).items()]
+    wanted: list[tuple[str, Any]] = []
+    if args.data:
+        folder = Path(args.data).expanduser().resolve()
+        wanted += [("dataset.source", "folder"), ("dataset.path", str(folder)), ("dataset.name", folder.name)]
+    for flag, key in (("methods", "matrix.methods"), ("classifiers", "matrix.classifiers"), ("zoo", "matrix.zoo")):
+        if getattr(args, flag) is not None:
+            wanted.append((key, _names(getattr(args, flag))))
+    if args.seeds is not None:
+        try:
+            wanted.append(("matrix.seeds", [int(s) for s in _names(args.seeds)]))
+        except ValueError:
+            raise ConfigError("--seeds", f"{args.seeds!r} is not a comma-separated list of integers",
+                              "e.g. --seeds 0,1,2") from None
+    wanted += [_parse_set(item) for item in args.overrides]
+    trial = apply_edits(raw, [*edits, *wanted])
+    if ((trial.get("dataset") or {}).get("source") or "phantom") != "phantom":
+        explicit = {k for k, _ in wanted if k.endswith("matrix.methods")}
+        if "matrix.methods" in explicit:  # the user's list is the active profile's too
+            explicit.add(f"profiles.{profile}.matrix.methods")
+        wanted += positive_controls_dropped(trial, explicit)
+    for key, value in wanted:
+        edits.append((key, value))
+        if key != "profile" and _in(((raw.get("profiles") or {}).get(profile) or {}), key):
+            edits.append((f"profiles.{profile}.{key}", copy.deepcopy(value)))
+    return edits
+
+
+def apply_edits(raw: dict, edits: list[tuple[str, Any]]) -> dict:
+    out = copy.deepcopy(raw)
+    for key, value in edits:
+        _set(out, key, copy.deepcopy(value))
+    return out
+
+
+def validate(raw: dict, where: Path) -> config.Params:
+    """The parameters as the stages will load them from the edited params.yaml (every profile checked)."""
+    try:
+        params = config.build(config.resolve(raw))
+        config.check_other_profiles(raw, params.profile)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.key}", exc.problem, exc.hint) from None
+    except RegistryError as exc:
+        raise RegistryError(f"{where}: {exc}") from None
+    return params
+
+
+def _roundtrip_yaml():
+    # DVC's own YAML library (a dependency of dvc): keeps comments and key order
+    from ruamel.yaml import YAML
+
+    rt = YAML()
+    rt.width = 4096
+    rt.indent(mapping=2, sequence=4, offset=2)
+    rt.preserve_quotes = True
+    rt.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
+    return rt
+
+
+def _flow(value: Any) -> Any:
+    """Lists and mappings in flow style (``[a, b]``), as params.yaml writes them."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if isinstance(value, list):
+        seq = CommentedSeq(_flow(v) for v in value)
+        seq.fa.set_flow_style()
+        return seq
+    if isinstance(value, dict):
+        mapping = CommentedMap((k, _flow(v)) for k, v in value.items())
+        mapping.fa.set_flow_style()
+        return mapping
+    return value
+
+
+def write_params_edits(path: Path, edits: list[tuple[str, Any]]) -> None:
+    """Each edit into ``path`` in place, comments and key order kept (atomically)."""
+    rt = _roundtrip_yaml()
+    data = rt.load(path.read_text(encoding="utf-8"))
+    for key, value in edits:
+        _set(data, key, _flow(value))
+    buffer = io.StringIO()
+    rt.dump(data, buffer)
+    write_text(path, buffer.getvalue())
+
+
+def _show(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=4096).strip().removesuffix("...").strip()
+
+
+# ------------------------------------------------------------------------------------ commands
+
+
+def run(args: argparse.Namespace) -> int:
+    folder = Path(args.workdir) if args.workdir is not None else Path.cwd()
+    fresh = not (folder / "dvc.yaml").is_file()
+    if fresh and args.workdir is None:
+        raise AugbenchError(f"{folder / 'dvc.yaml'}: not found, so this folder is no augbench project; create one "
+                            "with `augbench init DIR` (then run there), or add --workdir DIR (initialised when it "
+                            "has no dvc.yaml)")
+    params_file = folder / "params.yaml"
+    if fresh:
+        raw = yaml.safe_load(default_text("params.yaml")) or {}
+    else:
+        raw = config.load_raw(params_file)
+    edits = planned_edits(args, raw)
+    params = validate(apply_edits(raw, edits), params_file)
+    command = ["dvc", "repro", *(["--quiet"] if args.quiet or is_quiet() else [])]
+    changes = [(k, v) for k, v in edits if not _in(raw, k) or _lookup(raw, k) != v]
+    if args.dry_run:
+        if fresh:
+            print(f"would initialise {folder} (augbench init, dvc init --no-scm)")
+        for key, value in changes:
+            print(f"would set {params_file}: {key}: {_show(value)}")
+        print(f"would run in {folder}: {shlex.join(command)}  (profile {params.profile}, methods "
+              f"{', '.join(params.matrix.methods)}, classifiers {', '.join(params.matrix.classifiers)}, "
+              f"seeds {', '.join(map(str, params.matrix.seeds))})")
+        return 0
+    program = dvc_program()
+    if fresh:
+        print(f"augbench run: {init_project(folder, own_dvc=True)}")
+    elif dvc_root(folder) is None:
+        if args.workdir is None:
+            raise AugbenchError(f"{folder}: no DVC project here (no .dvc folder here or above); run `dvc init` "
+                                "(inside a git repository) or `dvc init --no-scm`, then augbench run again")
+        dvc_init(folder)
+    if changes:
+        write_params_edits(params_file, changes)
+        for key, value in changes:
+            print(f"augbench run: {params_file}: {key}: {_show(value)}")
+    print(shlex.join(command), flush=True)
+    started = time.perf_counter()
+    code = run_dvc([program, *command[1:]], folder)
+    if code:
+        print(f"augbench: error: {shlex.join(command)} failed in {folder} (exit code {code}); its output above "
+              "names the stage", file=sys.stderr)
+        return code
+    print(f"augbench run: dvc repro finished in {time.perf_counter() - started:.0f}s; report: "
+          f"{folder / 'reports' / 'results.md'}")
+    return 0
+
+
+def run_dvc(command: list[str], folder: Path) -> int:
+    """Run a dvc command in ``folder``, its output going straight to the terminal; its exit code."""
+    return subprocess.run(command, cwd=folder, check=False).returncode
+
+
+def _lookup(raw: dict, dotted: str) -> Any:
+    node: Any = raw
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def build_run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="augbench run", description="run the DVC pipeline of an augbench project (dvc repro), after "
+        "writing the options into its params.yaml",
+        epilog="Examples: augbench run --profile smoke --methods none,classical\n"
+               "          augbench run --dry-run --seeds 0,1,2          (print what would change and run)\n"
+               "          augbench run --workdir busi-run --data ../shared/datasets/busi --methods "
+               "none,geometric-flipping --zoo ''\n"
+               "Each option is written into params.yaml (every changed key is printed), where it stays: "
+               "`dvc repro` alone then repeats the run.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", metavar="DIR",
+                        help="the project folder (default: the current folder, which must hold dvc.yaml); "
+                             "one without dvc.yaml is initialised first (augbench init, dvc init --no-scm)")
+    parser.add_argument("--profile", help="set params.yaml `profile` (smoke, quick, paper) with its matrix lists")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="write a parameter, e.g. --set train.classifiers.resnet50.epochs=2 (value as YAML)")
+    parser.add_argument("--data", metavar="FOLDER",
+                        help="a folder-per-class dataset (= dataset.source=folder, dataset.path=<its absolute "
+                             "path>, dataset.name=<its name>; --set dataset.name=... wins)")
+    parser.add_argument("--methods", metavar="A,B", help="augmentation methods, comma-separated (= matrix.methods)")
+    parser.add_argument("--classifiers", metavar="A,B",
+                        help="classifiers trained on every method, comma-separated (= matrix.classifiers)")
+    parser.add_argument("--zoo", metavar="A,B",
+                        help="classifier variants trained on 'none' only, comma-separated; '' for none (= matrix.zoo)")
+    parser.add_argument("--seeds", metavar="0,1", help="training seeds, comma-separated (= matrix.seeds)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate, print the params.yaml changes and the dvc command, change nothing")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bars, no per-epoch lines, no INFO logs: warnings, errors and the "
+                             "final summary line only (for CI)")
+    return parser
+
+
+def main_run(argv: list[str] | None = None) -> int:
+    args = build_run_parser().parse_args(argv)
+    with quiet_mode(args.quiet):
+        return run(args)
+
+
+def build_init_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="augbench init", description="write a ready augbench project (params.yaml, dvc.yaml, .gitignore, "
+        "README.txt) into DIR; dvc init --no-scm there unless DIR is inside a git repository")
+    parser.add_argument("dir", nargs="?", default=".", help="project folder (created if needed; default: here)")
+    parser.add_argument("--force", action="store_true", help="replace existing project files with the defaults")
+    return parser
+
+
+def main_init(argv: list[str] | None = None) -> int:
+    args = build_init_parser().parse_args(argv)
+    folder = Path(args.dir)
+    note = init_project(folder, force=args.force)
+    print(f"wrote an augbench project to {folder}/: {', '.join(project_files())}")
+    print(f"augbench init: {note}")
+    where = "" if folder.resolve() == Path.cwd().resolve() else f"cd {shlex.quote(os.fspath(folder))} && "
+    print(f"next: {where}augbench run --profile smoke   (see README.txt there)")
+    return 0

@@ -261,16 +261,10 @@ def test_the_teacher_shows_its_batches(terminal):
 
 
 def test_stylegan2_training_shows_its_steps_and_resumes_the_count(terminal, tmp_path):
-    from bench.gan import ada
-    from bench.gan.networks import Architecture
-    from bench.gan.training import TrainConfig, Trainer
+    from bench.gan.training import Trainer
+    from tests.test_stylegan2 import _config
 
-    arch = Architecture(resolution=8, n_classes=2, z_dim=8, w_dim=8, mapping_layers=2, channel_base=64,
-                        channel_max=8, seed=3)
-    cfg = TrainConfig(arch=arch, batch_size=4, learning_rate=0.0025, adam_beta1=0.0, adam_beta2=0.99,
-                      adam_epsilon=1e-8, r1_gamma=0.05, r1_interval=2, ema_kimg=0.01, ema_rampup=0.05,
-                      ada_target=0.6, ada_interval=2, ada_kimg=0.1, ada_p_init=0.2, ada_fixed=False,
-                      ada_ops=ada.OPS, seed=11)
+    cfg = _config(ada_target=0.6)  # the GAN tests' tiny network, with ADA's p moving
     images = np.random.default_rng(0).uniform(-1, 1, (8, 8, 8, 1)).astype(np.float32)
     labels = np.arange(8) % 2
     screen = terminal()

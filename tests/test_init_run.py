@@ -33,11 +33,19 @@ def test_packaged_defaults_equal_the_repository_files(name):
         f"bench/defaults/{name} differs from {name}: copy it over (cp {name} bench/defaults/{name})")
 
 
+@pytest.mark.parametrize("card", sorted(p.name for p in (ROOT / "datasets").glob("*.yaml")))
+def test_packaged_cards_equal_the_repository_cards(card):
+    """bench/defaults/datasets/ (package data: the cards an installed augbench finds) copies datasets/."""
+    packaged = project.DEFAULTS / "datasets" / card
+    assert packaged.is_file() and packaged.read_bytes() == (ROOT / "datasets" / card).read_bytes(), (
+        f"{packaged} differs from datasets/{card}: copy it over (cp datasets/{card} {packaged.relative_to(ROOT)})")
+
+
 def test_package_data_lists_the_defaults():
     import tomllib
 
     data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
-    assert "defaults/*.yaml" in data["package-data"]["bench"]
+    assert {"defaults/*.yaml", "defaults/datasets/*.yaml"} <= set(data["package-data"]["bench"])
 
 
 def test_init_writes_a_project_and_refuses_to_overwrite(capsys, tmp_path):

@@ -53,12 +53,14 @@ def _edge_sharpness(image: np.ndarray) -> float:
     return float(np.abs(np.diff(profile[20:44])).max() / height)
 
 
-def _gaussian_with_enl(image: np.ndarray, target: float) -> np.ndarray:
-    """Gaussian blur whose ENL in the homogeneous region equals ``target`` (bisection on sigma)."""
+def _gaussian_with_enl(image: np.ndarray, target: float, enl=None) -> np.ndarray:
+    """Gaussian blur whose ENL (``enl``, default: in the homogeneous region) equals ``target``
+    (bisection on sigma)."""
+    enl = enl or _enl
     lo, hi = 0.05, 10.0
     for _ in range(40):
         sigma = 0.5 * (lo + hi)
-        if _enl(ndimage.gaussian_filter(image, sigma, mode="nearest")) < target:
+        if enl(ndimage.gaussian_filter(image, sigma, mode="nearest")) < target:
             lo = sigma
         else:
             hi = sigma
@@ -193,14 +195,7 @@ def _step_sharpness(image: np.ndarray) -> float:
 
 def _matched_gaussian(image: np.ndarray, target: float) -> np.ndarray:
     """Gaussian blur whose flat-region ENL equals ``target`` (bisection on sigma)."""
-    lo, hi = 0.05, 10.0
-    for _ in range(40):
-        sigma = 0.5 * (lo + hi)
-        if _flat_enl(ndimage.gaussian_filter(image, sigma, mode="nearest")) < target:
-            lo = sigma
-        else:
-            hi = sigma
-    return ndimage.gaussian_filter(image, 0.5 * (lo + hi), mode="nearest")
+    return _gaussian_with_enl(image, target, _flat_enl)
 
 
 def _sharpness_against_blur(image: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:

@@ -152,8 +152,10 @@ class DatasetCard:
 
 def card_folders() -> list[Path]:
     """Where cards are looked for: ``./datasets`` (the project being run), then the
-    ``datasets/`` folder beside this package's source (a checkout of augbench)."""
-    folders = [Path.cwd() / "datasets", Path(__file__).resolve().parents[2] / "datasets"]
+    ``datasets/`` folder beside this package's source (a checkout of augbench), then the copies
+    of those cards that the installed package carries (``bench/defaults/datasets``)."""
+    here = Path(__file__).resolve()
+    folders = [Path.cwd() / "datasets", here.parents[2] / "datasets", here.parents[1] / "defaults" / "datasets"]
     out: list[Path] = []
     for folder in folders:
         if folder.is_dir() and all(not folder.samefile(f) for f in out):

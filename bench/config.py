@@ -440,6 +440,9 @@ class ExternalParams:
     # A folder-per-class root with the class names of dataset.classes, a MedMNIST .npz or a CSV list;
     # null switches the stage off (under DVC: switched_off.json only).
     path: str | None = None
+    # A MedMNIST .npz outside set's class names, label 0's first (its own order, matched to the model's by
+    # name); null: from the dataset card of the file (bench.data.cards). Folders and CSV lists name theirs.
+    classes: list[str] | None = None
     # pHash Hamming distance of a near-duplicate pair (bench.data.validate); null: dataset.near_duplicate_threshold
     near_duplicate_threshold: int | None = None
 
@@ -450,6 +453,8 @@ class ExternalParams:
     def check(self, path: str) -> None:
         require(self.path is None or bool(str(self.path).strip()), f"{path}.path",
                 "is empty", "give an outside dataset's path, or null to switch the stage off")
+        require(self.classes is None or (len(self.classes) == 2 and len(set(map(str, self.classes))) == 2),
+                f"{path}.classes", "must name two different classes (label 0's first) or be null")
         require(self.near_duplicate_threshold is None or 0 <= self.near_duplicate_threshold <= 64,
                 f"{path}.near_duplicate_threshold", "must lie in [0, 64] or be null")
 

@@ -54,17 +54,23 @@ def preprocessing_record(prepared_meta: dict, input_size: int, plugin: str, plug
     """``model.json``'s ``preprocessing``: what :func:`images_for_model` needs, from the prepared
     data's meta.json (image size, SRAD and its parameters) and the train stage (input size, the
     classifier plugin and its parameters, whose ``preprocess`` is the last step)."""
+    size, srad = prepared_form(prepared_meta)
+    return {"grey": "ITU-R BT.601 luminance in [0, 1] (bench.data.loader.read_grey)",
+            "prepared_size": size,
+            "prepared_resize": "Lanczos, antialiased (bench.data.loader.resize)",
+            "srad": srad, "input_size": int(input_size),
+            "input_resize": "bilinear (bench.stages.train.resize_to)",
+            "classifier": {"plugin": plugin, "params": plugin_params}}
+
+
+def prepared_form(prepared_meta: dict) -> tuple[int, dict | None]:
+    """``(image size, SRAD parameters or None)`` of the prepared data, from its meta.json."""
     pre = (prepared_meta.get("inputs") or {}).get("preprocess") or {}
     srad = None
     if prepared_meta.get("srad"):
         srad = {"iterations": int(pre["srad_iterations"]), "scale": int(pre["srad_scale"]),
                 "dt": float(pre["srad_dt"])}
-    return {"grey": "ITU-R BT.601 luminance in [0, 1] (bench.data.loader.read_grey)",
-            "prepared_size": int(prepared_meta["image_size"]),
-            "prepared_resize": "Lanczos, antialiased (bench.data.loader.resize)",
-            "srad": srad, "input_size": int(input_size),
-            "input_resize": "bilinear (bench.stages.train.resize_to)",
-            "classifier": {"plugin": plugin, "params": plugin_params}}
+    return int(prepared_meta["image_size"]), srad
 
 
 def class_order(classes: list[str], positive: str) -> list[str]:

@@ -30,8 +30,10 @@ from typing import Any
 import yaml
 
 from bench import config
+from bench.data.sources import kind_of_path
 from bench.errors import AugbenchError, ConfigError, RegistryError
 from bench.io import write_text
+from bench.lock import workspace_lock
 from bench.quiet import is_quiet, quiet_mode
 
 DEFAULTS = Path(__file__).resolve().parent / "defaults"  # package data (pyproject.toml)
@@ -134,11 +136,33 @@ def dvc_init(folder: Path) -> None:
                             f"{(done.stderr or done.stdout).strip()}")
 
 
-def write_project(folder: Path, force: bool = False) -> list[Path]:
+def gitignore_text(existing: str | None) -> str:
+    """``existing`` (the user's .gitignore, or None) with augbench's lines it lacks appended, so
+    writing it twice changes nothing."""
+    if existing is None:
+        return GITIGNORE
+    have = {line.strip() for line in existing.splitlines()}
+    missing = [line for line in GITIGNORE.splitlines() if line.strip() and line.strip() not in have
+               and not line.startswith("#")]
+    if not missing:
+        return existing
+    head = existing if not existing or existing.endswith("\n") else existing + "\n"
+    return head + GITIGNORE.splitlines()[0] + "\n" + "".join(f"{line}\n" for line in missing)
+
+
+def write_project(folder: Path, force: bool = False, refresh_pipeline: bool = False) -> list[Path]:
     """Write params.yaml, dvc.yaml, .gitignore and README.txt into ``folder`` (created if needed);
-    refuses to replace an existing one unless ``force``."""
+    refuses to replace an existing one unless ``force``. An existing .gitignore is the user's:
+    augbench's lines are appended to it (those it lacks), never replacing it. ``refresh_pipeline``:
+    rewrite dvc.yaml only (its code paths pointed at this augbench), keeping params.yaml."""
     files = project_files()
-    existing = [folder / name for name in files if (folder / name).exists()]
+    if refresh_pipeline:
+        if not (folder / "params.yaml").is_file():
+            raise AugbenchError(f"{folder / 'params.yaml'}: not found, so {folder} is no augbench project to refresh; "
+                                "run `augbench init` without --refresh-pipeline to create one")
+        write_text(folder / "dvc.yaml", files["dvc.yaml"])
+        return [folder / "dvc.yaml"]
+    existing = [folder / name for name in files if name != ".gitignore" and (folder / name).exists()]
     if existing and not force:
         others = f" (also {', '.join(p.name for p in existing[1:])})" if len(existing) > 1 else ""
         raise AugbenchError(f"{existing[0]}: already exists{others}; augbench init does not overwrite a project's "
@@ -147,15 +171,21 @@ def write_project(folder: Path, force: bool = False) -> list[Path]:
         raise AugbenchError(f"{folder}: exists and is not a folder; choose a folder name")
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
+        if name == ".gitignore":
+            ours = folder / name
+            before = ours.read_text(encoding="utf-8") if ours.is_file() else None
+            text = gitignore_text(before)
+            if text == before:
+                continue
         write_text(folder / name, text)
     return [folder / name for name in files]
 
 
-def init_project(folder: Path, force: bool = False, own_dvc: bool = False) -> str:
+def init_project(folder: Path, force: bool = False, own_dvc: bool = False, refresh_pipeline: bool = False) -> str:
     """Write the project files, then set up DVC: ``dvc init --no-scm`` when ``folder`` is in no
     git repository (or ``own_dvc``: ``run --workdir``'s work folder, a project of its own). Inside
     git, whether DVC uses that repository is the user's call; the returned note says so."""
-    write_project(folder, force)
+    write_project(folder, force, refresh_pipeline)
     if (folder / ".dvc").is_dir():
         return f"{folder} is a DVC project already"
     parent_dvc, git = dvc_root(folder), git_root(folder)
@@ -249,8 +279,9 @@ def planned_edits(args: argparse.Namespace, raw: dict) -> list[tuple[str, Any]]:
         edits += [(f"matrix.{k}", copy.deepcopy(v)) for k, v in _profile_matrix(raw, args.profile).items()]
     wanted: list[tuple[str, Any]] = []
     if args.data:
-        folder = Path(args.data).expanduser().resolve()
-        wanted += [("dataset.source", "folder"), ("dataset.path", str(folder)), ("dataset.name", folder.name)]
+        data = Path(args.data).expanduser().resolve()  # a folder, a MedMNIST .npz or a CSV list
+        name = data.stem if kind_of_path(data) != "folder" else data.name
+        wanted += [("dataset.source", kind_of_path(data)), ("dataset.path", str(data)), ("dataset.name", name)]
     for flag, key in (("methods", "matrix.methods"), ("classifiers", "matrix.classifiers"), ("zoo", "matrix.zoo")):
         if getattr(args, flag) is not None:
             wanted.append((key, _names(getattr(args, flag))))
@@ -306,9 +337,14 @@ def _roundtrip_yaml():
 
 
 def _flow(value: Any) -> Any:
-    """Lists and mappings in flow style (``[a, b]``), as params.yaml writes them."""
+    """Lists and mappings in flow style (``[a, b]``), as params.yaml writes them; a string that
+    PyYAML (YAML 1.1, what the stages read with) would not read back as that string when written
+    plain (``on``, ``no``, ``1:20``, ``1e3``) double-quoted."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+    if isinstance(value, str) and not _reads_back(value):
+        return DoubleQuotedScalarString(value)
     if isinstance(value, list):
         seq = CommentedSeq(_flow(v) for v in value)
         seq.fa.set_flow_style()
@@ -320,15 +356,33 @@ def _flow(value: Any) -> Any:
     return value
 
 
+def _reads_back(text: str) -> bool:
+    """Whether the plain scalar ``text`` reads back as that string under YAML 1.1 (PyYAML)."""
+    try:
+        return yaml.safe_load(f"v: {text}\n") == {"v": text}
+    except yaml.YAMLError:
+        return False
+
+
 def write_params_edits(path: Path, edits: list[tuple[str, Any]]) -> None:
-    """Each edit into ``path`` in place, comments and key order kept (atomically)."""
+    """Each edit into ``path`` in place, comments and key order kept (atomically). The text is
+    written by ruamel (YAML 1.2) and read by the stages with PyYAML (YAML 1.1): it is read back
+    with PyYAML first, and refused (``path`` untouched) unless every edited key reads as intended."""
     rt = _roundtrip_yaml()
     data = rt.load(path.read_text(encoding="utf-8"))
     for key, value in edits:
         _set(data, key, _flow(value))
     buffer = io.StringIO()
     rt.dump(data, buffer)
-    write_text(path, buffer.getvalue())
+    text = buffer.getvalue()
+    reread, intended = yaml.safe_load(text) or {}, apply_edits({}, edits)  # a later edit of a key wins
+    for key in dict.fromkeys(k for k, _ in edits):
+        value = _lookup(intended, key)
+        if not _in(reread, key) or _lookup(reread, key) != value:
+            got = _lookup(reread, key) if _in(reread, key) else "(absent)"
+            raise ConfigError(key, f"would be read back from {path} as {got!r}, not {value!r} (YAML 1.1, as the "
+                              "stages read it)", f"quote the value, or edit {path} by hand")
+    write_text(path, text)
 
 
 def _show(value: Any) -> str:
@@ -351,9 +405,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         raw = config.load_raw(params_file)
     edits = planned_edits(args, raw)
-    params = validate(apply_edits(raw, edits), params_file)
+    final = apply_edits(raw, edits)
+    params = validate(final, params_file)
     command = ["dvc", "repro", *(["--quiet"] if args.quiet or is_quiet() else [])]
-    changes = [(k, v) for k, v in edits if not _in(raw, k) or _lookup(raw, k) != v]
+    changes = final_changes(raw, final, edits)
     if args.dry_run:
         if fresh:
             print(f"would initialise {folder} (augbench init, dvc init --no-scm)")
@@ -371,13 +426,19 @@ def run(args: argparse.Namespace) -> int:
             raise AugbenchError(f"{folder}: no DVC project here (no .dvc folder here or above); run `dvc init` "
                                 "(inside a git repository) or `dvc init --no-scm`, then augbench run again")
         dvc_init(folder)
-    if changes:
-        write_params_edits(params_file, changes)
-        for key, value in changes:
-            print(f"augbench run: {params_file}: {key}: {_show(value)}")
-    print(shlex.join(command), flush=True)
-    started = time.perf_counter()
-    code = run_dvc([program, *command[1:]], folder)
+    warn_moved_code(folder / "dvc.yaml")
+    # one `augbench run` per project from the params.yaml edit to the end of dvc repro: another one
+    # would rewrite params.yaml under the stages of this one
+    with workspace_lock(folder, f"the augbench project {folder}"):
+        if not fresh and config.load_raw(params_file) != raw:
+            raise AugbenchError(f"{params_file}: changed while augbench run was preparing its edits; run again")
+        if changes:
+            write_params_edits(params_file, changes)
+            for key, value in changes:
+                print(f"augbench run: {params_file}: {key}: {_show(value)}")
+        print(shlex.join(command), flush=True)
+        started = time.perf_counter()
+        code = run_dvc([program, *command[1:]], folder)
     if code:
         print(f"augbench: error: {shlex.join(command)} failed in {folder} (exit code {code}); its output above "
               "names the stage", file=sys.stderr)
@@ -387,9 +448,46 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def final_changes(raw: dict, final: dict, edits: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """``(key, value)`` for each key of ``edits`` (first-edit order, once each) whose value after
+    all the edits (``final``, a later edit winning) differs from ``raw``'s."""
+    keys = list(dict.fromkeys(k for k, _ in edits))
+    return [(k, _lookup(final, k)) for k in keys if not _in(raw, k) or _lookup(raw, k) != _lookup(final, k)]
+
+
+def code_root_of(dvc_yaml: Path) -> Path | None:
+    """The augbench code folder a project's dvc.yaml points its code dependencies at (None for the
+    repository's own dvc.yaml, whose are relative)."""
+    try:
+        stages = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages") or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    for stage in stages.values():
+        for dep in (stage or {}).get("deps") or []:
+            for package in CODE_PACKAGES:
+                marker = f"/{package}/"
+                if isinstance(dep, str) and Path(dep).is_absolute() and marker in dep:
+                    return Path(dep[:dep.rindex(marker)])
+    return None
+
+
+def warn_moved_code(dvc_yaml: Path) -> None:
+    """A warning when the project's dvc.yaml points at augbench code elsewhere than this augbench's
+    (a moved or another virtualenv): DVC would fail on the missing dependencies, or hash the old code."""
+    root = code_root_of(dvc_yaml)
+    if root is not None and root.resolve() != CODE_ROOT:
+        print(f"augbench run: warning: {dvc_yaml}'s code dependencies point at {root}, and this augbench is "
+              f"installed at {CODE_ROOT}: run `augbench init --refresh-pipeline` in "
+              f"{dvc_yaml.parent} to rewrite dvc.yaml for it (params.yaml is kept)", file=sys.stderr)
+
+
 def run_dvc(command: list[str], folder: Path) -> int:
-    """Run a dvc command in ``folder``, its output going straight to the terminal; its exit code."""
-    return subprocess.run(command, cwd=folder, check=False).returncode
+    """Run a dvc command in ``folder``, its output going straight to the terminal; its exit code.
+    This Python's bin folder comes first on PATH, so the stages' ``augbench`` is this one even
+    when its virtualenv is not activated."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")]).rstrip(os.pathsep)
+    return subprocess.run(command, cwd=folder, check=False, env=env).returncode
 
 
 def _lookup(raw: dict, dotted: str) -> Any:
@@ -444,13 +542,22 @@ def build_init_parser() -> argparse.ArgumentParser:
         prog="augbench init", description="write a ready augbench project (params.yaml, dvc.yaml, .gitignore, "
         "README.txt) into DIR; dvc init --no-scm there unless DIR is inside a git repository")
     parser.add_argument("dir", nargs="?", default=".", help="project folder (created if needed; default: here)")
-    parser.add_argument("--force", action="store_true", help="replace existing project files with the defaults")
+    parser.add_argument("--force", action="store_true", help="replace existing project files with the defaults "
+                        "(an existing .gitignore is kept, augbench's lines appended)")
+    parser.add_argument("--refresh-pipeline", action="store_true",
+                        help="rewrite only dvc.yaml, its code paths pointed at this augbench (after moving or "
+                             "reinstalling it); params.yaml, dvc.lock and the data are kept")
     return parser
 
 
 def main_init(argv: list[str] | None = None) -> int:
     args = build_init_parser().parse_args(argv)
     folder = Path(args.dir)
+    if args.refresh_pipeline:
+        write_project(folder, refresh_pipeline=True)
+        print(f"augbench init: rewrote {folder / 'dvc.yaml'} for the augbench at {CODE_ROOT} (params.yaml kept); "
+              "dvc repro re-runs the stages whose code differs")
+        return 0
     note = init_project(folder, force=args.force)
     print(f"wrote an augbench project to {folder}/: {', '.join(project_files())}")
     print(f"augbench init: {note}")

@@ -360,8 +360,8 @@ def test_run_dry_run_lists_the_params_yaml_changes(capsys, dvc_repo):
     where = f"would set {dvc_repo / 'params.yaml'}: "
     assert [line.removeprefix(where) for line in out.splitlines() if line.startswith(where)] == [
         "profile: smoke", "matrix.seeds: [0, 1]", "matrix.zoo: [drs-resnet101, efficientnetb0-feature-extraction]",
-        "matrix.methods: [none, classical]", "matrix.seeds: [0, 1]", "train.classifiers.resnet50.epochs: 2",
-        "profiles.smoke.train.classifiers.resnet50.epochs: 2"]
+        "matrix.methods: [none, classical]", "train.classifiers.resnet50.epochs: 2",
+        "profiles.smoke.train.classifiers.resnet50.epochs: 2"]  # each key once, with its final value
     assert (dvc_repo / "params.yaml").read_text() == PARAMS.read_text()  # a dry run writes nothing
 
 

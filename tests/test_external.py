@@ -143,7 +143,7 @@ def test_predict_command(kept_folder, tmp_path, rng, capsys):
     from bench.stages.external import read_outside_set
 
     kept = models_io.load_kept(folder)
-    outside = read_outside_set(tmp_path / "outside", kept.classes, CLASSES)
+    outside = read_outside_set(tmp_path / "outside", kept.classes)
     np.testing.assert_allclose(table["p_malignant"], models_io.predict_kept(kept, outside.images), rtol=1e-6)
     metrics = json.loads(out.with_suffix(".metrics.json").read_text())
     assert metrics["n"] == 5 and 0 <= metrics["auc"] <= 1
@@ -170,7 +170,7 @@ def test_near_duplicates_counted(rng):
 
 
 @pytest.mark.slow  # the shared ResNet50 (built, saved, loaded): tens of seconds on 2 CPU cores
-def test_external_stage(kept_folder, tmp_path, rng):
+def test_external_stage_resnet50(kept_folder, tmp_path, rng):
     from bench.stages.external import main
 
     runs = tmp_path / "runs"
@@ -183,7 +183,7 @@ def test_external_stage(kept_folder, tmp_path, rng):
     write_set(tmp_path / "outside", rng, {"benign": 2, "malignant": 2}, size=SIZE)
     Image.fromarray((images[0] * 255).astype(np.uint8)).save(tmp_path / "outside" / "benign" / "copy.png")
     out = tmp_path / "external"
-    args = ["--prepared", str(tmp_path / "prepared"), "--runs", str(runs), "--out", str(out)]
+    args = ["--prepared", str(tmp_path / "prepared"), "--runs", str(runs), "--out", str(out), *MATRIX]
     assert main([*args, "--set", f"external.path={tmp_path / 'outside'}"]) == 0
     table = pd.read_csv(out / "external.csv")
     assert table[["method", "classifier", "seed", "n"]].values.tolist() == [["none", "resnet50", 0, 5]]
@@ -195,3 +195,179 @@ def test_external_stage(kept_folder, tmp_path, rng):
 
     assert main([*args, "--skip-if-off"]) == 0  # external.path: null
     assert sorted(p.name for p in out.iterdir()) == ["switched_off.json"]
+
+
+# ------------------------------------------------------------------ a deterministic model (fast)
+# A tiny network whose P(malignant) is a known, increasing function of an image's brightness: with
+# the resnet50 plugin's 'caffe' preprocessing (BGR, ImageNet means subtracted, no scaling) a uniform
+# grey image g gives channel means 255 g − mean_c, so the logit is W (765 g − Σ mean_c) + B.
+W, B = 0.01, 0.0
+CAFFE_MEANS = (103.939, 116.779, 123.68)
+
+
+def expected_p(grey_level: np.ndarray) -> np.ndarray:
+    """The tiny model's P(malignant) of a uniform image of grey level ``g``, computed by hand."""
+    logit = W * (3 * 255 * np.asarray(grey_level, np.float64) - sum(CAFFE_MEANS)) + B
+    return 1 / (1 + np.exp(-logit))
+
+
+def tiny_model():
+    import tensorflow as tf
+
+    inputs = tf.keras.Input((SIZE, SIZE, 3))
+    dense = tf.keras.layers.Dense(1, activation="sigmoid")
+    outputs = dense(tf.keras.layers.GlobalAveragePooling2D()(inputs))
+    dense.set_weights([np.full((3, 1), W, np.float32), np.full((1,), B, np.float32)])
+    return tf.keras.Model(inputs, outputs)
+
+
+@pytest.fixture(scope="module")
+def tiny_kept(tmp_path_factory):
+    """A kept-model folder (runs/none/resnet50/seed0: the resnet50 plugin's preprocessing) holding the
+    tiny deterministic network, trained on BUSI's order [benign, malignant], with a predictions.csv."""
+    from bench import registry
+    from bench.typed import to_dict
+
+    clf = registry.create("classifier", "resnet50")
+    folder = tmp_path_factory.mktemp("tiny") / "none" / "resnet50" / "seed0"
+    folder.mkdir(parents=True)
+    preprocessing = models_io.preprocessing_record(prepared_meta(), SIZE, "resnet50", to_dict(clf.params))
+    models_io.save_kept(tiny_model(), folder, {"method": "none", "classifier": "resnet50", "plugin": "resnet50",
+                                               "seed": 0}, CLASSES, "malignant", preprocessing)
+    pd.DataFrame({"split": ["test"] * 4, "id": list("abcd"), "label": [0, 1, 0, 1],
+                  "score": [0.1, 0.8, 0.3, 0.6]}).to_csv(folder / "predictions.csv", index=False)
+    return folder
+
+
+def breastmnist_npz(path: Path, malignant: list[float], benign: list[float]) -> None:
+    """A BreastMNIST-format file (label 0 = malignant, 1 = benign) of uniform 28 px images; the same
+    images in each official split."""
+    levels = [*malignant, *benign]
+    images = np.stack([np.full((28, 28), round(g * 255), np.uint8) for g in levels])
+    labels = np.array([[0]] * len(malignant) + [[1]] * len(benign), np.uint8)
+    np.savez(path, **{f"{split}_{what}": array for split in ("train", "val", "test")
+                      for what, array in (("images", images), ("labels", labels))})
+
+
+def test_predict_scores_a_breastmnist_file_by_its_own_class_names(tiny_kept, tmp_path, capsys):
+    """Bright images are malignant here, and the model calls bright images malignant: AUC 1. Read
+    with the training set's order ([benign, malignant]) instead, label 0 would be called benign and
+    the AUC would be 0."""
+    from bench.cli import main
+
+    data = tmp_path / "breastmnist.npz"  # the name of a known copy: its dataset card names the labels
+    malignant, benign = [0.7, 0.8, 0.9], [0.1, 0.2, 0.3, 0.4]
+    breastmnist_npz(data, malignant, benign)
+    out = tmp_path / "scores.csv"
+    (tmp_path / "scores.metrics.json").write_text("{}")
+    assert main(["predict", "--model", str(tiny_kept), "--data", str(data), "--out", str(out)]) == 0
+    table = pd.read_csv(out)
+    assert len(table) == 3 * 7  # the three official splits
+    metrics = json.loads(out.with_suffix(".metrics.json").read_text())
+    assert metrics["auc"] == 1.0 and metrics["positive"] == "malignant"
+    # each probability is the hand-computed one of the image's grey level
+    levels = {round(g * 255) / 255: label for g, label in [*((g, "malignant") for g in malignant),
+                                                          *((g, "benign") for g in benign)]}
+    for level, label in levels.items():
+        rows = table[np.isclose(expected_p(level), table["p_malignant"], atol=2e-3)]
+        assert len(rows) and set(rows["label"]) == {label}, (level, label)
+
+    # an explicit --classes that contradicts the card is refused; swapped on a file no card knows,
+    # --classes decides the direction (here wrongly, so the AUC flips to 0)
+    assert main(["predict", "--model", str(tiny_kept), "--data", str(data), "--classes", "benign,malignant"]) == 2
+    assert "disagrees with the dataset card" in capsys.readouterr().err
+    unknown = tmp_path / "mystery.npz"
+    shutil.copy(data, unknown)
+    assert main(["predict", "--model", str(tiny_kept), "--data", str(unknown), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--classes" in err and "no dataset card names them" in err
+    assert main(["predict", "--model", str(tiny_kept), "--data", str(unknown), "--classes", "benign,malignant",
+                 "--out", str(out)]) == 0
+    assert json.loads(out.with_suffix(".metrics.json").read_text())["auc"] == 0.0
+
+
+def test_predict_without_both_classes_leaves_no_metrics(tiny_kept, tmp_path, rng):
+    from bench.cli import main
+
+    write_set(tmp_path / "outside", rng, {"benign": 2}, size=SIZE)
+    out = tmp_path / "scores.csv"
+    out.with_suffix(".metrics.json").write_text('{"auc": 0.9}')  # an older run's
+    assert main(["predict", "--model", str(tiny_kept), "--data", str(tmp_path / "outside"), "--out", str(out)]) == 0
+    assert len(pd.read_csv(out)) == 2 and not out.with_suffix(".metrics.json").exists()
+
+
+def test_preprocessing_at_48_px_with_srad(rng):
+    """images_for_model = the prepare stage's Lanczos resize and despeckle (SRAD), then the train
+    stage's resize to the input size and the plugin's preprocessing."""
+    from types import SimpleNamespace
+
+    from bench import registry
+    from bench.data.loader import resize
+    from bench.stages.prepare import despeckle
+    from bench.stages.train import resize_to
+
+    size, input_size = 48, 40
+    meta = {**prepared_meta(), "image_size": size, "srad": True,
+            "inputs": {"preprocess": {"image_size": size, "srad": True, "srad_iterations": 2, "srad_scale": 2,
+                                      "srad_dt": 0.05}}}
+    clf = registry.create("classifier", "resnet50")
+    record = {"preprocessing": models_io.preprocessing_record(meta, input_size, "resnet50", {})}
+    assert record["preprocessing"]["srad"] == {"iterations": 2, "scale": 2, "dt": 0.05}
+    grey = [smooth_images(rng, 1, 70)[0], smooth_images(rng, 1, 33)[0]]
+    pp = SimpleNamespace(preprocess=SimpleNamespace(srad_iterations=2, srad_scale=2, srad_dt=0.05))
+    prepared = despeckle(np.stack([resize(g, size) for g in grey]), pp)
+    assert not np.allclose(prepared, np.stack([resize(g, size) for g in grey]), atol=1e-4)  # SRAD did something
+    want = clf.preprocess(resize_to(prepared, input_size))
+    got = models_io.images_for_model(grey, record)
+    assert got.shape == (2, input_size, input_size, 3)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+MATRIX = ["--set", "matrix.methods=[none]", "--set", "matrix.classifiers=[resnet50]", "--set", "matrix.zoo=[]",
+          "--set", "matrix.seeds=[0]"]
+
+
+def test_external_stage_scores_the_matrix_and_the_aa_runs(tiny_kept, tmp_path):
+    """The matrix's run and the A/A run (labelled none-aa) are scored, a stale method's folder is not;
+    near-duplicates of training/validation images are counted apart from those of test images."""
+    from bench.stages.external import main
+
+    runs = tmp_path / "runs"
+    for where in ("none/resnet50/seed0", "none-aa/resnet50/seed1000", "removed-method/resnet50/seed0"):
+        run = copy_run(tiny_kept, runs / where)
+        shutil.copy(tiny_kept / "predictions.csv", run)
+    images = smooth_images(np.random.default_rng(1), 6)  # mean grey about 0.55; distinct hashes
+    save_npz(tmp_path / "prepared" / "dataset.npz", images=images, labels=np.array([0, 0, 0, 1, 1, 1]),
+             ids=np.array([f"p{k}" for k in range(6)]), splits=np.array(["train", "train", "test", "train", "val",
+                                                                         "test"]))
+    write_json(tmp_path / "prepared" / "meta.json", prepared_meta())
+    # outside: brighter = malignant, so the tiny model scores AUC 1; copies of p1 (train) and p2 (test)
+    outside = tmp_path / "outside"
+    for name, grey in (("benign", [images[1], images[2], np.full((40, 40), 0.15)]),
+                       ("malignant", [np.full((40, 40), 0.85), np.full((40, 40), 0.95)])):
+        (outside / name).mkdir(parents=True)
+        for k, g in enumerate(grey):
+            Image.fromarray((np.clip(g, 0, 1) * 255).astype(np.uint8)).save(outside / name / f"{k}.png")
+    out = tmp_path / "external"
+    args = ["--prepared", str(tmp_path / "prepared"), "--runs", str(runs), "--out", str(out), *MATRIX,
+            "--set", f"external.path={outside}", "--set", "external.near_duplicate_threshold=2"]
+    assert main(args) == 0
+    table = pd.read_csv(out / "external.csv")
+    assert table[["method", "classifier", "seed"]].values.tolist() == [["none", "resnet50", 0],
+                                                                       ["none-aa", "resnet50", 0]]
+    assert table["auc"].tolist() == [1.0, 1.0]
+    summary = json.loads((out / "external.json").read_text())
+    assert summary["near_duplicate_images_train_val"] == 1 and summary["near_duplicate_images_test"] == 1, summary
+    assert "training or validation" in (out / "external.md").read_text()
+
+    # a model trained on other prepared data (another image size) is refused, naming its record
+    meta = prepared_meta()
+    write_json(tmp_path / "prepared" / "meta.json", {**meta, "image_size": 48,
+                                                     "inputs": {"preprocess": {**meta["inputs"]["preprocess"],
+                                                                               "image_size": 48}}})
+    with pytest.raises(DataError, match=r"model\.json: the model was trained on 32 px images .* prepared data is 48 px"):
+        main(args)
+    # a matrix run without a kept model is refused
+    write_json(tmp_path / "prepared" / "meta.json", meta)
+    with pytest.raises(DataError, match=r"seed1: 1 of the matrix's 2 runs hold no kept model"):
+        main([*args, "--set", "matrix.seeds=[0,1]"])

@@ -265,3 +265,90 @@ def test_run_workdir_on_a_folder_dataset_end_to_end(tmp_path):
     assert "horovodrun" not in done.stdout + done.stderr
     status = subprocess.run([str(BIN / "dvc"), "status"], cwd=work, env=_env(), capture_output=True, text=True)
     assert "up to date" in status.stdout, status.stdout
+
+
+def test_run_writes_each_key_s_final_value(capsys, proj, tmp_path):
+    """A later edit wins even where it equals the file's value: an earlier, overridden one is not written."""
+    folder, _ = proj
+    code, _, err = run(capsys, "run", "--set", "dataset.name=busi", "--methods", "none")
+    assert code == 0, err
+    code, out, err = run(capsys, "run", "--data", str(tmp_path / "Dataset_BUSI"), "--set", "dataset.name=busi")
+    assert code == 0, err
+    raw = yaml.safe_load((folder / "params.yaml").read_text())
+    assert raw["dataset"]["name"] == "busi" and raw["dataset"]["path"] == str((tmp_path / "Dataset_BUSI").resolve())
+    assert "dataset.name" not in out  # unchanged: not printed, not written
+
+    code, out, err = run(capsys, "run", "--profile", "smoke", "--seeds", "0,1,2,3,4")
+    assert code == 0, err
+    raw = yaml.safe_load((folder / "params.yaml").read_text())
+    assert raw["profile"] == "smoke" and raw["matrix"]["seeds"] == [0, 1, 2, 3, 4]
+    if "seeds" in (raw["profiles"]["smoke"].get("matrix") or {}):
+        assert raw["profiles"]["smoke"]["matrix"]["seeds"] == [0, 1, 2, 3, 4]
+    from bench import config
+
+    assert list(config.load_params(folder / "params.yaml").matrix.seeds) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("value", ["on", "no", "1:20", "1e3", "null"])
+def test_params_yaml_strings_read_back_as_strings(tmp_path, value):
+    """ruamel writes YAML 1.2, the stages read YAML 1.1 (PyYAML): such strings are quoted."""
+    path = tmp_path / "params.yaml"
+    path.write_text("# a comment\ndataset: {name: busi, path: null}\n")
+    project.write_params_edits(path, [("dataset.name", value), ("dataset.path", [value, "x"])])
+    raw = yaml.safe_load(path.read_text())
+    assert raw["dataset"]["name"] == value and raw["dataset"]["path"] == [value, "x"]
+    assert path.read_text().startswith("# a comment\n")
+
+
+def test_run_refuses_while_another_run_holds_the_project(capsys, proj):
+    from bench.lock import workspace_lock
+
+    folder, calls = proj
+    before = (folder / "params.yaml").read_bytes()
+    with workspace_lock(folder, "the project"):
+        code, out, err = run(capsys, "run", "--seeds", "7")
+    assert code != 0 and not calls
+    assert "in use by another augbench run" in err and str(folder / ".augbench.lock") in err
+    assert (folder / "params.yaml").read_bytes() == before
+
+
+def test_run_data_kind_follows_the_path(proj, tmp_path):
+    folder, _ = proj
+    edits = project.planned_edits(project.build_run_parser().parse_args(["--data", str(tmp_path / "list.csv")]),
+                                  yaml.safe_load((folder / "params.yaml").read_text()))
+    assert ("dataset.source", "csv") in edits and ("dataset.name", "list") in edits
+
+
+def test_dvc_runs_with_this_python_first_on_path(tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    code = project.run_dvc([sys.executable, "-c", "import os; print(os.environ['PATH'])"], tmp_path)
+    assert code == 0
+    assert capfd.readouterr().out.strip().split(":")[0] == str(BIN)
+
+
+def test_refresh_pipeline_rewrites_dvc_yaml_only(capsys, proj):
+    folder, _ = proj
+    (folder / "params.yaml").write_text((folder / "params.yaml").read_text() + "# mine\n")
+    params = (folder / "params.yaml").read_text()
+    moved = (folder / "dvc.yaml").read_text().replace(project.CODE_ROOT.as_posix(), "/old/venv/site-packages")
+    (folder / "dvc.yaml").write_text(moved)
+    code, _, err = run(capsys, "run")
+    assert code == 0 and "/old/venv/site-packages" in err and "augbench init --refresh-pipeline" in err
+    code, out, err = run(capsys, "init", str(folder), "--refresh-pipeline")
+    assert code == 0, err
+    assert (folder / "dvc.yaml").read_text() == project.project_files()["dvc.yaml"]
+    assert (folder / "params.yaml").read_text() == params
+    assert project.code_root_of(folder / "dvc.yaml") == project.CODE_ROOT
+
+
+def test_init_keeps_the_user_s_gitignore(capsys, tmp_path):
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    (folder / ".gitignore").write_text("*.log")
+    code, _, err = run(capsys, "init", str(folder))
+    assert code == 0, err
+    text = (folder / ".gitignore").read_text()
+    assert text.startswith("*.log\n") and {"/data/", "/runs/", ".augbench.lock"} <= set(text.splitlines())
+    code, _, err = run(capsys, "init", str(folder), "--force")
+    assert code == 0, err
+    assert (folder / ".gitignore").read_text() == text  # appended once

@@ -134,13 +134,16 @@ def test_engine_with_unit_content_weights_equals_the_unweighted_engine(phantom):
 # --------------------------------------------------------------------------- the augmenters
 
 
-def test_proposed_defaults_are_the_papers():
+def test_proposed_defaults_reach_the_engine():
+    """Panigrahi Step 1 and Eq. 6 where the paper gives values (ResNet50, α = 1, w_l = 1, c = 0), and our
+    β = γ·β′ = 5·1e-3 with the per-element content term, as the engine receives them."""
     p = ProposedParams()
     assert (p.encoder, p.content_weight, p.style_weight, p.poly_c) == ("resnet50", 1.0, None, 0.0)  # Step 1, Eq. 6
-    assert ProposedNST(p).style_weight() == p.gamma * p.beta_prime  # Step 1: β = γβ′ (docs/nst.md)
     aug = ProposedNST(p)
     aug._weights = resolve_encoder_weights("random", "resnet50")
     config = aug.transfer_config(8, 8)
+    assert config.losses.style_weight == pytest.approx(5e-3) and config.losses.content_weight == 1.0
+    assert config.losses.normalise_content and config.record["style_weight"] == pytest.approx(5e-3)
     assert set(config.losses.style_layer_weights) == {1.0}  # w_l = 1.0 (Step 1)
     assert isinstance(config.style_loss, losses.CombinedStyle) and config.n_references == 3
     assert not config.losses.weighted_content and config.content_weights is None

@@ -14,6 +14,14 @@ base the equality is exact (bench.nst.losses: GramStyle, MMDStyle("poly", c=0) a
 compute 1/(4N²)‖Ĝ − Â‖²; tests/test_nst_losses.py). Two totals L = α·L_c + β·Σ_l w_l·E_l + λ·TV
 whose weight vectors (α, β·w_1 … β·w_L, λ) are proportional have the same minimisers: "equal up to
 a constant factor" (the optimiser's path may still differ, e.g. L-BFGS line searches).
+
+Two losses are compared only for the same problems: the same (content, style) pairs (the sampling
+plan and k per content image), the same target (one reference, or the max over exactly n), and for
+a relevance-weighted content term the same LRP rule and α/β. What the check cannot see: the content
+term as a sum, α·½Σ(F−P)², equals the per-element mean with α·H_l·W_l·N_l, but H_l·W_l depend on
+the image size, which the configuration does not hold, so "sum" and "mean" count as different forms
+(such a pair is at most "same style term, different weights"). Switching sum → mean at fixed α and β
+is not a constant factor of the total: it scales the content term alone, by 1/(H_l·W_l·N_l).
 """
 
 from __future__ import annotations
@@ -41,17 +49,21 @@ def style_statistic(style_loss: dict[str, Any]) -> tuple:
 
 def canonical(config: dict[str, Any]) -> dict[str, Any]:
     """The parts of a loss configuration (``_NSTAugmenter.loss_config()``) that decide the loss
-    as a function of the image: features, the content term, the style statistic with its target
-    (one reference, or the element-wise max over n: Panigrahi Eq. 9) and the normalised weights."""
+    as a function of the image: features, the content term (with its LRP rule, if relevance-weighted),
+    the style statistic with its target (one reference, or the element-wise max over n: Panigrahi
+    Eq. 9), the sampling plan (which pairs it is minimised for) and the normalised weights.
+    Configurations written before ``relevance`` and ``sampling`` were recorded read them as None."""
     alpha, beta, tv = config["content_weight"], config["style_weight"], config["tv_weight"]
     weights = [alpha, *(beta * w for w in config["style_layer_weights"]), tv]
     total = sum(weights)
     return {
         "features": (config["encoder"], config["weights"], config["pooling"],
                      tuple(config["content_layers"]), tuple(config["style_layers"])),
-        "content": (config["content_normalisation"], config["content_weighting"]),
+        "content": (config["content_normalisation"], config["content_weighting"],
+                    _frozen(config.get("relevance"))),
         "style": style_statistic(config["style"]),
-        "target": "max" if config["n_references"] > 1 else "single",
+        "target": ("max", int(config["n_references"])) if config["n_references"] > 1 else ("single",),
+        "sampling": _frozen(config.get("sampling")),
         "raw_weights": tuple(weights),
         "weights": tuple(w / total for w in weights) if total > 0 else tuple(weights),
     }
@@ -60,6 +72,8 @@ def canonical(config: dict[str, Any]) -> dict[str, Any]:
 def relation(a: dict[str, Any], b: dict[str, Any]) -> str:
     """How two loss configurations relate: IDENTICAL, PROPORTIONAL, SAME_STYLE_TERM, or ""."""
     ca, cb = canonical(a), canonical(b)
+    if ca["sampling"] != cb["sampling"]:
+        return ""  # not the same problems: different (content, style) pairs
     same_form = all(ca[k] == cb[k] for k in ("features", "content", "style", "target"))
     if same_form and _close(ca["raw_weights"], cb["raw_weights"]):
         return IDENTICAL
@@ -81,6 +95,11 @@ def equal_losses(configs: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
             if rel:
                 out.append({"a": a, "b": b, "relation": rel})
     return out
+
+
+def _frozen(value: Any) -> Any:
+    """A dict (e.g. the LRP rule or the sampling plan) as a comparable tuple; None stays None."""
+    return tuple(sorted(value.items())) if isinstance(value, dict) else value
 
 
 def _close(x: tuple, y: tuple) -> bool:

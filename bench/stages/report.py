@@ -177,7 +177,22 @@ def nst_lines(augment_metas: dict[str, dict]) -> list[HeaderItem]:
     settings = [f"{m}: iterations {a['params'].get('iterations')} at scales {a['params'].get('scales')}, "
                 f"{a['params'].get('optimizer')} lr {a['params'].get('learning_rate')}"
                 for m, a in augment_metas.items() if a.get("encoder_weights")]
-    return lines + ([HeaderItem("NST optimisation", "; ".join(settings))] if settings else [])
+    return lines + ([HeaderItem("NST optimisation", "; ".join(settings))] if settings else []) + nst_loss_lines(
+        augment_metas)
+
+
+def nst_loss_lines(augment_metas: dict[str, dict]) -> list[HeaderItem]:
+    """Each NST method's loss formula (meta.json ``loss``, written by the augment stage) and one line
+    naming the methods whose losses bench.nst.identity relates (identical, proportional, same style term)."""
+    from bench.nst.identity import equal_losses
+
+    named = {m: meta["loss"] for m, meta in augment_metas.items() if isinstance(meta.get("loss"), dict)}
+    lines = [HeaderItem("NST loss", loss["formula"], m) for m, loss in named.items() if loss.get("formula")]
+    pairs = equal_losses({m: loss["config"] for m, loss in named.items() if loss.get("config")})
+    if pairs:
+        lines.append(HeaderItem("NST equal losses", "; ".join(f"{p['a']} and {p['b']}: {p['relation']}"
+                                                              for p in pairs)))
+    return lines
 
 
 def gan_lines(augment_metas: dict[str, dict]) -> list[HeaderItem]:

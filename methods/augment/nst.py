@@ -19,9 +19,10 @@ Eq. 1 says "α and β represent the weights of the style and content losses
 respectively" but writes α·L_c + β·L_s; we follow the formula (and Gatys 2016):
 α weighs content, β style.
 
-``nst-proposed`` sets β = γ·β′ (Panigrahi Step 1; γ and β′ read as Li et al. 2017's balance factor
-and per-loss gradient scale) and divides the content term by its number of feature elements, so
-that neither term swamps the other (docs/nst.md). Every NST plugin names its loss:
+``nst-proposed`` sets β = γ·β′ (Panigrahi Step 1 names both, defines neither; the names follow Li
+et al. 2017, the values are not Li's: γ = 5 is Li's code default for another content scale, β′ is
+ours, calibrated) and divides the content term by its number of feature elements, so that neither
+term swamps the other (docs/nst.md). Every NST plugin names its loss:
 ``loss_name()`` gives a short formula with the resolved weights and ``loss_config()`` the resolved
 configuration, which bench.nst.identity compares to flag rows that minimise the same loss (e.g.
 DNST with the polynomial kernel at c = 0 is Gatys' Gram loss, Li et al. 2017 §3, Panigrahi Eq. 6).
@@ -275,7 +276,19 @@ class _NSTAugmenter(Augmenter):
                 "content_weighting": "lrp" if self.weighs_content() else "none",
                 "style": self.style_loss().describe(), "n_references": self.n_references(),
                 "content_weight": float(p.content_weight), "style_weight": float(self.style_weight()),
-                "style_layer_weights": weights, "tv_weight": float(p.tv_weight)}
+                "style_layer_weights": weights, "tv_weight": float(p.tv_weight),
+                "relevance": self.relevance_config(), "sampling": self.sampling_plan()}
+
+    def relevance_config(self) -> dict | None:
+        """The LRP rule that weighs the content term (nst-proposed-lrp), or None."""
+        return None
+
+    def sampling_plan(self) -> dict:
+        """Which (content, style) pairs the loss is minimised for: the plan and k per content image
+        (``pairs_per_content``, else factor − 1, as :meth:`transfer_config` resolves it)."""
+        p = self.params
+        k = p.pairs_per_content or (max(1, p.factor - 1) if p.factor is not None else None)
+        return {"sampling": p.sampling, "pairs_per_content": k}
 
     def loss_name(self) -> str:
         """The loss as a short formula with its resolved weights, e.g.
@@ -429,20 +442,25 @@ class ProposedParams(MR2Params):
         "source": "α of Eq. 1: " + PANIGRAHI + ", Step 1: \"α … is set as 1 (since the content losses from "
                   "various approaches are same)\""})
     # Panigrahi 2024, Step 1: "α and β in Eq. 1 is set as 1 … and γβ′ (to maintain the balance between
-    # content and style matching) respectively". The paper defines neither γ nor β′. Our reading: Li et
-    # al. 2017's weighting, whose official code (lyttonhao/Neural-Style-MMD, neural-style.py) scales the
-    # style loss by β′, a fixed per-loss weight "determined by the scale of gradients of each style loss",
-    # times γ, its --style-weight, which its README calls "the balance factor gamma in the paper when we
-    # fix the content-weight as 1.0". docs/nst.md "β = γ·β′".
+    # content and style matching) respectively". The paper defines neither γ nor β′. The names follow Li
+    # et al. 2017, whose official code (lyttonhao/Neural-Style-MMD, neural-style.py) scales each style
+    # loss by a fixed β′ "determined by the scale of gradients of each style loss", i.e. set per kernel to
+    # balance the kernels against each other, not content against style, and by γ, its --style-weight
+    # (README: "the balance factor gamma in the paper when we fix the content-weight as 1.0", default
+    # 5.0), tuned against Li's unnormalised summed content loss. Neither value carries over: γ = 5 is a
+    # nominal value (Li's default, another content scale) and β′ is ours, calibrated so that at γ = 5
+    # the weighted content and style gradients are of one order (docs/nst.md "β = γ·β′").
     style_weight: float | None = field(default=None, metadata={
         "source": "β of Eq. 1; None = γ·β′ (" + PANIGRAHI + ", Step 1: β = γβ′); a number overrides both"})
     gamma: float = field(default=5.0, metadata={
-        "source": "γ, the content/style balance factor of " + LI + " (its code's --style-weight, default 5.0 "
-                  "with content weight 1; " + PANIGRAHI + " Step 1 name γ, no value)"})
+        "source": "γ, the balance factor (" + PANIGRAHI + " Step 1 name it, no value); nominal: the default "
+                  "--style-weight of " + LI + "'s code, tuned there for an unnormalised summed content loss, "
+                  "another content scale than ours"})
     beta_prime: float = field(default=1e-3, metadata={
-        "source": "β′, the style loss's gradient-scale weight (" + LI + ", code: set per loss from the scale of "
-                  "its gradients); ours: 1e-3 = the content/style gradient-norm ratio at the first step "
-                  "(1.4-1.6e-3, ResNet50 random weights, 32 and 64 px phantom, noise init, docs/nst.md)"})
+        "source": "β′ (name from " + LI + ", whose code sets it per kernel to balance kernels, not content "
+                  "against style); value ours: calibrated so that ‖∇α·L_c‖ / ‖∇γβ′·L_s‖ ≈ 0.3 at the first "
+                  "step (unweighted ratio 1.4-1.8e-3; ResNet50 random weights, 32 and 64 px phantom, noise "
+                  "init, docs/nst.md); re-check with domain or ImageNet weights"})
     normalise_content: bool = field(default=True, metadata={
         "source": "ours: the content term of Eq. 2 divided by its H_l·W_l·N_l elements, so that α = 1 and "
                   "β = γβ′ weigh terms of comparable size at any image size (docs/nst.md)"})
@@ -536,6 +554,10 @@ class ProposedLRPNST(ProposedNST):
 
     def weighs_content(self) -> bool:
         return True
+
+    def relevance_config(self) -> dict | None:
+        p = self.params
+        return {"rule": p.relevance_rule, "alpha": float(p.relevance_alpha), "beta": float(p.relevance_beta)}
 
     def describe_loss(self) -> dict:
         p = self.params

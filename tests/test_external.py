@@ -5,6 +5,7 @@ way the train stage saves it; every test reads that folder (or a copy of its rec
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -80,7 +81,9 @@ def test_saved_model_record(kept_folder):
     assert record["classes"] == ["benign", "malignant"] and record["positive"] == "malignant"
     assert record["preprocessing"]["input_size"] == SIZE and record["preprocessing"]["prepared_size"] == SIZE
     assert record["preprocessing"]["classifier"]["plugin"] == "resnet50"
-    assert record["sha256"] == entry["sha256"] == models_io.file_digest(folder / models_io.MODEL_FILE)
+    assert record["sha256"] == models_io.file_digest(folder / models_io.MODEL_FILE)
+    weights = hashlib.sha256(b"".join(np.ascontiguousarray(w).tobytes() for w in model.get_weights()))
+    assert entry == {"file": models_io.MODEL_FILE, "weights_sha256": weights.hexdigest()}  # meta.json's entry
     assert "commit" in record["git"]
     assert not list(folder.glob(".*.tmp*"))  # written atomically: no temporary left behind
 

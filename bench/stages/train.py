@@ -40,6 +40,7 @@ import argparse
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -292,12 +293,17 @@ def run(params: Params, prepared: Prepared, augmented: Path, classifier: str, se
 def keep_model(model, prepared: Prepared, method: str, classifier: str, plugin: str, configured, seed: int,
                size: int, out: Path) -> dict:
     """Save the chosen model as ``out/model.keras`` with its ``model.json`` (bench.models_io: classes,
-    preprocessing, version, digest); return meta.json's ``model`` entry."""
+    preprocessing, version, digest); return meta.json's ``model`` entry. That entry names the
+    weights by a digest of their values, not of the file: a ``.keras`` file records when it was
+    saved, so its bytes differ between bit-identical runs (its own digest is in model.json)."""
     preprocessing = models_io.preprocessing_record(prepared.meta, size, plugin, to_dict(configured))
-    record = models_io.save_kept(model, out, {"method": method, "classifier": classifier, "plugin": plugin,
+    models_io.save_kept(model, out, {"method": method, "classifier": classifier, "plugin": plugin,
                                               "seed": seed}, prepared.meta["classes"], prepared.meta["positive"],
                                  preprocessing)
-    return {"file": models_io.MODEL_FILE, "sha256": record["sha256"], "bytes": record["bytes"]}
+    weights = hashlib.sha256()
+    for array in model.get_weights():
+        weights.update(np.ascontiguousarray(array).tobytes())
+    return {"file": models_io.MODEL_FILE, "weights_sha256": weights.hexdigest()}
 
 
 def _steps_per_epoch(images: int, configured, workers) -> int:

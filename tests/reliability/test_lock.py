@@ -34,11 +34,10 @@ def holder(tmp_path):
 def test_second_run_on_a_workdir_refuses(holder):
     folder, proc = holder
     started = time.monotonic()
-    done = run_cli("run", "--params", str(PARAMS), "--profile", "smoke", "--workdir", str(folder),
-                   cwd=folder.parent)
+    done = run_cli("run", "--profile", "smoke", "--workdir", str(folder), cwd=folder.parent)
     assert done.returncode == 2
     message = done.stderr.strip().splitlines()[-1]
-    assert message.startswith(f"augbench: error: {folder / LOCK_NAME}: this work folder is in use")
+    assert message.startswith(f"augbench: error: {folder / LOCK_NAME}: the augbench project {folder} is in use")
     assert f"PID {proc.pid}" in message and "wait for it to finish" in message
     assert time.monotonic() - started < 120 and proc.poll() is None  # refused at once; the holder runs on
     assert not (folder / "prepared").exists()  # nothing was written

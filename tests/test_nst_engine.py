@@ -145,7 +145,10 @@ def test_a_non_finite_content_or_style_image_is_refused_before_optimisation(phan
         assert shards[0].reasons[0] == f"non-finite {role} image (source {source}): refused before optimisation"
         assert shards[0].reasons[1] == ""
         assert np.isnan(images[0]).all() and np.isnan(losses["total"][0])  # nothing made from it
-        np.testing.assert_array_equal(images[1], clean[0])  # the other job: untouched by the refused one
+        # The other job is untouched by the refused one. It sits in another batch slot than in the clean
+        # run, and on some CPUs (a 2-core AVX2 EPYC) oneDNN's convolution rounds slots differently (up to
+        # 6e-8 here), so equal up to rounding; a NaN or a leaked source would be far outside this.
+        np.testing.assert_allclose(images[1], clean[0], rtol=0, atol=1e-6)
     assert seen["features"] and all(np.isfinite(x).all() for x in seen["features"])  # NaN never entered TF
     assert len(seen["steps"]) == 2  # one call of the step loop per run: only the clean job is stepped
     for x in seen["steps"]:

@@ -38,6 +38,10 @@ from bench.quiet import is_quiet, quiet_mode
 
 DEFAULTS = Path(__file__).resolve().parent / "defaults"  # package data (pyproject.toml)
 PROJECT_FILES = ("params.yaml", "dvc.yaml")  # the repository's top-level files, copied under DEFAULTS
+# The packaged copy of dvc.yaml has another name: DVC takes every file named dvc.yaml in a project for a
+# pipeline, so a bench/defaults/dvc.yaml would be a second pipeline of the repository (and of any project
+# holding a copy of bench/).
+PACKAGED_NAMES = {"params.yaml": "params.yaml", "dvc.yaml": "dvc-pipeline.yaml"}
 CODE_ROOT = Path(__file__).resolve().parents[1]  # holds the installed `bench` and `methods` packages
 CODE_PACKAGES = ("bench", "methods")
 _CODE_DEP = re.compile(r"^(\s*-\s+)((?:bench|methods)(?:/\S*)?)\s*$")
@@ -73,9 +77,14 @@ what params.yaml asks for. Data and runs are in data/ and runs/ (DVC's cache; `d
 # ------------------------------------------------------------------------------------ files
 
 
+def packaged_path(name: str) -> Path:
+    """Where the installed package keeps its copy of the project file ``name``."""
+    return DEFAULTS / PACKAGED_NAMES[name]
+
+
 def default_text(name: str) -> str:
     """The packaged default ``params.yaml`` or ``dvc.yaml``."""
-    path = DEFAULTS / name
+    path = packaged_path(name)
     if not path.is_file():
         raise AugbenchError(f"{path}: not found: this augbench installation lacks its default project files; "
                             "reinstall it (pip install --force-reinstall augbench, or pip install . in a checkout)")

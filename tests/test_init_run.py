@@ -29,8 +29,10 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize("name", project.PROJECT_FILES)
 def test_packaged_defaults_equal_the_repository_files(name):
     """bench/defaults/ (package data, what `pip install` carries) are copies of the top-level files."""
-    assert (project.DEFAULTS / name).read_bytes() == (ROOT / name).read_bytes(), (
-        f"bench/defaults/{name} differs from {name}: copy it over (cp {name} bench/defaults/{name})")
+    packaged = project.packaged_path(name)
+    assert packaged.read_bytes() == (ROOT / name).read_bytes(), (
+        f"{packaged.relative_to(ROOT)} differs from {name}: copy it over (cp {name} {packaged.relative_to(ROOT)})")
+    assert not list(project.DEFAULTS.rglob("dvc.yaml"))  # DVC would take it for a second pipeline
 
 
 @pytest.mark.parametrize("card", sorted(p.name for p in (ROOT / "datasets").glob("*.yaml")))

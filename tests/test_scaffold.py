@@ -196,7 +196,7 @@ def test_the_package_own_tests_pass(installed, kind):
 def test_smoke_pipeline_with_the_new_plugins(installed):
     """The new method in the matrix by one --set; the new classifier beside resnet50 by another."""
     work = installed["tmp"] / "w"
-    _run([str(BIN / "augbench"), "run", "--params", str(ROOT / "params.yaml"), "--workdir", str(work),
+    _run([str(BIN / "augbench"), "run", "--workdir", str(work),
           "--profile", "smoke", "--set", f"matrix.methods=[none,{AUG}]", "--set", "matrix.zoo=[]",
           "--set", f"matrix.classifiers=[resnet50,{CLF}]",
           # what this test is not about: one encoder, no pseudo-label folds, no quality table

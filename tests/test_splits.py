@@ -186,7 +186,7 @@ def test_bad_arguments():
     for bad in (1, 0, 2.0, True):
         with pytest.raises(ConfigError, match=f"must be an integer >= 2, got {bad}") as info:
             stratified_group_kfold(labels, groups, n_folds=bad)
-        assert info.value.key == "split.n_folds"
+        assert info.value.key == "split.folds"
     with pytest.raises(ValueError, match=r"labels and groups differ in length \(30 vs 29\)"):
         stratified_group_split(labels, groups[:-1])
     assert stratified_group_split([], []).shape == (0,)

@@ -320,7 +320,7 @@ def test_report_copies_the_tables_of_the_optional_stages_that_ran_and_removes_th
     extras = [data / "pseudolabel" / "report", data / "quality", data / "scaling" / "report"]  # scaling: not run
     with caplog.at_level("INFO", logger="augbench"):
         found = report.copy_extras(extras, out)
-    assert found == {"pseudolabel": extras[0], "quality": None, "scaling": None}
+    assert found == {"pseudolabel": extras[0], "quality": None, "scaling": None, "external": None}
     assert sorted(p.name for p in out.iterdir()) == sorted([*OPTIONAL_REPORTS["pseudolabel"], "results.csv"])
     assert all((out / n).read_text() == f"new {n}" for n in OPTIONAL_REPORTS["pseudolabel"])
     assert (out / "results.csv").read_text() == "old results.csv"  # not an optional stage's file
@@ -339,7 +339,7 @@ def test_report_copies_the_tables_of_the_optional_stages_that_ran_and_removes_th
     caplog.clear()
     with caplog.at_level("INFO", logger="augbench"):
         found = report.copy_extras(extras, out)
-    assert found == {"pseudolabel": None, "quality": None, "scaling": extras[2]}
+    assert found == {"pseudolabel": None, "quality": None, "scaling": extras[2], "external": None}
     assert sorted(p.name for p in out.iterdir()) == sorted([*ran, "results.csv"])
     assert not list(out.glob(".*.tmp*"))  # copied through temporary files, none left
     assert "stage pseudolabel was switched off" in caplog.text

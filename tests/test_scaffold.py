@@ -206,9 +206,9 @@ def test_smoke_pipeline_with_the_new_plugins(installed):
     pairs = set(zip(results["method"], results["classifier"], strict=True))
     assert pairs == {(m, c) for m in ("none", AUG) for c in ("resnet50", CLF)}
     assert (results["n_test"] > 0).all() and results["auc"].notna().all()
-    meta = json.loads((work / "augmented" / AUG / "meta.json").read_text())
+    meta = json.loads((work / "data" / "augmented" / AUG / "meta.json").read_text())  # dvc.yaml's layout
     assert meta["mode"] == "append"
-    records = [json.loads(line) for line in (work / "augmented" / AUG / "provenance.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (work / "data" / "augmented" / AUG / "provenance.jsonl").read_text().splitlines()]
     assert records and all(r["method"] == AUG and 0.7 <= r["gamma"] <= 1.4 for r in records)
     assert f"| {AUG}" in (work / "reports" / "results.md").read_text()
-    assert not (work / "pseudolabel").exists() and not (work / "reports" / "quality.csv").exists()
+    assert not (work / "data" / "pseudolabel" / "report").exists() and not (work / "reports" / "quality.csv").exists()

@@ -9,7 +9,7 @@ import importlib
 import sys
 
 from bench import registry
-from bench.errors import AugbenchError, ConfigError, RegistryError
+from bench.errors import AugbenchError, RegistryError
 from bench.quiet import filter_tensorflow_startup, is_quiet, quiet_mode
 from bench.typed import describe_fields, suggest
 
@@ -95,29 +95,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_params(args: argparse.Namespace) -> int:
     import yaml
 
-    from bench.config import load_params, params_record
+    from bench.config import get_dotted, load_params, params_record
 
     params = load_params(args.params, args.profile, args.overrides)
     record = params_record(params)
     if args.get:  # one value, e.g. for the Makefile: `augbench params --get scaling.enabled` → false
-        record = _lookup(record, args.get)
+        record = get_dotted(record, args.get)
         if not isinstance(record, dict | list):
             print(yaml.safe_dump(record).removesuffix("\n...\n").rstrip("\n"))
             return 0
     print(yaml.safe_dump(record, sort_keys=False))
     return 0
-
-
-def _lookup(record: dict, key: str):
-    value = record
-    for depth, part in enumerate(key.split(".")):
-        if not isinstance(value, dict) or part not in value:
-            known = list(value) if isinstance(value, dict) else []
-            where = ".".join(key.split(".")[:depth]) or "the parameters"
-            raise ConfigError(key, f"no such parameter ({where} has {', '.join(map(str, known)) or 'no keys'})",
-                              suggest(part, known) or "see `augbench params` for every key")
-        value = value[part]
-    return value
 
 
 def format_counts(counts: dict) -> str:

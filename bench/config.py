@@ -576,14 +576,43 @@ def resolve(raw: dict, profile: str | None = None) -> dict:
     return merged
 
 
-def _set_dotted(data: dict, dotted: str, value: Any) -> None:
-    keys = dotted.split(".")
+def set_dotted(data: dict, dotted: str, value: Any) -> None:
+    """``data["a"]["b"] = value`` for ``"a.b"``, creating missing (or null) sections on the way."""
     node = data
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
+    parts = dotted.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
         if not isinstance(node, dict):
-            raise ConfigError(dotted, f"{key} is not a section")
-    node[keys[-1]] = value
+            raise ConfigError(dotted, f"{'.'.join(parts[:depth + 1])} is not a section, so it cannot hold "
+                              f"{parts[-1]}", "see `augbench params` for the keys")
+    node[parts[-1]] = value
+
+
+def has_dotted(data: dict, dotted: str) -> bool:
+    """Whether ``data`` holds the key path ``"a.b"``."""
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def get_dotted(data: dict, dotted: str) -> Any:
+    """``data["a"]["b"]`` for ``"a.b"``; a ConfigError naming the section's keys (with a suggestion)
+    when the path is not there."""
+    node: Any = data
+    parts = dotted.split(".")
+    for depth, part in enumerate(parts):
+        if not isinstance(node, dict) or part not in node:
+            known = list(node) if isinstance(node, dict) else []
+            where = ".".join(parts[:depth]) or "the parameters"
+            raise ConfigError(dotted, f"no such parameter ({where} has {', '.join(map(str, known)) or 'no keys'})",
+                              suggest(part, known) or "see `augbench params` for every key")
+        node = node[part]
+    return node
 
 
 def parse_overrides(items: list[str] | None) -> dict:
@@ -600,7 +629,7 @@ def parse_overrides(items: list[str] | None) -> dict:
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise ConfigError(key, f"override value {value!r} is not valid YAML: {problem}") from None
-        _set_dotted(out, key, parsed)
+        set_dotted(out, key, parsed)
     return out
 
 

@@ -211,36 +211,10 @@ def init_project(folder: Path, force: bool = False, own_dvc: bool = False, refre
 # ------------------------------------------------------------------------------------ params
 
 
-def _in(raw: dict, dotted: str) -> bool:
-    node: Any = raw
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
-def _set(raw: dict, dotted: str, value: Any) -> None:
-    node = raw
-    parts = dotted.split(".")
-    for depth, part in enumerate(parts[:-1]):
-        if node.get(part) is None:
-            node[part] = {}
-        node = node[part]
-        if not isinstance(node, dict):
-            raise ConfigError(dotted, f"{'.'.join(parts[:depth + 1])} is not a section, so it cannot hold "
-                              f"{parts[-1]}", "see `augbench params` for the keys")
-    node[parts[-1]] = value
-
-
 def _parse_set(item: str) -> tuple[str, Any]:
     """``"a.b=[1,2]"`` → ``("a.b", [1, 2])``, with config.parse_overrides' checks and messages."""
-    nested = config.parse_overrides([item])
     key = item.split("=", 1)[0].strip()
-    value: Any = nested
-    for part in key.split("."):
-        value = value[part]
-    return key, value
+    return key, config.get_dotted(config.parse_overrides([item]), key)
 
 
 def _names(text: str) -> list[str]:
@@ -309,7 +283,7 @@ def planned_edits(args: argparse.Namespace, raw: dict) -> list[tuple[str, Any]]:
         wanted += positive_controls_dropped(trial, explicit)
     for key, value in wanted:
         edits.append((key, value))
-        if key != "profile" and _in(((raw.get("profiles") or {}).get(profile) or {}), key):
+        if key != "profile" and config.has_dotted(((raw.get("profiles") or {}).get(profile) or {}), key):
             edits.append((f"profiles.{profile}.{key}", copy.deepcopy(value)))
     return edits
 
@@ -317,7 +291,7 @@ def planned_edits(args: argparse.Namespace, raw: dict) -> list[tuple[str, Any]]:
 def apply_edits(raw: dict, edits: list[tuple[str, Any]]) -> dict:
     out = copy.deepcopy(raw)
     for key, value in edits:
-        _set(out, key, copy.deepcopy(value))
+        config.set_dotted(out, key, copy.deepcopy(value))
     return out
 
 
@@ -380,15 +354,15 @@ def write_params_edits(path: Path, edits: list[tuple[str, Any]]) -> None:
     rt = _roundtrip_yaml()
     data = rt.load(path.read_text(encoding="utf-8"))
     for key, value in edits:
-        _set(data, key, _flow(value))
+        config.set_dotted(data, key, _flow(value))
     buffer = io.StringIO()
     rt.dump(data, buffer)
     text = buffer.getvalue()
     reread, intended = yaml.safe_load(text) or {}, apply_edits({}, edits)  # a later edit of a key wins
     for key in dict.fromkeys(k for k, _ in edits):
-        value = _lookup(intended, key)
-        if not _in(reread, key) or _lookup(reread, key) != value:
-            got = _lookup(reread, key) if _in(reread, key) else "(absent)"
+        value = config.get_dotted(intended, key)
+        if not config.has_dotted(reread, key) or config.get_dotted(reread, key) != value:
+            got = config.get_dotted(reread, key) if config.has_dotted(reread, key) else "(absent)"
             raise ConfigError(key, f"would be read back from {path} as {got!r}, not {value!r} (YAML 1.1, as the "
                               "stages read it)", f"quote the value, or edit {path} by hand")
     write_text(path, text)
@@ -461,7 +435,8 @@ def final_changes(raw: dict, final: dict, edits: list[tuple[str, Any]]) -> list[
     """``(key, value)`` for each key of ``edits`` (first-edit order, once each) whose value after
     all the edits (``final``, a later edit winning) differs from ``raw``'s."""
     keys = list(dict.fromkeys(k for k, _ in edits))
-    return [(k, _lookup(final, k)) for k in keys if not _in(raw, k) or _lookup(raw, k) != _lookup(final, k)]
+    get, has = config.get_dotted, config.has_dotted
+    return [(k, get(final, k)) for k in keys if not has(raw, k) or get(raw, k) != get(final, k)]
 
 
 def code_root_of(dvc_yaml: Path) -> Path | None:
@@ -497,13 +472,6 @@ def run_dvc(command: list[str], folder: Path) -> int:
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")]).rstrip(os.pathsep)
     return subprocess.run(command, cwd=folder, check=False, env=env).returncode
-
-
-def _lookup(raw: dict, dotted: str) -> Any:
-    node: Any = raw
-    for part in dotted.split("."):
-        node = node[part]
-    return node
 
 
 def build_run_parser() -> argparse.ArgumentParser:

@@ -236,6 +236,24 @@ def test_second_repro_is_up_to_date(project: Path):
     assert "Running stage" not in out
 
 
+def test_only_the_active_profile_is_a_stage_parameter(project: Path):
+    """Every stage lists `profiles.${profile}`, not the whole `profiles` section: editing the paper
+    profile leaves the smoke run up to date, editing the smoke profile does not."""
+    params_file = project / "params.yaml"
+    kept = params_file.read_text()
+    try:
+        for edited, stale in (("paper", False), ("smoke", True)):
+            params = yaml.safe_load(kept)
+            params["profiles"][edited]["train"] = {**(params["profiles"][edited].get("train") or {}), "patience": 77}
+            params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+            status = _sh([str(BIN / "dvc"), "status"], project)
+            assert ("profiles.smoke" in status and "prepare:" in status) is stale, (edited, status[-2000:])
+            assert ("up to date" in status) is not stale, (edited, status[-2000:])
+    finally:
+        params_file.write_text(kept)
+    assert "up to date" in _sh([str(BIN / "dvc"), "status"], project)
+
+
 def test_dvc_metrics_and_plots(project: Path):
     shown = json.loads(_sh([str(BIN / "dvc"), "metrics", "show", "--json"], project))
     values = json.dumps(shown)

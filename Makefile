@@ -59,8 +59,10 @@ bench-check: venv horovod
 	augbench bench-check .benchmarks/latest.json --require-all
 	augbench bench-history --out .benchmarks/history.png
 
+# ruff, then the import contracts of pyproject.toml [tool.importlinter] (bench never imports methods).
 lint: venv
 	ruff check .
+	lint-imports
 
 # Horovod 0.28.1 with TensorFlow + Gloo, no MPI (README "Stack, and why it is pinned"); ~5 min to build.
 # Needs cmake and a C++ compiler (build-essential); a cmake from PyPI is installed when none is found.
@@ -75,4 +77,4 @@ $(VENV)/.horovod: $(VENV)/.installed
 horovod: $(VENV)/.horovod
 
 clean:
-	rm -rf data runs busi-run .pytest_cache .ruff_cache
+	rm -rf data runs busi-run .pytest_cache .ruff_cache .import_linter_cache

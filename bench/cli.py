@@ -22,7 +22,8 @@ STAGES = {"prepare": "bench.stages.prepare", "encoder": "bench.stages.encoder",
 TOOLS = {"bench-check": "bench.benchcheck:main_check", "bench-history": "bench.benchcheck:main_history",
          "launch": "bench.distributed:main_launch", "scale": "bench.stages.scaling:main",
          "init": "bench.project:main_init", "run": "bench.project:main_run",
-         "predict": "bench.stages.external:main_predict"}
+         "predict": "bench.stages.external:main_predict",
+         "code-digest": "bench.stages.code:main"}  # stage `code` (its name differs from the stage's, as scale's)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -126,7 +127,7 @@ def format_counts(counts: dict) -> str:
 def cmd_params_count(args: argparse.Namespace) -> int:
     import json
 
-    from methods.classify.counts import parameter_counts
+    from bench.counts import parameter_counts
 
     counts = parameter_counts(args.name, args.mode, args.input_size, args.weights)
     print(json.dumps(counts, indent=2) if args.json else format_counts(counts))
@@ -215,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "that fails", add_help=False)
     sub.add_parser("scale", help="time NST augmentation under Horovod with np = 1, 2, 4, 8: speedup table "
                    "and plot (stage 'scaling')", add_help=False)
+    sub.add_parser("code-digest", help="per augmentation method, the sha256 of every file of the code its augment "
+                   "stage runs: OUT/augment/<method>.json, what augment@<method> depends on (stage 'code')",
+                   add_help=False)
     sub.add_parser("predict", help="score a kept model (a train run's folder) on your own images: per-image "
                    "probabilities, and the metrics when the set has the model's classes (docs/external.md)",
                    add_help=False)

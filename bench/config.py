@@ -22,7 +22,6 @@ from typing import Any, Literal
 import yaml
 
 from bench.errors import AugbenchError, ConfigError, RegistryError
-from bench.nst.domain import EncoderParams
 from bench.typed import describe_value, from_dict, require, suggest
 
 PROFILES = ("smoke", "quick", "paper")
@@ -230,6 +229,30 @@ class PreprocessParams:
         require(self.srad_iterations >= 1, f"{path}.srad_iterations", "must be >= 1")
         require(self.srad_scale >= 1, f"{path}.srad_scale", "must be >= 1")
         require(0 < self.srad_dt <= 0.25, f"{path}.srad_dt", "must lie in (0, 0.25] for stability")
+
+
+@dataclass(frozen=True)
+class EncoderParams:
+    """Parameters of the ``encoder`` stage (params.yaml section ``encoder``; bench.nst.domain trains it).
+    Defined here, not in bench.nst, so that loading the parameters imports no NST code."""
+
+    archs: list[Literal["vgg19", "resnet50"]] = field(default_factory=lambda: ["vgg19"])
+    init: Literal["auto", "imagenet", "random"] = "auto"
+    epochs: int = field(default=10, metadata={"source": "ours"})
+    batch_size: int = field(default=32, metadata={"source": "ours (Panigrahi 2024 train ResNet50 with 32)"})
+    learning_rate: float = field(default=1e-4, metadata={"source": "ours: Adam, a common fine-tuning rate"})
+    seed: int = 0
+    bn_recalibration_images: int = field(default=256, metadata={
+        "source": "ResNet50 only: precise-BN re-estimation (Wu & Johnson 2021), as bench.training"})
+
+    def check(self, path: str) -> None:
+        require(len(self.archs) > 0 and len(set(self.archs)) == len(self.archs), f"{path}.archs",
+                "must name at least one encoder, each once")
+        require(self.epochs >= 1, f"{path}.epochs", "must be >= 1")
+        require(self.batch_size >= 1, f"{path}.batch_size", "must be >= 1")
+        require(self.learning_rate > 0, f"{path}.learning_rate", "must be > 0")
+        require(self.seed >= 0, f"{path}.seed", "must be >= 0")
+        require(self.bn_recalibration_images >= 0, f"{path}.bn_recalibration_images", "must be >= 0")
 
 
 # The keys of an `augment.methods` entry that are not the plugin's parameters: `method` names the plugin

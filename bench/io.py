@@ -92,9 +92,10 @@ def save_npz(path: str | os.PathLike, compress: bool = True, **arrays: np.ndarra
         (np.savez_compressed if compress else np.savez)(fh, **arrays)
 
 
-def file_digest(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes (upstream fingerprints in stage metadata)."""
-    digest = hashlib.sha256()
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes, read in 1 MiB chunks: sha256 (upstream fingerprints in stage
+    metadata) or another :func:`hashlib.new` algorithm (bench.weights.md5: Keras weight files)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 import bench
-from bench.errors import AugbenchError, DataError
+from bench.errors import AugbenchError, DataError, RegistryError
 from bench.io import atomic_path, file_digest, read_json, write_json
 
 MODEL_FILE = "model.keras"
@@ -142,10 +142,26 @@ def check_record(folder: str | os.PathLike) -> dict:
     return record
 
 
-def register_custom_layers() -> None:
-    """Import the modules that register augbench's Keras layers (register_keras_serializable)."""
+def register_custom_layers(record: dict, record_file: Path) -> None:
+    """Register the custom Keras layers a kept model can hold (register_keras_serializable):
+    bench's own (InputGradConv2D) and those of the classifier plugin that built it, which the
+    plugin registers itself (``register_custom_objects``; the built-in ones: DRS, SigmoidPair,
+    ShiftedMaxPooling2D). The plugin is found through the registry, as in the train stage."""
     import bench.convgrad  # noqa: F401  InputGradConv2D
-    import methods.classify.layers  # noqa: F401  DRS, SigmoidPair, ShiftedMaxPooling2D
+    from bench import registry
+
+    plugin = ((record.get("preprocessing") or {}).get("classifier") or {}).get("plugin")
+    if not plugin:
+        raise DataError(record_file, "names no classifier plugin (preprocessing.classifier.plugin), so its "
+                        "custom layers cannot be registered", "re-run the train stage for this run")
+    try:
+        cls = registry.get("classifier", plugin)
+    except RegistryError as exc:
+        raise DataError(record_file, f"the model was built by classifier plugin {plugin!r}, which is not "
+                        f"available here ({exc})", "install the package that provides it") from None
+    register = getattr(cls, "register_custom_objects", None)
+    if callable(register):
+        register()
 
 
 def load_kept(folder: str | os.PathLike) -> KeptModel:
@@ -155,7 +171,7 @@ def load_kept(folder: str | os.PathLike) -> KeptModel:
 
     folder = Path(folder)
     record = check_record(folder)
-    register_custom_layers()
+    register_custom_layers(record, folder / MODEL_JSON)
     try:
         model = tf.keras.models.load_model(folder / MODEL_FILE, safe_mode=True, compile=False)
     except (ValueError, TypeError, OSError) as exc:

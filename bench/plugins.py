@@ -11,7 +11,10 @@ during training, instead of stored copies: docs/online-augmentation.md) defines
 
 A classifier has a typed ``Params`` dataclass, declares its input size and
 preprocessing, and ``build(input_shape, n_classes)`` returns a compiled Keras
-model whose trainable set follows its transfer mode.
+model whose trainable set follows its transfer mode. Optionally it counts its
+models' parameters (``parameter_counts(model)``) and registers the custom Keras
+layers they contain (``register_custom_objects()``), so that the harness never
+imports a plugin's modules itself.
 """
 
 from __future__ import annotations
@@ -126,3 +129,18 @@ class Classifier:
 
     def weights_source(self) -> str:
         return str(getattr(self.params, "weights", "none"))
+
+    def parameter_counts(self, model) -> dict[str, Any]:
+        """Parameter counts of ``model``, built by this plugin's ``build`` (``augbench params-count``,
+        the report's parameter table): trainable, non_trainable, total and head (the trainable
+        weights of the layers named ``head_*``; bench.counts.model_counts). A plugin whose models
+        have parts of their own to count adds entries (the DRS classifier: ``drs``, ``drs_groups``)."""
+        from bench.counts import model_counts
+
+        return model_counts(model)
+
+    @classmethod
+    def register_custom_objects(cls) -> None:
+        """Register the custom Keras objects (``register_keras_serializable``) this plugin's models
+        can contain, so that a kept model loads in a fresh process (bench.models_io.load_kept calls
+        it for the plugin that built the model). Default: none."""

@@ -449,9 +449,9 @@ def code_root_of(dvc_yaml: Path) -> Path | None:
     for stage in stages.values():
         for dep in (stage or {}).get("deps") or []:
             for package in CODE_PACKAGES:
-                marker = f"/{package}/"
-                if isinstance(dep, str) and Path(dep).is_absolute() and marker in dep:
-                    return Path(dep[:dep.rindex(marker)])
+                marker, padded = f"/{package}/", f"{dep}/"  # a file under the package, or the package itself
+                if isinstance(dep, str) and Path(dep).is_absolute() and marker in padded:
+                    return Path(padded[:padded.rindex(marker)])
     return None
 
 

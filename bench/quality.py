@@ -299,11 +299,11 @@ def feature_network(encoder_dir: Path | None, arch: str = "resnet50", choice: st
     """``choice`` "inceptionv3": InceptionV3 with ImageNet weights from the Keras cache (never downloaded
     here); "domain": the encoder stage's domain encoder ``arch``; "auto": the first when its file is
     cached, otherwise the second."""
-    from methods.classify._weights import IMAGENET_FILES, keras_cache_dir
+    from bench import weights
 
     if choice not in ("auto", "inceptionv3", "domain"):
         raise ValueError(f"feature network {choice!r}: expected auto, inceptionv3 or domain")
-    path = keras_cache_dir() / IMAGENET_FILES["inception_v3"][0]
+    path = weights.keras_cache_dir() / weights.IMAGENET_FILES["inception_v3"][0]
     if choice != "domain" and path.is_file():
         return inception_network(path)
     if choice == "inceptionv3":

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from bench import registry
+from bench import weights as _weights
+from bench.counts import count
 from bench.errors import AugbenchError, ConfigError
-from methods.classify import _keras, _weights
+from methods.classify import _keras
 
 tf = pytest.importorskip("tensorflow")
 
@@ -52,8 +54,8 @@ def _built(classifier_model, name: str, mode: str) -> dict:
             "bn_trainable": {la.name: la.trainable for la in layers if isinstance(la, bn)},
             "top": [la.name for la in model.layers],
             "backbone_input": [tuple(la.input_shape[1:3]) for la in model.layers if isinstance(la, tf.keras.Model)],
-            "trainable": _keras.count(model.trainable_weights),
-            "non_trainable": _keras.count(model.non_trainable_weights)}
+            "trainable": count(model.trainable_weights),
+            "non_trainable": count(model.non_trainable_weights)}
     return info
 
 

@@ -123,7 +123,7 @@ def test_drs_mode_trains_only_drs_and_head_in_one_step():
 
 @pytest.mark.slow
 def test_byra_table1_count_at_224():
-    from methods.classify.counts import parameter_counts
+    from bench.counts import parameter_counts
 
     counts = parameter_counts("drs-resnet101", "drs", 224)
     assert counts["trainable"] == 101_471  # Byra 2021 Table 1, DRS row

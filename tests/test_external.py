@@ -374,3 +374,54 @@ def test_external_stage_scores_the_matrix_and_the_aa_runs(tiny_kept, tmp_path):
     write_json(tmp_path / "prepared" / "meta.json", meta)
     with pytest.raises(DataError, match=r"seed1: 1 of the matrix's 2 runs hold no kept model"):
         main([*args, "--set", "matrix.seeds=[0,1]"])
+
+
+# ------------------------------------------------------------------ custom layers in a fresh process
+
+
+LOAD_IN_A_FRESH_PROCESS = """
+import json, sys
+import numpy as np
+from bench import models_io
+kept = models_io.load_kept(sys.argv[1])
+x = np.load(sys.argv[2])
+print(json.dumps({"layers": sorted(type(layer).__name__ for layer in kept.model.layers),
+                  "p": kept.model(x, training=False).numpy().tolist(),
+                  "methods_imported": sorted(m for m in sys.modules if m.startswith("methods."))}))
+"""
+
+
+@pytest.mark.slow  # a second Python process that imports TensorFlow: ~10-20 s on 2 CPU cores
+def test_a_kept_model_with_the_zoos_custom_layers_loads_in_a_fresh_process(tmp_path, rng):
+    """The classifier plugin named in model.json registers its layers (DRS, SigmoidPair,
+    ShiftedMaxPooling2D) through the registry: bench itself imports no plugin module."""
+    import subprocess
+    import sys
+
+    import tensorflow as tf
+
+    from bench import registry
+    from bench.typed import to_dict
+    from methods.classify.layers import DRS, ShiftedMaxPooling2D, SigmoidPair
+
+    clf = registry.create("classifier", "drs-resnet101")
+    inputs = tf.keras.Input((8, 8, 3))
+    x = ShiftedMaxPooling2D(pool_size=2, name="pool")(inputs)
+    drs = DRS(name="block_drs")
+    x = drs(x)
+    logit = tf.keras.layers.Dense(1, name="head_dense")(tf.keras.layers.GlobalAveragePooling2D()(x))
+    model = tf.keras.Model(inputs, SigmoidPair(name="head_sigmoid_pair")(logit))
+    drs.set_weights([w + rng.normal(0, 0.3, w.shape).astype(np.float32) for w in drs.get_weights()])
+    folder = tmp_path / "none" / "drs-resnet101" / "seed0"
+    preprocessing = models_io.preprocessing_record(prepared_meta(), 8, "drs-resnet101", to_dict(clf.params))
+    models_io.save_kept(model, folder, {"method": "none", "classifier": "drs-resnet101", "plugin": "drs-resnet101",
+                                        "seed": 0}, CLASSES, "malignant", preprocessing)
+    batch = rng.normal(0, 50, (3, 8, 8, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", batch)
+    done = subprocess.run([sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, str(folder), str(tmp_path / "x.npy")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {"DRS", "ShiftedMaxPooling2D", "SigmoidPair"} <= set(got["layers"])
+    assert "methods.classify.layers" in got["methods_imported"]  # registered by the plugin, on demand
+    np.testing.assert_allclose(got["p"], model(batch, training=False).numpy(), rtol=1e-5, atol=1e-6)

@@ -11,7 +11,7 @@ tf = pytest.importorskip("tensorflow")
 from bench.errors import AugbenchError  # noqa: E402
 from bench.io import write_json  # noqa: E402
 from bench.nst import encoders  # noqa: E402
-from methods.classify._weights import md5  # noqa: E402
+from bench.weights import IMAGENET_FILES, URL_PREFIXES, md5  # noqa: E402
 
 LAYERS = ["block1_conv1", "block3_conv1", "block5_conv1", "block4_conv2"]
 
@@ -45,12 +45,12 @@ def test_weights_from_a_file_are_loaded(weights_file):
 def test_imagenet_weights_come_from_the_keras_cache_with_an_md5_check(weights_file, tmp_path, monkeypatch):
     path, expected = weights_file
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    cached = tmp_path / "models" / encoders.VGG19_NOTOP[0]
+    cached = tmp_path / "models" / IMAGENET_FILES["vgg19"][0]
     cached.parent.mkdir(parents=True)
     cached.write_bytes(path.read_bytes())
     with pytest.raises(AugbenchError, match="does not match the published 253f8cb5"):
         encoders.resolve_encoder_weights("imagenet", "vgg19")  # our file is not the real one
-    monkeypatch.setitem(encoders.IMAGENET_FILES, "vgg19", (cached.name, md5(cached), "vgg19/"))
+    monkeypatch.setitem(IMAGENET_FILES, "vgg19", (cached.name, md5(cached)))
     source = encoders.resolve_encoder_weights("imagenet", "vgg19")
     assert source.kind == "imagenet" and source.path == str(cached)
     model = encoders.build_feature_model("vgg19", source, ["block1_conv1"], pooling="max")
@@ -59,8 +59,9 @@ def test_imagenet_weights_come_from_the_keras_cache_with_an_md5_check(weights_fi
 
 def test_imagenet_weights_missing_offline_say_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.setattr(encoders, "KERAS_APPLICATIONS_URL", "http://127.0.0.1:9/")  # nothing listens there
-    with pytest.raises(AugbenchError, match="copy it to .*vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"):
+    monkeypatch.setitem(URL_PREFIXES, "vgg19", "http://127.0.0.1:9/")  # nothing listens there
+    with pytest.raises(AugbenchError, match="copy it to .*vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5; "
+                                            "or set weights to 'domain'"):
         encoders.resolve_encoder_weights("imagenet", "vgg19")
 
 
@@ -140,7 +141,7 @@ def test_domain_init_auto_uses_imagenet_only_when_on_disk(tmp_path, monkeypatch)
     def no_download(*args, **kwargs):
         raise AssertionError("auto must not download")
 
-    monkeypatch.setattr(encoders, "_download", no_download)
+    monkeypatch.setattr("bench.weights._download", no_download)
     path, init = domain._initial_weights("vgg19", "auto")
     assert path is None and init.startswith("random") and "no ImageNet file on disk" in init
     path, init = domain._initial_weights("vgg19", "random")

@@ -142,3 +142,36 @@ def test_encoder_stage_hands_only_training_images_to_training(prepared_dir, tmp_
         train_encoders(_params(), prepared, tmp_path / "enc", EncoderParams(epochs=1, init="random"))
     assert seen["ids"] == prepared.subset("train").ids
     assert not set(seen["ids"]) & set(prepared.subset("val").ids + prepared.subset("test").ids)
+
+
+def test_encoder_stage_trains_only_what_the_matrix_reads(tmp_path):
+    """needs_encoders of the matrix's methods (and of the scaling stage's method, and the quality
+    stage's domain features, when those stages are on) decides the architectures; with none the
+    stage trains nothing and its meta.json says so (empty ``encoders``, the prepared digest kept)."""
+    from bench.stages.encoder import needed_archs
+
+    off = {"scaling.enabled": False, "quality.enabled": False}
+    assert needed_archs(_params(**off, **{"matrix.methods": ["none", "geometric-flipping"]})) == []
+    assert needed_archs(_params(**off, **{"matrix.methods": ["none", "nst-gatys"]})) == ["vgg19"]
+    assert needed_archs(_params(**off, **{"matrix.methods": ["none", "nst-mr2-resnet50", "nst-gatys"]})) == [
+        "vgg19", "resnet50"]
+    assert needed_archs(_params(**off, **{"matrix.methods": ["none", "nst-gatys"],
+                                          "augment.methods.nst-gatys.weights": "random"})) == []
+    flip = {"matrix.methods": ["none", "geometric-flipping"]}
+    assert needed_archs(_params(**{**off, "scaling.enabled": True, "scaling.method": "nst-gatys"}, **flip)) == [
+        "vgg19"]
+    assert needed_archs(_params(**{**off, "quality.enabled": True, "quality.feature_network": "domain",
+                                   "quality.domain_arch": "resnet50"}, **flip)) == ["resnet50"]
+    assert needed_archs(_params(**{**off, "quality.enabled": True, "quality.feature_network": "inceptionv3"},
+                                **flip)) == []
+
+    class _Prepared:  # only what train_encoders reads; no image is touched when nothing is trained
+        digest = "abc"
+
+        def subset(self, split):
+            assert split == "train"
+            return []
+
+    meta = train_encoders(_params(**off, **{"matrix.methods": ["none"]}), _Prepared(), tmp_path / "enc")
+    assert meta["encoders"] == {} and meta["params"]["archs"] == [] and meta["upstream"] == "abc"
+    assert sorted(p.name for p in (tmp_path / "enc").iterdir()) == ["meta.json"]

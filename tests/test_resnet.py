@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bench import registry
+from bench import weights as _weights
 from bench.errors import AugbenchError, ConfigError, NumericalError
-from methods.classify import _weights
 
 tf = pytest.importorskip("tensorflow")
 

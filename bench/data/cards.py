@@ -36,6 +36,7 @@ import yaml
 from bench.data.loader import Scan
 from bench.data.sources import SOURCES, Source
 from bench.errors import ConfigError, DataError, printable
+from bench.io import file_digest
 from bench.typed import from_dict, require, suggest
 
 log = logging.getLogger("augbench")
@@ -215,14 +216,6 @@ def resolve_card(ref: str, folders: Sequence[Path] | None = None) -> tuple[Datas
 
 
 # --- checking a copy against a card -------------------------------------------------------------
-
-def file_digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 def manifest_digest(scan: Scan, root: Path) -> tuple[dict[str, int], str]:
     """(images per class, manifest SHA-256) of the images a scan found (see the module docstring)."""

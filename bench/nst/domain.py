@@ -22,36 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
+from bench.config import EncoderParams  # the encoder stage's parameters (params.yaml `encoder`)
 from bench.plugins import ImageSet
-from bench.typed import require
-
-
-@dataclass(frozen=True)
-class EncoderParams:
-    """Parameters of the ``encoder`` stage (params.yaml section ``encoder``)."""
-
-    archs: list[Literal["vgg19", "resnet50"]] = field(default_factory=lambda: ["vgg19"])
-    init: Literal["auto", "imagenet", "random"] = "auto"
-    epochs: int = field(default=10, metadata={"source": "ours"})
-    batch_size: int = field(default=32, metadata={"source": "ours (Panigrahi 2024 train ResNet50 with 32)"})
-    learning_rate: float = field(default=1e-4, metadata={"source": "ours: Adam, a common fine-tuning rate"})
-    seed: int = 0
-    bn_recalibration_images: int = field(default=256, metadata={
-        "source": "ResNet50 only: precise-BN re-estimation (Wu & Johnson 2021), as bench.training"})
-
-    def check(self, path: str) -> None:
-        require(len(self.archs) > 0 and len(set(self.archs)) == len(self.archs), f"{path}.archs",
-                "must name at least one encoder, each once")
-        require(self.epochs >= 1, f"{path}.epochs", "must be >= 1")
-        require(self.batch_size >= 1, f"{path}.batch_size", "must be >= 1")
-        require(self.learning_rate > 0, f"{path}.learning_rate", "must be > 0")
-        require(self.seed >= 0, f"{path}.seed", "must be >= 0")
-        require(self.bn_recalibration_images >= 0, f"{path}.bn_recalibration_images", "must be >= 0")
 
 
 def ids_digest(ids: list[str]) -> str:

@@ -7,8 +7,7 @@ ResNet50 in place of Vgg19"). Each knows its default content and style layers.
 ``weights`` is one of
 
 - ``imagenet``: the Keras application (no-top) weight file from the Keras cache,
-  MD5-checked (methods/classify/_weights.py for ResNet50; the VGG19 file name and
-  MD5 below are copied from keras/src/applications/vgg19.py, Keras 2.15);
+  MD5-checked (bench/weights.py: the file names, published MD5s and URLs);
 - a path to a ``.h5`` weight file in the Keras no-top layout;
 - ``domain``: ``<arch>.weights.h5`` written by the ``encoder`` stage, trained on
   the training split only (its folder is handed to the augmenter as
@@ -36,16 +35,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import weights as weight_files
 from bench.errors import AugbenchError
 from bench.io import read_json
 
 # Keras "caffe" preprocessing (keras/src/applications/imagenet_utils.py): BGR channel means.
 CAFFE_BGR_MEANS = (103.939, 116.779, 123.68)
-
-# keras/src/applications/vgg19.py (Keras 2.15): WEIGHTS_PATH_NO_TOP and its file_hash.
-VGG19_NOTOP = ("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "253f8cb515780f3b799900260a226db6")
-KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
-IMAGENET_FILES = {"vgg19": VGG19_NOTOP + ("vgg19/",)}
 
 WEIGHT_KINDS = ("imagenet", "domain", "random")
 
@@ -126,49 +121,14 @@ class WeightsSource:
 
 def imagenet_file(arch: str, download: bool = True) -> Path:
     """The verified ImageNet no-top weight file of ``arch`` (Keras cache; downloaded if absent
-    and ``download``, else an error)."""
-    from methods.classify import _weights
-
-    if arch in _weights.IMAGENET_FILES:
-        name = _weights.IMAGENET_FILES[arch][0]
-    elif arch in IMAGENET_FILES:
-        name = IMAGENET_FILES[arch][0]
-    else:
-        raise AugbenchError(f"no ImageNet weights known for encoder {arch!r}")
-    if not download and not (_weights.keras_cache_dir() / name).is_file():
-        raise AugbenchError(f"ImageNet weights for {arch} are not at {_weights.keras_cache_dir() / name}")
-    if arch in _weights.IMAGENET_FILES:
-        return _weights.imagenet_weights_file(arch)
-    name, expected, url_dir = IMAGENET_FILES[arch]
-    path = _weights.keras_cache_dir() / name
-    if not path.is_file():
-        path = _download(name, expected, url_dir, path)
-    actual = _weights.md5(path)
-    if actual != expected:
-        raise AugbenchError(f"{path}: MD5 {actual} does not match the published {expected}; "
-                            "the file is corrupt or not the Keras ImageNet weights — delete it and retry")
-    return path
-
-
-def _download(name: str, expected: str, url_dir: str, path: Path) -> Path:
-    import tensorflow as tf
-
-    url = KERAS_APPLICATIONS_URL + url_dir + name
-    try:
-        return Path(tf.keras.utils.get_file(name, url, cache_subdir="models", file_hash=expected,
-                                            cache_dir=str(path.parent.parent)))
-    except Exception as exc:
-        raise AugbenchError(
-            f"ImageNet weights are not at {path} and could not be downloaded ({type(exc).__name__}). "
-            f"On a machine with internet, fetch {url} and copy it to {path}; or set weights to "
-            "'domain' (the encoder stage), 'random' or a file path") from None
+    and ``download``, else an error): bench.weights.imagenet_weights_file."""
+    return weight_files.imagenet_weights_file(
+        arch, download, alternatives="set weights to 'domain' (the encoder stage), 'random' or a file path")
 
 
 def resolve_encoder_weights(spec: str, arch: str, encoder_dir: Path | None = None,
                             seed: int = 0) -> WeightsSource:
     """Resolve a ``weights`` parameter (imagenet | <path> | domain | random) for ``arch``."""
-    from methods.classify._weights import md5
-
     get_encoder_spec(arch)
     if spec == "random":
         return WeightsSource("random", None, f"random (seeded Glorot-uniform kernels, zero biases, seed {seed})",
@@ -182,7 +142,7 @@ def resolve_encoder_weights(spec: str, arch: str, encoder_dir: Path | None = Non
     if not path.is_file():
         raise AugbenchError(f"{path}: encoder weights file not found "
                             "(weights must be 'imagenet', 'domain', 'random' or a file path)")
-    return WeightsSource("file", str(path), f"file {path} (md5 {md5(path)})")
+    return WeightsSource("file", str(path), f"file {path} (md5 {weight_files.md5(path)})")
 
 
 def domain_weights_name(arch: str) -> str:
@@ -197,13 +157,11 @@ def domain_head_name(arch: str) -> str:
 def _encoder_file(encoder_dir: Path, arch: str, name: str, md5_key: str, missing: str) -> tuple[Path, dict, str]:
     """(path, meta.json record of ``arch``, md5) of a file the encoder stage wrote into
     ``encoder_dir``, its MD5 checked against meta.json; ``missing``: the error when it is absent."""
-    from methods.classify._weights import md5
-
     path, meta_path = encoder_dir / name, encoder_dir / "meta.json"
     if not path.is_file() or not meta_path.is_file():
         raise AugbenchError(missing)
     record = read_json(meta_path).get("encoders", {}).get(arch, {})
-    digest = md5(path)
+    digest = weight_files.md5(path)
     if record.get(md5_key) not in (None, digest):
         raise AugbenchError(f"{path}: MD5 {digest} differs from the {record[md5_key]} in {meta_path}; "
                             "re-run the encoder stage")

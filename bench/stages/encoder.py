@@ -1,5 +1,9 @@
 """encoder: train the ``domain`` NST encoder(s) on the training split only.
 
+Only the architectures that the run reads are trained (the methods of ``matrix.methods``
+through ``needs_encoders``, the scaling stage's method, the quality stage's domain features);
+with none, only ``meta.json`` is written.
+
 Writes ``<arch>_domain_notop.h5`` (Keras no-top layout) and ``<arch>_domain_head.npz``
 (the classification head: GlobalAveragePooling2D → Dense kernel and bias) for each
 encoder in ``encoder.archs`` and ``meta.json`` (written last): per encoder its initial
@@ -15,6 +19,7 @@ defaults (recorded in meta.json either way).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -40,16 +45,44 @@ def encoder_params(params: Params):
     return from_dict(EncoderParams, to_dict(section) if section is not None else {}, "encoder")
 
 
+def needed_archs(params: Params) -> list[str]:
+    """The encoder architectures that this run's stages read, in ``encoder.archs`` order: those of
+    the methods of ``matrix.methods`` (``needs_encoders`` with their parameters), of the scaling
+    stage's NST method when scaling is on, and the quality stage's ``domain_arch`` when quality is
+    on with domain features possible (``feature_network`` domain or auto). Empty when none reads one."""
+    from bench import registry
+
+    def archs_of(name: str) -> tuple[str, ...]:
+        return tuple(registry.get("augmenter", params.method_plugin(name))(params.method_params(name)).needs_encoders())
+
+    wanted = set()
+    for name in params.matrix.methods:
+        wanted.update(archs_of(name))
+    if params.scaling.enabled and params.scaling.method:
+        wanted.update(archs_of(params.scaling.method))
+    if params.quality.enabled and params.quality.feature_network != "inceptionv3":
+        wanted.add(params.quality.domain_arch)
+    known = list(encoder_params(params).archs)
+    return [a for a in known if a in wanted] + sorted(wanted - set(known))
+
+
 def train_encoders(params: Params, prepared: Prepared, out: Path, settings=None) -> dict:
-    """Train every encoder of ``settings`` (default: from ``params``) on the training split."""
-    return write_encoders(prepared.subset("train"), out, settings or encoder_params(params), prepared.digest)
+    """Train the encoders on the training split: those of ``settings`` when given, else those
+    that the run reads (:func:`needed_archs`; none at all when nothing uses a ``domain`` encoder: the
+    folder then holds only meta.json, which says so). An encoder's weights do not depend on
+    which others are trained: each is seeded from ``encoder.seed`` before it starts."""
+    if settings is None:
+        settings = dataclasses.replace(encoder_params(params), archs=needed_archs(params))
+        if not settings.archs:
+            log.info("encoder: no stage of this run reads a domain encoder; none trained")
+    return write_encoders(prepared.subset("train"), out, settings, prepared.digest)
 
 
 def write_encoders(train, out: Path, settings, upstream: str = "") -> dict:
     """Train every encoder of ``settings`` on ``train`` (an ImageSet: the training split) into ``out``."""
     from bench.nst.domain import train_domain_encoder
     from bench.nst.encoders import domain_head_name, domain_weights_name
-    from methods.classify._weights import md5
+    from bench.weights import md5
 
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)

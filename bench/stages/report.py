@@ -126,7 +126,7 @@ def classifier_table(results: pd.DataFrame) -> pd.DataFrame:
 def parameter_table(params: Params, results: pd.DataFrame) -> pd.DataFrame:
     """Byra 2021 Table 1 layout: trainable parameters of every classifier variant and mode, at the
     input size of this run (from the run) and at 224 × 224 (built here with random weights)."""
-    from methods.classify.counts import parameter_counts
+    from bench.counts import parameter_counts
 
     rows = []
     seen = set()

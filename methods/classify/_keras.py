@@ -1,7 +1,7 @@
 """Shared base of the Keras-applications classifiers: transfer modes, heads, optimizers.
 
 A plugin names its backbone (a ``tf.keras.applications`` model built without top
-and without weights, then loaded by ``_weights.resolve_weights``), its smallest
+and without weights, then loaded by ``bench.weights.resolve_weights``), its smallest
 input size, its Keras preprocessing and which backbone layers form its *last
 block*. Everything else — freezing, head, optimizer, loss — is shared here.
 
@@ -37,7 +37,7 @@ import numpy as np
 
 from bench.plugins import Classifier
 from bench.typed import require
-from methods.classify._weights import resolve_weights
+from bench.weights import resolve_weights
 
 TRANSFER_MODES = ("feature-extraction", "finetune-last-block", "finetune-all")
 DRS_PREFIX = "drs"
@@ -249,10 +249,6 @@ def global_policy(name: str):
         tf.keras.mixed_precision.set_global_policy(before)
 
 
-def count(weights) -> int:
-    return int(sum(int(np.prod(w.shape)) for w in weights))
-
-
 # --------------------------------------------------------------------------- the plugin base
 
 
@@ -260,7 +256,7 @@ class KerasApplicationClassifier(Classifier):
     """A ``tf.keras.applications`` backbone, nested in the model as one layer, plus a head."""
 
     Params: ClassVar[type] = KerasParams
-    arch: ClassVar[str] = ""  # key of _weights.IMAGENET_FILES; also the nested backbone's name
+    arch: ClassVar[str] = ""  # key of bench.weights.IMAGENET_FILES; also the nested backbone's name
 
     def input_size(self, image_size: int) -> int:
         """The requested (or prepared) size, raised to the architecture's minimum."""
@@ -323,6 +319,12 @@ class KerasApplicationClassifier(Classifier):
 
     def weights_source(self) -> str:
         return getattr(self, "weights_description", self.params.weights)
+
+    @classmethod
+    def register_custom_objects(cls) -> None:
+        """Register the Keras layers of methods.classify.layers that these models can hold (a
+        ``sigmoid`` head's SigmoidPair, ``jit_compile``'s ShiftedMaxPooling2D, DRS)."""
+        import methods.classify.layers  # noqa: F401  register_keras_serializable on import
 
 
 def upsize_input(input_shape: tuple[int, ...], min_size: int):

@@ -1,8 +1,8 @@
-"""Trainable / non-trainable parameter counts of a classifier in a transfer mode.
+"""The DRS classifier's own parameter counts (Byra 2021, Table 1).
 
-Counts do not depend on the weights, so models are built with ``weights="none"``
-unless asked otherwise. Used by ``augbench params-count`` and by the report
-(Byra 2021, Table 1).
+The generic counts (trainable, non-trainable, total, head) and building a plugin's model to
+count it are in bench.counts (``augbench params-count``, the report); the DRS classifier
+(methods.classify.drs) adds the entries here to them through its ``parameter_counts``.
 """
 
 from __future__ import annotations
@@ -10,12 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from methods.classify._keras import count
-
-
-def head_count(model) -> int:
-    """Trainable weights of the head (layers named ``head_*``)."""
-    return sum(count(layer.trainable_weights) for layer in model.layers if layer.name.startswith("head_"))
+from bench.counts import count
 
 
 def drs_groups(model) -> list[dict[str, int]]:
@@ -30,45 +25,12 @@ def drs_groups(model) -> list[dict[str, int]]:
     return groups
 
 
-def model_counts(model) -> dict[str, Any]:
-    """Counts of a built model: trainable, non_trainable, total, head; for DRS models also
-    ``drs`` (their trainable weights) and ``drs_groups`` (the 2·H·W + 2·C decomposition)."""
+def drs_counts(model) -> dict[str, Any]:
+    """For a model with DRS layers: ``drs`` (their trainable weights) and ``drs_groups`` (the
+    2·H·W + 2·C decomposition); empty for one without (the plain transfer modes)."""
     from methods.classify.drs import drs_layers
 
-    trainable, frozen = count(model.trainable_weights), count(model.non_trainable_weights)
-    out: dict[str, Any] = {"trainable": trainable, "non_trainable": frozen, "total": trainable + frozen,
-                           "head": head_count(model)}
     layers = drs_layers(model)
-    if layers:
-        out["drs"] = sum(count(layer.trainable_weights) for layer in layers)
-        out["drs_groups"] = drs_groups(model)
-    return out
-
-
-def parameter_counts(name: str, mode: str | None, input_size: int, weights: str = "none") -> dict[str, Any]:
-    """Build classifier plugin ``name`` in transfer ``mode`` (None: its default) at
-    ``input_size`` px (raised to the architecture's minimum) with two outputs, and count
-    its parameters: ``model_counts`` plus classifier, mode, input_size."""
-    import dataclasses
-
-    import tensorflow as tf
-
-    from bench import registry
-    from bench.errors import AugbenchError
-
-    # `weights` and `transfer` are conventions of the built-in classifiers, not of the plugin
-    # contract: a plugin without them is built with its defaults (mode reported as its default).
-    fields = {f.name for f in dataclasses.fields(registry.get("classifier", name).Params)}
-    if mode and "transfer" not in fields:
-        raise AugbenchError(f"classifier {name!r} has no transfer modes (its parameters have no 'transfer')")
-    overrides = {"transfer": mode} if mode else {}
-    if "weights" in fields:
-        overrides["weights"] = weights
-    clf = registry.create("classifier", name, **overrides)
-    size = clf.input_size(input_size)
-    try:
-        model = clf.build((size, size, 3), 2)
-        return {"classifier": name, "mode": getattr(clf.params, "transfer", None), "input_size": size,
-                **model_counts(model)}
-    finally:
-        tf.keras.backend.clear_session()
+    if not layers:
+        return {}
+    return {"drs": sum(count(layer.trainable_weights) for layer in layers), "drs_groups": drs_groups(model)}

@@ -61,6 +61,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
+from bench.weights import resolve_weights
 from methods.classify._keras import (
     KerasApplicationClassifier,
     KerasParams,
@@ -71,7 +72,6 @@ from methods.classify._keras import (
     trainable_names,
     upsize_input,
 )
-from methods.classify._weights import resolve_weights
 from methods.classify.resnet import caffe_preprocess, resnet_last_block
 
 BYRA = "Byra et al. 2021"
@@ -161,6 +161,12 @@ class DRSResNet101Classifier(KerasApplicationClassifier):
         freeze((model.get_layer(n) for n in backbone + drs_names), train)
         compile_model(model, p)
         return model
+
+    def parameter_counts(self, model) -> dict[str, Any]:
+        """The generic counts plus, with DRS layers, ``drs`` and ``drs_groups`` (methods.classify.counts)."""
+        from methods.classify.counts import drs_counts
+
+        return {**super().parameter_counts(model), **drs_counts(model)}
 
     def analyse(self, model, initial_weights: list[np.ndarray], images: np.ndarray) -> dict | None:
         """Byra's activation analysis on ``images`` (the train stage passes the test split):

@@ -216,8 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "that fails", add_help=False)
     sub.add_parser("scale", help="time NST augmentation under Horovod with np = 1, 2, 4, 8: speedup table "
                    "and plot (stage 'scaling')", add_help=False)
-    sub.add_parser("code-digest", help="per augmentation method, the sha256 of every file of the code its augment "
-                   "stage runs: OUT/augment/<method>.json, what augment@<method> depends on (stage 'code')",
+    sub.add_parser("code-digest", help="per augmentation method and per classifier, the sha256 of every file of "
+                   "the code its augment or train stage runs: OUT/augment/<method>.json and OUT/train/<classifier>.json, "
+                   "what augment@, train@, control-aa@ and zoo@ depend on (stage 'code')",
                    add_help=False)
     sub.add_parser("predict", help="score a kept model (a train run's folder) on your own images: per-image "
                    "probabilities, and the metrics when the set has the model's classes (docs/external.md)",

@@ -1,9 +1,11 @@
-"""The `code` stage (bench/stages/code.py): per augmentation method, the files its augment stage runs.
+"""The `code` stage (bench/stages/code.py): per augmentation method, the files its augment stage runs;
+per classifier, the files its train stage runs.
 
-Unit tests of the import closure (per method family, variants, lazy and relative imports, data files,
-an out-of-tree plugin, deterministic bytes), then a small DVC project: the `code` stage and one
-stand-in stage per method depending on `data/code/augment/<method>.json`, as augment@<method> does
-in dvc.yaml. Editing a GAN file re-runs the GAN's stand-in only.
+Unit tests of the import closure (per method family and classifier family, variants, lazy and relative
+imports, data files, an out-of-tree plugin, deterministic bytes), then a small DVC project: the `code`
+stage and stand-in stages per method and per classifier depending on `data/code/augment/<method>.json`
+and `data/code/train/<classifier>.json`, as augment@<method> and train/zoo@<classifier> do in dvc.yaml.
+Editing a GAN file re-runs the GAN's stand-in only; editing the DRS module, the DRS classifier's only.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import yaml
 
 from bench import registry
 from bench.config import load_params
-from bench.errors import RegistryError
+from bench.errors import ConfigError, RegistryError
 from bench.stages import code
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +72,64 @@ def test_a_variant_resolves_to_its_plugin(params):
     variant, plugin = code.method_digest(params, "nst-combined"), code.method_digest(params, "nst-proposed")
     assert (variant["method"], variant["plugin"]) == ("nst-combined", "nst-proposed")
     assert variant["files"] == plugin["files"]
+
+
+def _classifier_files(params, classifier: str) -> set[str]:
+    return set(code.classifier_digest(params, classifier)["files"])
+
+
+TRAIN_STAGE = {"bench/stages/train.py", "bench/training.py", "bench/xai/__init__.py", "bench/xai/lrp.py",
+               "bench/xai/runs.py", "bench/online.py", "bench/models_io.py", "bench/stages/augment.py"}
+
+
+def test_resnet50_reads_the_train_stage_and_not_drs(params):
+    files = _classifier_files(params, "resnet50")
+    assert TRAIN_STAGE | {"methods/classify/resnet.py", "methods/classify/_keras.py",
+                          "methods/classify/__init__.py"} <= files
+    assert "methods/classify/drs.py" not in files and "methods/classify/fedoruk.py" not in files
+    assert not _under(files, "methods/augment/")  # a method's plugin comes from data/code/augment/<method>.json
+    assert not _under(files, "bench/nst/") and not _under(files, "bench/gan/")
+
+
+def test_drs_reads_the_drs_module_and_the_resnet_it_builds_on(params):
+    files = _classifier_files(params, "drs-resnet101")
+    assert TRAIN_STAGE | {"methods/classify/drs.py", "methods/classify/resnet.py",
+                          "methods/classify/layers.py"} <= files  # layers: imported inside a function
+    assert "methods/classify/fedoruk.py" not in files
+
+
+def test_a_classifier_variant_resolves_to_its_plugin(params):
+    """train.classifiers.drs-resnet101-finetune-all: {classifier: drs-resnet101} is drs-resnet101's code."""
+    assert params.classifier_plugin("drs-resnet101-finetune-all") == "drs-resnet101"
+    variant = code.classifier_digest(params, "drs-resnet101-finetune-all")
+    plugin = code.classifier_digest(params, "drs-resnet101")
+    assert (variant["classifier"], variant["plugin"]) == ("drs-resnet101-finetune-all", "drs-resnet101")
+    assert variant["files"] == plugin["files"]
+    efficient = _classifier_files(params, "efficientnetb0-feature-extraction")
+    assert "methods/classify/fedoruk.py" in efficient and "methods/classify/drs.py" not in efficient
+
+
+def test_an_unknown_classifier_is_named_with_its_parameter():
+    params = load_params(PARAMS, overrides=["train.classifiers.mine.classifier=resnet5"], validate_plugins=False)
+    with pytest.raises(RegistryError, match=r"params: matrix\.zoo: unknown classifier 'resnet5O'.*resnet50"):
+        code.classifier_digest(params, "resnet5O", "matrix.zoo")
+    with pytest.raises(RegistryError, match=r"params: train\.classifiers\.mine\.classifier: unknown classifier "
+                                            r"'resnet5'.*resnet50"):
+        code.classifier_digest(params, "mine")
+
+
+def test_the_classifiers_are_the_base_lists_and_the_active_profiles():
+    raw = yaml.safe_load(PARAMS.read_text())
+    smoke = load_params(PARAMS, "smoke", validate_plugins=False)
+    found = code.matrix_classifiers(smoke, raw)
+    assert set(raw["matrix"]["classifiers"]) <= set(found)
+    assert {name: found[name] for name in smoke.matrix.zoo} == dict.fromkeys(smoke.matrix.zoo, "matrix.zoo")
+    raw["matrix"]["zoo"] = "resnet50"
+    with pytest.raises(ConfigError, match=r"matrix\.zoo.*not a list"):
+        code.matrix_classifiers(smoke, raw)
+    raw["matrix"]["zoo"] = ["../resnet50"]
+    with pytest.raises(ConfigError, match=r"matrix\.zoo.*cannot name a file"):
+        code.matrix_classifiers(smoke, raw)
 
 
 def test_each_digest_is_the_sha256_of_the_file(params):
@@ -158,13 +218,17 @@ def test_output_bytes_are_identical_on_two_runs_and_stale_files_go(tmp_path, cap
     for out in (first, second):
         assert main(["code-digest", "--params", str(PARAMS), "--profile", "paper", "--out", str(out)]) == 0
     names = sorted(p.name for p in (first / "augment").iterdir())
-    paper = yaml.safe_load(PARAMS.read_text())["profiles"]["paper"]["matrix"]["methods"]
-    assert names == sorted(f"{m}.json" for m in paper)  # the base matrix's methods are all in paper's
+    raw = yaml.safe_load(PARAMS.read_text())
+    paper = raw["profiles"]["paper"]["matrix"]
+    assert names == sorted(f"{m}.json" for m in paper["methods"])  # the base matrix's methods are all in paper's
     assert names == sorted(p.name for p in (second / "augment").iterdir())
-    for name in names:
-        a, b = (first / "augment" / name).read_bytes(), (second / "augment" / name).read_bytes()
-        assert a == b, name
-        assert set(json.loads(a)) == {"method", "plugin", "files"}
+    trained = sorted(p.name for p in (first / "train").iterdir())
+    assert trained == sorted(f"{c}.json" for c in {*raw["matrix"]["classifiers"], *paper["zoo"]})
+    for folder, key in (("augment", "method"), ("train", "classifier")):
+        for name in sorted(p.name for p in (first / folder).iterdir()):
+            a, b = (first / folder / name).read_bytes(), (second / folder / name).read_bytes()
+            assert a == b, name
+            assert set(json.loads(a)) == {key, "plugin", "files"} and json.loads(a)[key] == name[:-5]
     assert not list(first.glob(".augbench.lock"))  # the output lock is gone: the folder holds the digests only
 
 
@@ -172,6 +236,8 @@ def test_output_bytes_are_identical_on_two_runs_and_stale_files_go(tmp_path, cap
 
 
 STANDIN = "mkdir -p copies && cp data/code/augment/${item.method}.json copies/${item.method}.json"
+TRAIN_STANDIN = ("mkdir -p trained && cp data/code/train/${item.classifier}.json "
+                 "trained/${item.classifier}.json")
 
 
 def _dvc(args: list[str], cwd: Path) -> str:
@@ -195,16 +261,30 @@ def dvc_project(tmp_path) -> Project:
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     raw = yaml.safe_load(PARAMS.read_text())
     raw["matrix"]["methods"] = ["none", "geometric-flipping", "stylegan2-ada"]  # none: the zoo needs it
+    raw["matrix"]["classifiers"] = ["resnet50"]  # the profiles' zoos hold the others (each listed in one place)
+    raw["matrix"]["zoo"] = ["drs-resnet101", "efficientnetb0-feature-extraction"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["code"]
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    stage = stages["code"]
     assert stage["cmd"] == "augbench code-digest --out data/code" and stage["deps"] == ["bench", "methods"]
-    augment = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["augment"]
-    assert "data/code/augment/${item.method}.json" in augment["deps"]
-    assert not [d for d in augment["deps"] if d.split("/")[0] in ("bench", "methods")]  # no code dep of its own
+    assert {"matrix.methods", "matrix.classifiers", "matrix.zoo", "augment", "train"} <= set(stage["params"])
+    own = {"augment": ["data/code/augment/${item.method}.json"],
+           "train": ["data/code/train/${item.classifier}.json", "data/code/augment/${item.method}.json"],
+           "control-aa": ["data/code/train/${item.classifier}.json"], "zoo": ["data/code/train/${item.classifier}.json"]}
+    for name, digests in own.items():
+        assert set(digests) <= set(stages[name]["deps"]), name
+        assert not [d for d in stages[name]["deps"] if d.split("/")[0] in ("bench", "methods")], name  # no code dep
+        assert {d.split("${item.")[1].split("}")[0] for d in digests} <= set(stages[name]["matrix"]), name
     pipeline = {"stages": {
         "code": stage,
         "standin": {"matrix": {"method": "${matrix.methods}"}, "cmd": STANDIN,
-                    "deps": ["data/code/augment/${item.method}.json"], "outs": ["copies/${item.method}.json"]}}}
+                    "deps": ["data/code/augment/${item.method}.json"], "outs": ["copies/${item.method}.json"]},
+        "train-standin": {"matrix": {"classifier": "${matrix.classifiers}"}, "cmd": TRAIN_STANDIN,
+                          "deps": ["data/code/train/${item.classifier}.json"],
+                          "outs": ["trained/${item.classifier}.json"]},
+        "zoo-standin": {"matrix": {"classifier": "${matrix.zoo}"}, "cmd": TRAIN_STANDIN,
+                        "deps": ["data/code/train/${item.classifier}.json"],
+                        "outs": ["trained/${item.classifier}.json"]}}}
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     _dvc(["init", "--no-scm", "-q"], tmp_path)
     first = _dvc(["repro"], tmp_path)
@@ -228,8 +308,36 @@ def test_a_gan_edit_reruns_the_gan_stage_only(dvc_project: Project):
     assert "Running stage 'standin@stylegan2-ada'" in out
     assert "Running stage 'standin@geometric-flipping'" not in out
     assert "'standin@geometric-flipping' didn't change, skipping" in out
+    assert "Running stage 'train-standin@" not in out and "Running stage 'zoo-standin@" not in out
     gan_after = json.loads((root / "copies" / "stylegan2-ada.json").read_text())
     changed = {k for k in gan_after["files"] if gan_after["files"][k] != gan_before["files"].get(k)}
     assert changed == {"bench/gan/training.py"}
     assert (root / "copies" / "geometric-flipping.json").read_bytes() == geometric_before
+    assert "up to date" in _dvc(["status"], root)
+
+
+@pytest.mark.pipeline  # ~10 s: two `dvc repro` of a cheap stage
+def test_a_drs_edit_reruns_the_drs_stage_only(dvc_project: Project):
+    root = dvc_project.root
+    for classifier, stage in (("resnet50", "train-standin"), ("drs-resnet101", "zoo-standin"),
+                              ("efficientnetb0-feature-extraction", "zoo-standin")):
+        assert f"Running stage '{stage}@{classifier}'" in dvc_project.first
+        assert (root / "trained" / f"{classifier}.json").read_bytes() == \
+            (root / "data" / "code" / "train" / f"{classifier}.json").read_bytes()
+    drs_before = json.loads((root / "trained" / "drs-resnet101.json").read_text())
+    untouched = {c: (root / "trained" / f"{c}.json").read_bytes()
+                 for c in ("resnet50", "efficientnetb0-feature-extraction")}
+    with open(root / "methods" / "classify" / "drs.py", "a", encoding="utf-8") as fh:
+        fh.write("\n# an edit\n")
+    out = _dvc(["repro"], root)
+    assert "Running stage 'code'" in out
+    assert "Running stage 'zoo-standin@drs-resnet101'" in out
+    for stage in ("train-standin@resnet50", "zoo-standin@efficientnetb0-feature-extraction",
+                  "standin@geometric-flipping", "standin@stylegan2-ada"):
+        assert f"Running stage '{stage}'" not in out and f"'{stage}' didn't change, skipping" in out, stage
+    drs_after = json.loads((root / "trained" / "drs-resnet101.json").read_text())
+    changed = {k for k in drs_after["files"] if drs_after["files"][k] != drs_before["files"].get(k)}
+    assert changed == {"methods/classify/drs.py"}
+    for classifier, before in untouched.items():
+        assert (root / "trained" / f"{classifier}.json").read_bytes() == before, classifier
     assert "up to date" in _dvc(["status"], root)

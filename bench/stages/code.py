@@ -1,16 +1,23 @@
-"""code: per augmentation method, the files of the code its augment stage runs, with their sha256.
+"""code: per augmentation method and per classifier, the files of the code its stages run, with sha256.
 
 DVC gives every item of a ``matrix`` stage the same dependency list, so ``augment@<method>`` cannot
 list only its own method's code: with ``bench/nst``, ``bench/gan`` and ``methods/augment`` as
-dependencies of every item, a GAN fix would re-run every NST method. This stage depends on the
+dependencies of every item, a GAN fix would re-run every NST method (and with ``methods/classify``
+on every ``train`` item, a DRS fix would re-train every ResNet50). This stage depends on the
 whole ``bench`` and ``methods`` trees and writes one small file per method of the matrix,
-``OUT/augment/<method>.json``: ``{"method", "plugin", "files": {path: sha256}}``. Each
-``augment@<method>`` depends on its own file only; DVC re-runs it when that file's bytes change,
-and an edit that leaves a method's code alone rewrites the same bytes, so that stage stays up to date.
+``OUT/augment/<method>.json``: ``{"method", "plugin", "files": {path: sha256}}``, and one per
+classifier variant of ``matrix.classifiers`` and ``matrix.zoo``, ``OUT/train/<classifier>.json``:
+``{"classifier", "plugin", "files"}``. Each ``augment@<method>`` depends on its own method's file;
+``train@<method>-<classifier>``, ``control-aa@<classifier>`` and ``zoo@<classifier>`` on their
+classifier's (``train@`` on its method's too: an online method's transform runs in the train stage,
+its plugin found by name in ``online.json``). DVC re-runs a stage when its file's bytes change, and
+an edit that leaves its code alone rewrites the same bytes, so that stage stays up to date.
 
-``files`` is the import closure of the stage script (``bench/stages/augment.py``) and of the
-method's plugin module (a variant, ``augment.methods.<name>.method: PLUGIN``, resolves to its
-plugin, as ``Params.method_plugin`` does for the augment stage): every module named by an
+``files`` is the import closure of the stage script (``bench/stages/augment.py``; for a classifier
+``bench/stages/train.py``, which brings ``bench/training.py``, ``bench/xai`` and the rest of the
+train stage) and of the plugin's module (a variant, ``augment.methods.<name>.method: PLUGIN`` or
+``train.classifiers.<name>.classifier: PLUGIN``, resolves to its plugin, as
+``Params.method_plugin`` and ``Params.classifier_plugin`` do for the stages): every module named by an
 ``import`` or ``from ... import`` statement anywhere in a module (inside functions too: plugins
 import lazily), read with ``ast``, never imported, and followed within the ``bench`` and ``methods``
 packages and the plugin's own top-level package; each module brings the ``__init__.py`` of its
@@ -21,7 +28,7 @@ gives the same bytes wherever it is installed. The code hashed is the code Pytho
 installed augbench, or the checkout an editable install points at).
 
 What this cannot see: an import by a computed name (``importlib.import_module(name)``) and the
-plugins the registry imports at discovery (every entry point is loaded; only the method's own
+plugins the registry imports at discovery (every entry point is loaded; only the stage's own
 plugin is followed). A plugin outside ``bench`` and ``methods`` is not a dependency of this stage
 in dvc.yaml: after editing one, ``dvc repro -f -s code`` and then ``dvc repro``.
 """
@@ -45,8 +52,10 @@ from bench.io import write_json
 from bench.stages.common import add_params_args, log, writing
 
 STAGE_MODULE = "bench.stages.augment"  # what `augbench augment` runs (bench/cli.py STAGES)
-LOCAL_PACKAGES = ("bench", "methods")  # followed for every method; a plugin's own package besides
+TRAIN_STAGE_MODULE = "bench.stages.train"  # what `augbench train` runs (stages train, control-aa, zoo)
+LOCAL_PACKAGES = ("bench", "methods")  # followed for every plugin; a plugin's own package besides
 AUGMENT = "augment"  # OUT/augment/<method>.json: the augment stage's digests
+TRAIN = "train"  # OUT/train/<classifier>.json: the train stage's digests
 _SKIP_DATA = (".py", ".pyc", ".pyo")
 _METHOD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
@@ -159,78 +168,128 @@ def closure(roots: list[str], packages: tuple[str, ...]) -> dict[str, Path]:
     return files
 
 
-def plugin_module(plugin: str) -> str:
-    """The module of augmenter ``plugin``: its entry point's (read from the installed metadata, in the
-    registry's order, without importing it), else the class the registry holds (registered in this
-    process; an unknown name fails with the registry's suggestion)."""
-    group = registry.GROUPS["augmenter"]
+def plugin_module(plugin: str, kind: str = "augmenter") -> str:
+    """The module of plugin ``plugin`` of ``kind`` (``augmenter`` or ``classifier``): its entry
+    point's (read from the installed metadata, in the registry's order, without importing it), else
+    the class the registry holds (registered in this process; an unknown name fails with the
+    registry's suggestion)."""
+    group = registry.GROUPS[kind]
     for ep in sorted(md.entry_points(group=group), key=lambda ep: (ep.name, ep.value)):
         if ep.name == plugin:
             return ep.module
-    return registry.get("augmenter", plugin).__module__
+    return registry.get(kind, plugin).__module__
+
+
+def _files(kind: str, plugin: str, stage: str, where: str, what: str) -> dict[str, str]:
+    """``{path: sha256}`` of the import closure of ``stage`` and of plugin ``plugin``'s module;
+    ``where``: the parameter that names the plugin; ``what``: the name it runs under (for errors)."""
+    try:
+        module = plugin_module(plugin, kind)
+    except RegistryError as exc:
+        raise RegistryError(f"params: {where}: {exc}") from None
+    if locate(module) is None:
+        raise RegistryError(f"{kind} {plugin!r} ({what}): its module {module} has no Python source "
+                            "file to digest (not installed, or compiled only); reinstall the package that provides "
+                            "it (for augbench's own: pip install -e . in a checkout)")
+    packages = tuple(dict.fromkeys([*LOCAL_PACKAGES, module.split(".")[0]]))
+    files = closure([stage, module], packages)
+    return {key: hashlib.sha256(path.read_bytes()).hexdigest() for key, path in sorted(files.items())}
 
 
 def method_digest(params: Params, method: str) -> dict:
     """``{"method", "plugin", "files": {path: sha256}}`` of augmentation method ``method``."""
     plugin = params.method_plugin(method)
-    try:
-        module = plugin_module(plugin)
-    except RegistryError as exc:
-        where = f"augment.methods.{method}.method" if plugin != method else "matrix.methods"
-        raise RegistryError(f"params: {where}: {exc}") from None
-    if locate(module) is None:
-        raise RegistryError(f"augmenter {plugin!r} (method {method!r}): its module {module} has no Python source "
-                            "file to digest (not installed, or compiled only); reinstall the package that provides "
-                            "it (for augbench's own: pip install -e . in a checkout)")
-    packages = tuple(dict.fromkeys([*LOCAL_PACKAGES, module.split(".")[0]]))
-    files = closure([STAGE_MODULE, module], packages)
+    where = f"augment.methods.{method}.method" if plugin != method else "matrix.methods"
     return {"method": method, "plugin": plugin,
-            "files": {key: hashlib.sha256(path.read_bytes()).hexdigest() for key, path in sorted(files.items())}}
+            "files": _files("augmenter", plugin, STAGE_MODULE, where, f"method {method!r}")}
+
+
+def classifier_digest(params: Params, classifier: str, listed_in: str = "matrix.classifiers") -> dict:
+    """``{"classifier", "plugin", "files": {path: sha256}}`` of classifier variant ``classifier``
+    (the train stage's code: ``bench/stages/train.py`` and its plugin's module); ``listed_in``:
+    the matrix list that names it (for errors)."""
+    plugin = params.classifier_plugin(classifier)
+    where = f"train.classifiers.{classifier}.classifier" if plugin != classifier else listed_in
+    return {"classifier": classifier, "plugin": plugin,
+            "files": _files("classifier", plugin, TRAIN_STAGE_MODULE, where, f"classifier {classifier!r}")}
+
+
+def _listed(raw: dict, key: str, active: list[str], folder: str, required: bool = True) -> dict[str, str]:
+    """``{name: key}`` of params.yaml's base ``matrix.<key>`` (what dvc.yaml's ``${matrix.<key>}``
+    expands over) and of the active profile's (``active``), each once, in that order; every name
+    must be able to name a file ``folder/<name>.json``."""
+    base = (raw.get("matrix") or {}).get(key) or []
+    if not isinstance(base, list):
+        example = "[none, classical]" if key == "methods" else "[resnet50]"
+        raise ConfigError(f"matrix.{key}", f"is {base!r}, not a list", f"list the names, e.g. {example}")
+    names = {str(name): f"matrix.{key}" for name in [*base, *active]}
+    for name in names:
+        if not _METHOD_NAME.fullmatch(name):
+            raise ConfigError(f"matrix.{key}", f"{name!r} cannot name a file ({folder}/<name>.json)",
+                              "use letters, digits, '-', '_', '.' and '+' only")
+    return names
 
 
 def matrix_methods(params: Params, raw: dict) -> list[str]:
     """The methods DVC expands ``augment@`` over (params.yaml's base ``matrix.methods``: dvc.yaml's
     ``${matrix.methods}``) and those of the active profile, each once, in that order."""
-    base = (raw.get("matrix") or {}).get("methods") or []
-    if not isinstance(base, list):
-        raise ConfigError("matrix.methods", f"is {base!r}, not a list", "list the method names, e.g. [none, classical]")
-    methods = list(dict.fromkeys([*map(str, base), *params.matrix.methods]))
-    for name in methods:
-        if not _METHOD_NAME.fullmatch(name):
-            raise ConfigError("matrix.methods", f"{name!r} cannot name a file ({AUGMENT}/<method>.json)",
-                              "use letters, digits, '-', '_', '.' and '+' only")
-    return methods
+    return list(_listed(raw, "methods", params.matrix.methods, AUGMENT))
 
 
-def write_digests(params: Params, methods: list[str], out: Path) -> list[Path]:
-    """Write ``out/augment/<method>.json`` for each method (atomically); remove the files of
-    methods no longer listed (a folder reused outside DVC). Returns the files written."""
-    folder = out / AUGMENT
-    digests = [method_digest(params, method) for method in methods]  # every name checked before writing
+def matrix_classifiers(params: Params, raw: dict) -> dict[str, str]:
+    """``{classifier: the list naming it}``: the classifier variants DVC expands ``train@``,
+    ``control-aa@`` (``matrix.classifiers``) and ``zoo@`` (``matrix.zoo``) over, from params.yaml's
+    base lists and the active profile's, each once, in that order."""
+    found = _listed(raw, "classifiers", params.matrix.classifiers, TRAIN)
+    for name, key in _listed(raw, "zoo", params.matrix.zoo, TRAIN).items():
+        found.setdefault(name, key)
+    return found
+
+
+def _write(folder: Path, digests: list[dict], key: str, listed: str) -> list[Path]:
+    """Write ``folder/<digest[key]>.json`` per digest (atomically); remove the files of names no
+    longer listed (a folder reused outside DVC). Returns the files written."""
     written = []
     for digest in digests:
-        path = folder / f"{digest['method']}.json"
+        path = folder / f"{digest[key]}.json"
         write_json(path, digest)
         written.append(path)
     for stale in sorted(folder.glob("*.json")):
         if stale not in written:
             stale.unlink()
-            log.info("code: removed %s (no longer in matrix.methods)", stale)
+            log.info("code: removed %s (no longer in %s)", stale, listed)
     return written
+
+
+def write_digests(params: Params, methods: list[str], out: Path,
+                  classifiers: dict[str, str] | None = None) -> list[Path]:
+    """Write ``out/augment/<method>.json`` for each method and ``out/train/<classifier>.json`` for
+    each classifier (``{name: the list naming it}``; None: none); remove the files of names no
+    longer listed. Returns the files written."""
+    classifiers = classifiers or {}
+    # every name checked before anything is written
+    methods_done = [method_digest(params, method) for method in methods]
+    classifiers_done = [classifier_digest(params, name, listed) for name, listed in classifiers.items()]
+    return (_write(out / AUGMENT, methods_done, "method", "matrix.methods")
+            + _write(out / TRAIN, classifiers_done, "classifier", "matrix.classifiers or matrix.zoo"))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="augbench code-digest", description=__doc__.splitlines()[0],
-                                     epilog="Writes OUT/augment/<method>.json per method of matrix.methods: the "
-                                     "augment stage's dependency on its own code (dvc.yaml stage `code`).")
+                                     epilog="Writes OUT/augment/<method>.json per method of matrix.methods and "
+                                     "OUT/train/<classifier>.json per classifier of matrix.classifiers and "
+                                     "matrix.zoo: the augment and train stages' dependencies on their own code "
+                                     "(dvc.yaml stage `code`).")
     add_params_args(parser)
     parser.add_argument("--out", default="data/code", help="output folder (default: data/code)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     # the plugins' parameters are the augment stage's to validate: no registry (nor TensorFlow) here
     params = load_params(args.params, args.profile, args.overrides, validate_plugins=False)
-    methods = matrix_methods(params, load_raw(args.params))
+    raw = load_raw(args.params)
+    methods, classifiers = matrix_methods(params, raw), matrix_classifiers(params, raw)
     with writing(out):
-        written = write_digests(params, methods, out)
-    log.info("code: %d method digests in %s", len(written), out / AUGMENT)
+        write_digests(params, methods, out, classifiers)
+    log.info("code: %d method digests in %s, %d classifier digests in %s", len(methods), out / AUGMENT,
+             len(classifiers), out / TRAIN)
     return 0

@@ -93,13 +93,13 @@ def save_kept(model, folder: str | os.PathLike, run: dict, classes: list[str], p
               preprocessing: dict) -> dict:
     """Write ``folder/model.keras`` (atomically) and then ``folder/model.json``; return the record.
     ``run``: method, classifier, plugin, seed."""
-    from bench.provenance import git_commit, versions
+    from bench.provenance import code, git_commit, versions
 
     folder = Path(folder)
     (folder / MODEL_JSON).unlink(missing_ok=True)  # never beside another model file
     with atomic_path(folder / MODEL_FILE) as tmp:  # the temporary name ends in .keras, as Keras requires
         inference_model(model).save(tmp)
-    record = {"format": FORMAT, "augbench_version": bench.__version__, "git": git_commit(),
+    record = {"format": FORMAT, "augbench_version": bench.__version__, "git": git_commit(), "code": code(),
               "versions": {k: v for k, v in versions().items() if k in ("tensorflow", "keras", "numpy")},
               "run": run, "classes": class_order(classes, positive), "positive": positive,
               "dataset_classes": list(classes),  # the training set's order (a MedMNIST file's label k)

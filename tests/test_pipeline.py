@@ -101,7 +101,7 @@ def test_repro_writes_report_and_metrics(project: Path):
         row = results[(results["method"] == method) & (results["classifier"] == clf)].iloc[0]
         assert metrics[method][clf]["auc"] == pytest.approx(row["auc"], abs=1e-4)
     text = (project / "reports" / "results.md").read_text()
-    for needle in ("Table 4", "Weights", "resnet50: none", "Splits", "Commit", "tensorflow 2.15.1", "AMD" if
+    for needle in ("Table 4", "Weights", "resnet50: none", "Splits", "Code", "source sha256", "tensorflow 2.15.1", "AMD" if
                    "AMD" in Path("/proc/cpuinfo").read_text(errors="ignore") else "cores"):
         assert needle in text
     for method in METHODS:  # every method's row in the Markdown table, with its AUC as the CSV has it

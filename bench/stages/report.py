@@ -257,7 +257,7 @@ def header(params: Params, prepared_meta: dict, run_metas: list[dict], prov: dic
     weights = sorted({f"{m['classifier']}: {m['weights']}" for m in run_metas})
     epochs = sorted({training_line(m) for m in run_metas})
     source = dataset_source(prepared_meta)
-    mach, git = prov["machine"], prov["git"]
+    mach = prov["machine"]
     return [
         HeaderItem("Dataset", f"{prepared_meta['dataset']} ({source}), classes "
                    f"{prepared_meta['classes']} (positive: {prepared_meta['positive']}), {prepared_meta['n_images']} "
@@ -282,9 +282,21 @@ def header(params: Params, prepared_meta: dict, run_metas: list[dict], prov: dic
                    f"{params.evaluate.threshold})"),
         HeaderItem("Machine", f"{mach['cpu']} × {mach['cpu_count']} cores, {mach['memory_gib']} GiB, "
                    f"GPUs: {', '.join(mach['gpus']) or 'none'}; {mach['platform']}"),
-        HeaderItem("Commit", f"{git['commit'][:12]}{' (uncommitted changes)' if git['dirty'] else ''}; "
-                   + ", ".join(f"{k} {v}" for k, v in prov["versions"].items() if v != "not installed")),
+        HeaderItem("Code", code_line(prov)),
     ]
+
+
+def code_line(prov: dict) -> str:
+    """augbench's version, source digest and git commit (when it ran from a checkout), then the
+    versions of the packages results depend on."""
+    git, code = prov["git"], prov.get("code") or {}
+    parts = [f"augbench {code['augbench']}, source sha256 {code['sha256'][:12]}"] if code else []
+    if git["commit"] != "unknown":
+        parts.append(f"commit {git['commit'][:12]}{' (uncommitted changes)' if git['dirty'] else ''}")
+    else:
+        parts.append("not run from a git checkout")
+    return "; ".join(parts) + "; " + ", ".join(f"{k} {v}" for k, v in prov["versions"].items()
+                                               if v != "not installed")
 
 
 def negative_positive(prepared_meta: dict) -> list[str]:

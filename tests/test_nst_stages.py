@@ -175,3 +175,29 @@ def test_encoder_stage_trains_only_what_the_matrix_reads(tmp_path):
     meta = train_encoders(_params(**off, **{"matrix.methods": ["none"]}), _Prepared(), tmp_path / "enc")
     assert meta["encoders"] == {} and meta["params"]["archs"] == [] and meta["upstream"] == "abc"
     assert sorted(p.name for p in (tmp_path / "enc").iterdir()) == ["meta.json"]
+
+
+@pytest.mark.slow
+def test_encoder_stage_keeps_encoders_it_already_holds(prepared_dir, encoder_dir, tmp_path, monkeypatch):
+    """A re-run with the same plan, training split and files keeps the folder byte for byte without
+    training (dvc.yaml persists the output); another plan, or a changed file, is not kept."""
+    import shutil
+
+    from bench.stages.encoder import finished
+
+    folder = tmp_path / "enc"
+    shutil.copytree(encoder_dir, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    monkeypatch.setattr("bench.nst.domain.train_domain_encoder",
+                        lambda *a, **k: pytest.fail("trained although the encoders were there"))
+    settings = EncoderParams(epochs=1, init="random")
+    prepared = load_prepared(prepared_dir)
+    train_encoders(_params(), prepared, folder, settings)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    n_train = len(prepared.subset("train"))
+    assert finished(folder, settings, prepared.digest, n_train) is not None
+    assert finished(folder, EncoderParams(epochs=2, init="random"), prepared.digest, n_train) is None
+    assert finished(folder, settings, "another split", n_train) is None
+    weights = next(folder.glob("*.h5"))
+    weights.write_bytes(weights.read_bytes() + b"\0")  # another file than the one meta.json records
+    assert finished(folder, settings, prepared.digest, n_train) is None

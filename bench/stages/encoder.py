@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import time
 from pathlib import Path
 
 from bench.config import Params
-from bench.io import atomic_path, save_npz, write_json
+from bench.io import atomic_path, read_json, save_npz, write_json
 from bench.stages.common import (
     Prepared,
     add_params_args,
@@ -78,17 +79,50 @@ def train_encoders(params: Params, prepared: Prepared, out: Path, settings=None)
     return write_encoders(prepared.subset("train"), out, settings, prepared.digest)
 
 
+def finished(out: Path, settings, upstream: str, n_train: int) -> dict | None:
+    """``out``'s meta.json when the folder already holds exactly the encoders of ``settings``,
+    trained on this training split (``upstream``: the prepared data's digest), with their files
+    unchanged (md5); else None. The stage re-runs when a parameter it lists changes (say the
+    scaling stage is switched off) although the encoders it needs stay the same: it then keeps its
+    files byte for byte (dvc.yaml: ``persist``), so that nothing downstream re-runs."""
+    from bench.weights import md5
+
+    meta_path = out / "meta.json"
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = read_json(meta_path)
+        same = (meta.get("params") == json.loads(json.dumps(to_dict(settings))) and meta.get("upstream") == upstream
+                and meta.get("n_train") == n_train and sorted(meta.get("encoders", {})) == sorted(settings.archs))
+        expected = {"meta.json"}
+        for record in meta.get("encoders", {}).values():
+            expected |= {record["file"], record["head_file"]}
+            same = same and md5(out / record["file"]) == record["md5"] and md5(out / record["head_file"]) == record["head_md5"]
+        present = {p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
+        return meta if same and present == expected else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # unreadable or partial: train again
+
+
 def write_encoders(train, out: Path, settings, upstream: str = "") -> dict:
     """Train every encoder of ``settings`` on ``train`` (an ImageSet: the training split) into ``out``."""
     from bench.nst.domain import train_domain_encoder
     from bench.nst.encoders import domain_head_name, domain_weights_name
     from bench.weights import md5
 
+    kept = finished(out, settings, upstream, len(train))
+    if kept is not None:
+        log.info("encoder: %s already holds these encoders (%s), trained on this training split with these "
+                 "settings; kept", out, ", ".join(settings.archs) or "none")
+        return kept
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     stale = out / "meta.json"
     if stale.exists():
         stale.unlink()  # never leave old metadata beside new weights
+    for path in out.iterdir():  # an encoder of an earlier plan that this one leaves out
+        if path.is_file() and path.suffix in (".h5", ".npz"):
+            path.unlink()
     encoders = {}
     for arch in settings.archs:
         log.info("encoder %s: training on %d training images", arch, len(train))

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import hashlib
 import importlib.metadata as md
 import importlib.util
 import re
@@ -48,7 +47,7 @@ from pathlib import Path
 from bench import registry
 from bench.config import Params, load_params, load_raw
 from bench.errors import ConfigError, RegistryError
-from bench.io import write_json
+from bench.io import file_digest, write_json
 from bench.stages.common import add_params_args, log, writing
 
 STAGE_MODULE = "bench.stages.augment"  # what `augbench augment` runs (bench/cli.py STAGES)
@@ -75,7 +74,7 @@ def _top_spec(top: str):
 
 def locate(name: str) -> Module | None:
     """The source file of module ``name``, found without importing it; None when no Python source
-    file holds it (``bench.io.write_json``, from ``from bench.io import write_json``, names a function)."""
+    file holds it (``bench.io.write_json``, from ``from bench.io import file_digest, write_json``, names a function)."""
     top, *rest = name.split(".")
     spec = _top_spec(top)
     if spec is None:
@@ -145,6 +144,18 @@ def _parse(module: Module, mtime_ns: int, size: int) -> tuple[tuple[str, ...], t
     return tuple(sorted(imported_names(module, tree))), tuple(sorted(data_files(module, tree)))
 
 
+def _digest(path: Path) -> str:
+    """sha256 of a file (bench.io.file_digest), once per file and version: the methods and classifiers
+    share most of their modules."""
+    stat = path.stat()
+    return _digest_of(path, stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def _digest_of(path: Path, mtime_ns: int, size: int) -> str:
+    return file_digest(path)
+
+
 def closure(roots: list[str], packages: tuple[str, ...]) -> dict[str, Path]:
     """``{relative path: file}`` of the modules ``roots`` import, transitively, within the top-level
     ``packages``, with their parent packages' ``__init__.py`` and the data files they name."""
@@ -193,7 +204,7 @@ def _files(kind: str, plugin: str, stage: str, where: str, what: str) -> dict[st
                             "it (for augbench's own: pip install -e . in a checkout)")
     packages = tuple(dict.fromkeys([*LOCAL_PACKAGES, module.split(".")[0]]))
     files = closure([stage, module], packages)
-    return {key: hashlib.sha256(path.read_bytes()).hexdigest() for key, path in sorted(files.items())}
+    return {key: _digest(path) for key, path in sorted(files.items())}
 
 
 def method_digest(params: Params, method: str) -> dict:
